@@ -1,0 +1,68 @@
+# Reactive RTC in Swift: install what is missing, build, test, run.
+# `make test` and `make run` work on a fresh Debian bookworm machine with the Swift toolchain (run as root).
+
+SHELL := /bin/bash
+SWIFT ?= swift
+SWIFT_FORMAT := $(SWIFT) format
+FORMAT_PATHS := Package.swift Sources Tests
+TEST_FLAGS ?=
+
+# Debian packages needed to build and test (C libraries, the real servers the tests start, the clients they use).
+DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev liburing-dev \
+	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
+	procps iproute2 valgrind
+
+.PHONY: all deps build release test test-swift test-k8s format format-check run clean help
+
+all: build
+
+help:
+	@echo "make deps          install the Debian packages that building and testing need (skips what is present)"
+	@echo "make build         debug build of every target"
+	@echo "make release       release build (benchmarks use this)"
+	@echo "make test          deps, build, every test, format check"
+	@echo "make format        format the Swift sources with the checked-in .swift-format"
+	@echo "make run           the local stack (coming with the gateway, balancer and socket node issues)"
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "deps: all Debian packages present"; \
+	fi
+	@bash k8s/deps.sh
+
+build: deps
+	$(SWIFT) build --build-tests
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps build test-swift test-k8s format-check
+	@echo "make test: all checks passed"
+
+test-swift:
+	$(SWIFT) test --skip-build $(TEST_FLAGS)
+
+test-k8s:
+	bash k8s/test.sh
+
+format:
+	$(SWIFT_FORMAT) format --configuration .swift-format --in-place --recursive $(FORMAT_PATHS)
+
+format-check:
+	@out=$$($(SWIFT_FORMAT) lint --strict --configuration .swift-format --recursive $(FORMAT_PATHS) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "format-check: run 'make format'"; exit 1; fi; \
+	echo "format-check: clean"
+
+run:
+	@echo "make run: the local stack arrives with the gateway, balancer and socket node; nothing to run yet" >&2
+	@exit 2
+
+clean:
+	rm -rf .build

@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+// Reactive RTC in Swift: the gateway, the balancer, the socket node and the load tool, in layers.
+// Dependencies point downward only: C modules <- pure logic <- runtime <- programs.
+// Tests/ArchitectureTests checks that rule against this file and the sources' imports.
+import PackageDescription
+
+let package = Package(
+    name: "reactive-rtc",
+    products: [],
+    targets: [
+        // MARK: C modules (Debian libraries through system-library targets)
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl"),
+        .systemLibrary(name: "CPCRE2", path: "Sources/CPCRE2", pkgConfig: "libpcre2-8"),
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka"),
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis"),
+
+        // MARK: Pure logic: bytes in, values out; no syscalls, no event loop, no Foundation
+        .target(name: "HTTP1", dependencies: []),
+        .target(name: "Metrics", dependencies: []),
+        .target(name: "DNS", dependencies: []),
+
+        // MARK: Test support (child processes, condition waits); used by tests only
+        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
+
+        // MARK: Tests mirror targets
+        .testTarget(
+            name: "CModulesTests",
+            dependencies: ["TestSupport", "CLinux", "COpenSSL", "CPCRE2", "CRdKafka", "CHiredis"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS"]),
+        .testTarget(name: "ArchitectureTests", dependencies: []),
+    ]
+)

@@ -1,0 +1,322 @@
+// The resumable HTTP/1.x head parser: a byte-at-a-time state machine over whatever bytes have arrived (RFC 9112).
+
+/// Offsets into `HeadParser.storage` of one field line; value offsets exclude leading and trailing OWS.
+struct FieldSpan: Sendable {
+    var nameStart: Int
+    var nameEnd: Int
+    var valueStart: Int
+    var valueEnd: Int
+}
+
+/// Incremental parser of a request head (RFC 9112 §3) or a response head (RFC 9112 §4) and its header section.
+///
+/// Feed bytes as they arrive with `parse(_:)`; every byte is validated when it arrives, so limits are reported as
+/// soon as they are crossed. Head bytes are copied into storage owned by the parser whose capacity survives
+/// `reset()`: a parser reused across the requests of a connection allocates nothing in steady state.
+/// Slices returned by the accessors share that storage; drop them before the next `parse` or `reset` or the
+/// storage is copied on write.
+public struct HeadParser: Sendable {
+    /// Which start line the parser expects.
+    public enum Kind: Sendable, Equatable {
+        case request
+        case response
+    }
+
+    enum State: UInt8, Sendable {
+        case start
+        case leadingLF
+        // Start-line states: from `method` to `reason` the request-line / status-line limit applies.
+        case method
+        case targetStart
+        case target
+        case requestVersion
+        case responseVersion
+        case statusCode
+        case reason
+        case startLineLF
+        case lineStart
+        case name
+        case valueOWS
+        case value
+        case valueLF
+        case endLF
+        case complete
+        case failed
+    }
+
+    /// Empty lines skipped before a request line (RFC 9112 §2.2 asks for at least one).
+    static let maxLeadingEmptyLines = 4
+
+    public let kind: Kind
+    public var limits: Limits
+
+    var storage: [UInt8] = []
+    var fields: [FieldSpan] = []
+    var state: State = .start
+    var failure: HeadError = .invalidMethod
+    var emptyLines = 0
+
+    var startLineStart = 0
+    var methodEnd = 0
+    var targetStart = 0
+    var targetEnd = 0
+    var queryMark = -1
+    var versionStart = 0
+    var statusDigits = 0
+    var reasonStart = 0
+    var reasonEnd = 0
+    var nameStart = 0
+    var nameEnd = 0
+    var valueStart = 0
+    var valueEnd = 0
+
+    var parsedMethod: Method = .other
+    var parsedVersion: Version = .http1_1
+    var parsedStatus = 0
+    var contentLength: UInt64?
+    var transferEncodingPresent = false
+    var chunkedFinal = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var connectionUpgrade = false
+    var upgradeField = -1
+    var websocketToken = false
+
+    /// A parser for one kind of head; storage for a typical head is reserved once here.
+    public init(kind: Kind, limits: Limits = Limits()) {
+        self.kind = kind
+        self.limits = limits
+        storage.reserveCapacity(min(1024, limits.maxHeaderBytes))
+        fields.reserveCapacity(min(16, limits.maxHeaderCount))
+    }
+
+    /// Forget the current head and keep the storage capacity, for the next message on a keep-alive connection.
+    public mutating func reset() {
+        storage.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+        state = .start
+        emptyLines = 0
+        queryMark = -1
+        statusDigits = 0
+        parsedStatus = 0
+        parsedMethod = .other
+        parsedVersion = .http1_1
+        contentLength = nil
+        transferEncodingPresent = false
+        chunkedFinal = false
+        connectionClose = false
+        connectionKeepAlive = false
+        connectionUpgrade = false
+        upgradeField = -1
+        websocketToken = false
+    }
+
+    /// True once `parse` returned `.complete`; the accessors describe the head only then.
+    public var isComplete: Bool { state == .complete }
+
+    /// Convenience for tests and cold paths: parse the bytes of an array.
+    public mutating func parse(_ bytes: [UInt8]) -> ParseStep {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
+    /// Feed the next bytes of the head. After `.complete` further calls return `.complete(consumed: 0)` until
+    /// `reset()`; after `.failure` they return the same failure.
+    public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> ParseStep {
+        switch state {
+        case .complete: return .complete(consumed: 0)
+        case .failed: return .failure(failure)
+        default: break
+        }
+        let base = storage.count
+        let count = bytes.count
+        var i = 0
+        while i < count {
+            let byte = bytes[i]
+            let offset = base + i
+            if state.rawValue >= State.method.rawValue && state.rawValue <= State.reason.rawValue
+                && byte != ByteClass.cr && offset - startLineStart >= limits.maxRequestLine
+            {
+                return fail(.requestLineTooLong)
+            }
+            if offset >= limits.maxHeaderBytes { return fail(.headerBlockTooLarge) }
+            if byte == ByteClass.lf {
+                switch state {
+                case .leadingLF, .startLineLF, .valueLF, .endLF: break
+                default: return fail(.bareLF)
+                }
+            }
+
+            switch state {
+            case .start:
+                if kind == .request && byte == ByteClass.cr {
+                    if emptyLines == HeadParser.maxLeadingEmptyLines { return fail(.tooManyLeadingEmptyLines) }
+                    state = .leadingLF
+                } else {
+                    startLineStart = offset
+                    versionStart = offset
+                    state = kind == .request ? .method : .responseVersion
+                    continue  // the same byte is the first of the start line
+                }
+            case .leadingLF:
+                guard byte == ByteClass.lf else { return fail(.bareCR) }
+                emptyLines += 1
+                state = .start
+
+            case .method:
+                if byte == ByteClass.sp {
+                    methodEnd = offset
+                    state = .targetStart
+                } else if !ByteClass.isTchar(byte) {
+                    return fail(.invalidMethod)
+                }
+            case .targetStart:
+                guard byte != ByteClass.sp else { return fail(.invalidTarget) }
+                targetStart = offset
+                state = .target
+                continue  // validated as a target byte below
+            case .target:
+                if byte == ByteClass.sp {
+                    targetEnd = offset
+                    versionStart = offset + 1
+                    state = .requestVersion
+                } else if byte > 0x20 && byte < 0x7F && byte != 0x23 {
+                    if byte == ByteClass.question && queryMark < 0 { queryMark = offset }
+                } else {
+                    return fail(.invalidTarget)
+                }
+            case .requestVersion:
+                if byte == ByteClass.cr {
+                    if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
+                    state = .startLineLF
+                } else if !HeadParser.isVersionByte(byte, at: offset - versionStart) {
+                    return fail(.invalidVersion)
+                }
+            case .responseVersion:
+                if byte == ByteClass.sp {
+                    if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
+                    state = .statusCode
+                } else if !HeadParser.isVersionByte(byte, at: offset - versionStart) {
+                    return fail(.invalidVersion)
+                }
+            case .statusCode:
+                if ByteClass.isDigit(byte) {
+                    guard statusDigits < 3 else { return fail(.invalidStatusCode) }
+                    parsedStatus = parsedStatus * 10 + Int(byte &- 0x30)
+                    statusDigits += 1
+                } else if byte == ByteClass.sp || byte == ByteClass.cr {
+                    guard statusDigits == 3, parsedStatus >= 100, parsedStatus <= 599 else {
+                        return fail(.invalidStatusCode)
+                    }
+                    // A missing SP before an empty reason is accepted: RFC 9112 §4 lets clients ignore the reason.
+                    reasonStart = byte == ByteClass.sp ? offset + 1 : offset
+                    reasonEnd = reasonStart
+                    state = byte == ByteClass.sp ? .reason : .startLineLF
+                } else {
+                    return fail(.invalidStatusCode)
+                }
+            case .reason:
+                if byte == ByteClass.cr {
+                    reasonEnd = offset
+                    state = .startLineLF
+                } else if !(ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte)) {
+                    return fail(.invalidReason)
+                }
+            case .startLineLF:
+                guard byte == ByteClass.lf else { return fail(.bareCR) }
+                state = .lineStart
+
+            case .lineStart:
+                if byte == ByteClass.cr {
+                    state = .endLF
+                } else if ByteClass.isTchar(byte) {
+                    guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
+                    nameStart = offset
+                    state = .name
+                } else if ByteClass.isWhitespace(byte) {
+                    return fail(fields.isEmpty ? .whitespaceBeforeFirstField : .obsFold)
+                } else {
+                    return fail(.invalidFieldName)
+                }
+            case .name:
+                if byte == ByteClass.colon {
+                    nameEnd = offset
+                    state = .valueOWS
+                } else if ByteClass.isWhitespace(byte) {
+                    return fail(.whitespaceBeforeColon)
+                } else if !ByteClass.isTchar(byte) {
+                    return fail(.invalidFieldName)
+                }
+            case .valueOWS:
+                if ByteClass.isFieldVchar(byte) {
+                    valueStart = offset
+                    valueEnd = offset + 1
+                    state = .value
+                } else if byte == ByteClass.cr {
+                    valueStart = offset
+                    valueEnd = offset
+                    state = .valueLF
+                } else if !ByteClass.isWhitespace(byte) {
+                    return fail(.invalidFieldValue)
+                }
+            case .value:
+                if ByteClass.isFieldVchar(byte) {
+                    valueEnd = offset + 1
+                } else if byte == ByteClass.cr {
+                    state = .valueLF
+                } else if !ByteClass.isWhitespace(byte) {
+                    return fail(.invalidFieldValue)
+                }
+            case .valueLF:
+                guard byte == ByteClass.lf else { return fail(.bareCR) }
+                fields.append(
+                    FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+                state = .lineStart
+            case .endLF:
+                guard byte == ByteClass.lf else { return fail(.bareCR) }
+                storage.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<(i + 1)]))
+                if let error = interpretFields() { return fail(error) }
+                state = .complete
+                return .complete(consumed: i + 1)
+            case .complete, .failed:
+                preconditionFailure("parse loop entered in a final state")
+            }
+            i += 1
+        }
+        storage.append(contentsOf: bytes)
+        return .needMore
+    }
+
+    mutating func fail(_ error: HeadError) -> ParseStep {
+        failure = error
+        state = .failed
+        return .failure(error)
+    }
+
+    /// Byte `position` of `HTTP/DIGIT.DIGIT` (RFC 9112 §2.3); the name is case-sensitive.
+    static func isVersionByte(_ byte: UInt8, at position: Int) -> Bool {
+        switch position {
+        case 0: return byte == 0x48  // H
+        case 1, 2: return byte == 0x54  // T
+        case 3: return byte == 0x50  // P
+        case 4: return byte == 0x2F  // /
+        case 5, 7: return ByteClass.isDigit(byte)
+        case 6: return byte == 0x2E  // .
+        default: return false
+        }
+    }
+
+    /// Check the version ending at `end` (its bytes were each checked by `isVersionByte` on arrival).
+    mutating func finishVersion(end: Int, base: Int, bytes: UnsafeRawBufferPointer) -> HeadError? {
+        guard end - versionStart == 8 else { return .invalidVersion }
+        // The digits are at offsets versionStart+5 and +7, either already in storage or in this input.
+        func byte(at offset: Int) -> UInt8 { offset < base ? storage[offset] : bytes[offset - base] }
+        let major = byte(at: versionStart + 5)
+        let minor = byte(at: versionStart + 7)
+        switch (major, minor) {
+        case (0x31, 0x31): parsedVersion = .http1_1
+        case (0x31, 0x30): parsedVersion = .http1_0
+        default: return .unsupportedVersion
+        }
+        return nil
+    }
+}

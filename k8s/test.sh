@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Offline validation of k8s/ (no cluster, no Docker engine): renders every kustomization, validates every
+# object against Kubernetes schemas (and KEDA's ScaledObject against a checked-in subset of its CRD schema),
+# asserts the deployment's properties with k8s/tests/check_manifests.py and requires every broken fixture to
+# fail with its expected message, checks the gateway config in the rendered ConfigMap, the Dockerfile, the
+# Grafana dashboard and deploy.sh --dry-run. Run k8s/deps.sh first. Exits non-zero on any failure.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="$root/.venv/bin/python"
+tests=k8s/tests
+if [ ! -x "$py" ] || ! "$py" -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null; then
+  echo "k8s/test.sh: the venv is missing or incomplete: run bash k8s/deps.sh" >&2
+  exit 1
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+pass() { echo "PASS $*"; }
+# Same flag as deploy.sh: the gateway ConfigMap is generated from gateway-config/gateway.conf, outside k8s/.
+render() { kubectl kustomize --load-restrictor=LoadRestrictionsNone "$1"; }
+start=$SECONDS
+
+echo "== render every kustomization"
+targets=(overlays/dev overlays/prod bench base prereqs)
+for t in "${targets[@]}"; do
+  out="$tmp/${t//\//-}.yaml"
+  if render "k8s/$t" > "$out" 2> "$tmp/err"; then
+    pass "render k8s/$t: $(grep -c '^kind:' "$out") objects"
+  else
+    fail "render k8s/$t: $(cat "$tmp/err")"
+  fi
+done
+dev="$tmp/overlays-dev.yaml" prod="$tmp/overlays-prod.yaml" bench="$tmp/bench.yaml"
+
+echo "== schemas (Kubernetes 1.30 strict; KEDA ScaledObject: CRD subset)"
+if "$py" $tests/validate_schemas.py --kubernetes-version 1.30.0 "$dev" "$prod" "$bench" k8s/secret.example.yaml > "$tmp/schemas.log"; then
+  pass "schemas: $(tail -1 "$tmp/schemas.log")"
+else
+  grep '^FAIL' "$tmp/schemas.log" || true
+  fail "schemas: $(tail -1 "$tmp/schemas.log")"
+fi
+for f in $tests/fixtures/schema/*.yaml; do
+  if "$py" $tests/validate_schemas.py "$f" > "$tmp/schema-fixture.log"; then
+    fail "schema fixture $f was accepted"
+  else
+    pass "schema fixture $f rejected: $(grep -m1 '^FAIL' "$tmp/schema-fixture.log" | sed 's/^FAIL [^:]*: //')"
+  fi
+done
+
+echo "== properties (k8s/tests/check_manifests.py)"
+for spec in "system:$dev" "system:$prod" "bench:$bench"; do
+  profile="${spec%%:*}" file="${spec#*:}"
+  if "$py" $tests/check_manifests.py --profile "$profile" "$file" > "$tmp/check.log"; then
+    sed "s|$tmp/||" "$tmp/check.log"
+  else
+    sed "s|$tmp/||" "$tmp/check.log"
+    fail "check_manifests.py --profile $profile $(basename "$file")"
+  fi
+done
+
+echo "== broken fixtures must fail with their expected message"
+for dir in $tests/fixtures/*/; do
+  dir="${dir%/}"
+  [ -f "$dir/kustomization.yaml" ] || continue
+  name="$(basename "$dir")"
+  profile="$(awk '$1 == "profile" {print $2}' "$dir/expect.txt")"
+  mapfile -t expected < <(sed -n 's/^fail //p' "$dir/expect.txt")
+  if ! render "$dir" > "$tmp/fixture.yaml" 2> "$tmp/err"; then
+    fail "fixture $name does not render: $(cat "$tmp/err")"
+    continue
+  fi
+  if "$py" $tests/check_manifests.py --profile "$profile" "$tmp/fixture.yaml" > "$tmp/fixture.log"; then
+    fail "fixture $name passed the checker (expected: ${expected[*]})"
+    continue
+  fi
+  # Every failing check is an expected one, and every expected one failed: a fixture cannot pass by
+  # breaking something else.
+  problems=()
+  while IFS= read -r line; do
+    ok=0
+    for e in "${expected[@]}"; do [[ "$line" == "FAIL $e"* ]] && ok=1; done
+    [ "$ok" = 1 ] || problems+=("unexpected: $line")
+  done < <(grep '^FAIL' "$tmp/fixture.log")
+  for e in "${expected[@]}"; do
+    grep -q "^FAIL $e" "$tmp/fixture.log" || problems+=("expected failure missing: $e")
+  done
+  if [ ${#problems[@]} -eq 0 ]; then
+    pass "fixture $name fails as expected: $(grep -m1 '^FAIL' "$tmp/fixture.log" | cut -c6-)"
+  else
+    fail "fixture $name: $(printf '%s; ' "${problems[@]}")"
+  fi
+done
+
+echo "== gateway config in the rendered ConfigMap"
+binary=""
+for b in .build/release/rtc-gateway .build/debug/rtc-gateway; do
+  if [ -x "$b" ]; then binary="$b"; break; fi
+done
+for spec in "dev:$dev" "prod:$prod"; do
+  overlay="${spec%%:*}" file="${spec#*:}"
+  conf="$tmp/gateway-$overlay.conf"
+  if ! "$py" - "$file" "$conf" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+found = [d["data"]["gateway.conf"] for d in docs
+         if d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith("rtc-gateway-config")
+         and "gateway.conf" in (d.get("data") or {})]
+if len(found) != 1:
+    sys.exit("expected one rtc-gateway-config ConfigMap with gateway.conf, found %d" % len(found))
+open(sys.argv[2], "w").write(found[0])
+PY
+  then
+    fail "gateway config ($overlay): cannot extract gateway.conf from the render"
+    continue
+  fi
+  if cmp -s "$conf" gateway-config/gateway.conf; then
+    pass "gateway config ($overlay): the ConfigMap holds gateway-config/gateway.conf byte for byte"
+  else
+    fail "gateway config ($overlay): the ConfigMap differs from gateway-config/gateway.conf"
+  fi
+  if [ -z "$binary" ]; then
+    echo "SKIP: rtc-gateway --check-config (binary not built yet)"
+  elif POD_NAMESPACE=rtc "$binary" --check-config "$conf" > "$tmp/check-config.log" 2>&1; then
+    pass "$binary --check-config (config from the $overlay render)"
+  else
+    cat "$tmp/check-config.log"
+    fail "$binary --check-config rejected the config from the $overlay render"
+  fi
+done
+
+echo "== Dockerfile (static: no Docker engine here, nothing is built)"
+if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile > "$tmp/docker.log"; then
+  cat "$tmp/docker.log"
+else
+  cat "$tmp/docker.log"
+  fail "k8s/images/Dockerfile"
+fi
+for f in $tests/fixtures/docker/*; do
+  if "$py" $tests/check_dockerfile.py "$f" > "$tmp/docker.log"; then
+    fail "Dockerfile fixture $f was accepted"
+  else
+    pass "Dockerfile fixture $f rejected ($(grep -c '^FAIL' "$tmp/docker.log") checks failed)"
+  fi
+done
+
+echo "== Grafana dashboard"
+if "$py" $tests/check_dashboard.py k8s/monitoring/metric-names.txt k8s/monitoring/grafana-dashboard.json > "$tmp/dash.log"; then
+  cat "$tmp/dash.log"
+else
+  cat "$tmp/dash.log"
+  fail "k8s/monitoring/grafana-dashboard.json"
+fi
+for f in $tests/fixtures/dashboard/*.json; do
+  if "$py" $tests/check_dashboard.py k8s/monitoring/metric-names.txt "$f" > "$tmp/dash.log"; then
+    fail "dashboard fixture $f was accepted"
+  else
+    pass "dashboard fixture $f rejected: $(grep -m1 '^FAIL' "$tmp/dash.log" | cut -c6-)"
+  fi
+done
+if grep -qx 'rtc_balancer_desired_socket_replicas' k8s/monitoring/metric-names.txt; then
+  pass "metric-names.txt lists the KEDA trigger's metric rtc_balancer_desired_socket_replicas"
+else
+  fail "metric-names.txt lacks rtc_balancer_desired_socket_replicas (the KEDA trigger's metric)"
+fi
+
+echo "== scripts and the secret template"
+for s in k8s/deploy.sh k8s/deps.sh k8s/test.sh; do
+  if bash -n "$s"; then pass "bash -n $s"; else fail "bash -n $s"; fi
+done
+for overlay in dev prod; do
+  if bash k8s/deploy.sh --overlay "$overlay" --dry-run > "$tmp/dry.log" 2> "$tmp/err"; then
+    want="$(grep -c '^kind:' "$tmp/overlays-$overlay.yaml")"
+    got="$(grep -c '^kind:' "$tmp/dry.log")"
+    if grep -q '^# apply order' "$tmp/dry.log" && [ "$got" = "$want" ]; then
+      pass "deploy.sh --overlay $overlay --dry-run: apply order and $got objects, nothing applied"
+    else
+      fail "deploy.sh --overlay $overlay --dry-run: printed $got objects (render has $want) or no apply order"
+    fi
+  else
+    fail "deploy.sh --overlay $overlay --dry-run: $(cat "$tmp/err")"
+  fi
+done
+if bash k8s/deploy.sh --overlay staging --dry-run > /dev/null 2>&1; then
+  fail "deploy.sh accepted an unknown overlay"
+else
+  pass "deploy.sh rejects an unknown overlay"
+fi
+if grep -rhs --include=kustomization.yaml -v '^[[:space:]]*#' k8s/base k8s/overlays k8s/prereqs k8s/bench \
+    | grep -q 'secret.example.yaml'; then
+  fail "secret.example.yaml is referenced by a kustomization"
+elif grep -E '^\s+(RING|AUTH)_SECRET:' k8s/secret.example.yaml | grep -vq 'REPLACE-ME'; then
+  fail "secret.example.yaml holds a value that is not a REPLACE-ME placeholder"
+else
+  pass "secret.example.yaml: placeholders only, outside every kustomization"
+fi
+
+echo "== k8s/test.sh: $failures failure(s) in $((SECONDS - start)) s"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""Asserts the properties the rtc deployment promises (k8s/README.md) on a rendered kustomize output.
+
+One line per check: `PASS <check> <subject>: <detail>` or `FAIL <check> <subject>: <detail>`; exit 1 when
+any check fails. Profiles: `system` for an overlay (k8s/overlays/*), `bench` for k8s/bench.
+
+usage: check_manifests.py --profile system|bench FILE
+"""
+import argparse
+import re
+import sys
+
+import yaml
+
+NAMESPACE = "rtc"
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                  "PriorityClass", "StorageClass"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"}
+
+# The balancer's Role, exactly (SYSTEM §3): (apiGroup, resource) -> verbs. Nothing more, nothing less.
+BALANCER_RULES = {
+    ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+    ("apps", "deployments/scale"): {"get", "patch"},
+    ("", "pods"): {"list", "patch"},
+}
+READ_ONLY_VERBS = {"get", "list", "watch"}
+PORT_RANGE_SYSCTL = "net.ipv4.ip_local_port_range"
+# A port range with fewer ports than this does not hold 50,000 connections to one address.
+MIN_EPHEMERAL_PORTS = 60000
+SOCKET_GRACE_SECONDS = 330
+BENCH_TARGET_CONNECTIONS = 1_000_000
+
+
+class Report:
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+
+    def check(self, ok, name, subject, detail):
+        line = "%s %s %s: %s" % ("PASS" if ok else "FAIL", name, subject, detail)
+        print(line)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        return ok
+
+
+class Render:
+    def __init__(self, objects):
+        self.objects = objects
+
+    def all(self, kind):
+        return [o for o in self.objects if o.get("kind") == kind]
+
+    def get(self, kind, name):
+        for o in self.objects:
+            if o.get("kind") == kind and o["metadata"].get("name") == name:
+                return o
+        return None
+
+    def named(self, name, kinds):
+        return [o for o in self.objects if o.get("kind") in kinds and o["metadata"].get("name") == name]
+
+    def workloads(self):
+        return [o for o in self.objects if o.get("kind") in WORKLOAD_KINDS]
+
+    def config_value(self, configmap, key):
+        cm = self.get("ConfigMap", configmap)
+        return None if cm is None else (cm.get("data") or {}).get(key)
+
+
+def ref(obj):
+    return "%s/%s" % (obj["kind"], obj["metadata"]["name"])
+
+
+def pod_template(obj):
+    kind = obj["kind"]
+    if kind == "Pod":
+        return obj
+    if kind == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]
+    return obj["spec"]["template"]
+
+
+def pod_spec(obj):
+    return pod_template(obj).get("spec") or {}
+
+
+def pod_labels(obj):
+    return (pod_template(obj).get("metadata") or {}).get("labels") or {}
+
+
+def containers(obj, include_init=True):
+    spec = pod_spec(obj)
+    result = [(c, False) for c in spec.get("containers") or []]
+    if include_init:
+        result += [(c, True) for c in spec.get("initContainers") or []]
+    return result
+
+
+def selects(selector, labels):
+    """True when a label selector (matchLabels form or a plain map) is non-empty and matches labels."""
+    match = selector.get("matchLabels", selector) if isinstance(selector, dict) else {}
+    if not match:
+        return False
+    return all(labels.get(k) == v for k, v in match.items())
+
+
+def env_var(container, name):
+    for e in container.get("env") or []:
+        if e.get("name") == name:
+            return e
+    return None
+
+
+def probe_http_path(probe):
+    return ((probe or {}).get("httpGet") or {}).get("path")
+
+
+def port_number(container, port):
+    """Resolves a named or numeric container port."""
+    if isinstance(port, int):
+        return port
+    for p in container.get("ports") or []:
+        if p.get("name") == port:
+            return p.get("containerPort")
+    return None
+
+
+def image_tag(image):
+    if "@sha256:" in image:
+        return "digest"
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def sysctl_port_range(obj):
+    for s in (pod_spec(obj).get("securityContext") or {}).get("sysctls") or []:
+        if s.get("name") == PORT_RANGE_SYSCTL:
+            parts = str(s.get("value", "")).split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                return int(parts[0]), int(parts[1])
+    return None
+
+
+# ---- checks for every workload ----
+
+def check_workloads(render, report):
+    for wl in render.workloads():
+        spec = pod_spec(wl)
+        pod_sc = spec.get("securityContext") or {}
+        problems = []
+        for field in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(field):
+                problems.append("%s is set" % field)
+        if (pod_sc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append("seccompProfile is not RuntimeDefault")
+        if pod_sc.get("runAsUser") == 0:
+            problems.append("runAsUser is 0")
+        if pod_sc.get("runAsNonRoot") is not True:
+            problems.append("runAsNonRoot is not true")
+        report.check(not problems, "pod.security", ref(wl), "; ".join(problems) or
+                     "non-root, seccomp RuntimeDefault, no host namespaces")
+        for c, is_init in containers(wl):
+            subject = "%s/%s" % (ref(wl), c["name"])
+            check_container(wl, c, is_init, subject, pod_sc, report)
+
+
+def check_container(wl, c, is_init, subject, pod_sc, report):
+    sc = c.get("securityContext") or {}
+    problems = []
+    run_as_non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+    run_as_user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if run_as_non_root is not True:
+        problems.append("runAsNonRoot is not true")
+    if run_as_user == 0:
+        problems.append("runAsUser is 0")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem is not true")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation is not false")
+    if sc.get("privileged"):
+        problems.append("privileged")
+    caps = sc.get("capabilities") or {}
+    if "ALL" not in (caps.get("drop") or []):
+        problems.append("capabilities not dropped (drop: [ALL])")
+    if caps.get("add"):
+        problems.append("capabilities added: %s" % caps["add"])
+    report.check(not problems, "container.security", subject, "; ".join(problems) or
+                 "non-root, read-only root filesystem, no privilege escalation, capabilities dropped")
+
+    res = c.get("resources") or {}
+    missing = ["%s.%s" % (kind, r) for kind in ("requests", "limits") for r in ("cpu", "memory")
+               if r not in (res.get(kind) or {})]
+    report.check(not missing, "container.resources", subject,
+                 "missing " + ", ".join(missing) if missing else "cpu and memory requests and limits")
+
+    image = c.get("image") or ""
+    tag = image_tag(image)
+    report.check(tag is not None and tag != "latest", "container.image", subject,
+                 "%s: %s" % (image, "pinned" if tag not in (None, "latest") else "needs a fixed tag, not latest"))
+
+    if wl["kind"] in LONG_RUNNING_KINDS and not is_init:
+        missing = [p for p in ("readinessProbe", "livenessProbe") if not c.get(p)]
+        report.check(not missing, "container.probes", subject,
+                     "missing " + ", ".join(missing) if missing else "readiness and liveness probes")
+
+
+def check_namespace(render, report):
+    wrong = [ref(o) for o in render.objects
+             if o.get("kind") not in CLUSTER_SCOPED and o["metadata"].get("namespace") != NAMESPACE]
+    report.check(not wrong, "objects.namespace", NAMESPACE,
+                 "not in namespace %s: %s" % (NAMESPACE, ", ".join(wrong)) if wrong else "every object in %s" % NAMESPACE)
+
+
+# ---- the system profile ----
+
+REQUIRED = [
+    ("Namespace", NAMESPACE), ("ConfigMap", "rtc-config"),
+    ("ServiceAccount", "rtc-balancer"), ("ServiceAccount", "rtc-socket"), ("ServiceAccount", "rtc-gateway"),
+    ("Role", "rtc-balancer"), ("RoleBinding", "rtc-balancer"),
+    ("Deployment", "rtc-balancer"), ("Service", "rtc-balancer"),
+    ("HorizontalPodAutoscaler", "rtc-balancer"), ("PodDisruptionBudget", "rtc-balancer"),
+    ("Service", "socket"),
+    ("Deployment", "rtc-gateway"), ("Service", "rtc-gateway"),
+    ("HorizontalPodAutoscaler", "rtc-gateway"), ("PodDisruptionBudget", "rtc-gateway"),
+    ("Deployment", "prometheus"), ("Service", "prometheus"),
+]
+
+
+def check_required(render, report):
+    missing = ["%s/%s" % k for k in REQUIRED if render.get(*k) is None]
+    report.check(not missing, "objects.required", "system",
+                 "missing " + ", ".join(missing) if missing else "%d required objects present" % len(REQUIRED))
+
+
+def check_secrets(render, report):
+    secrets = [o for o in render.all("Secret") if o.get("data") or o.get("stringData")]
+    report.check(not secrets, "secrets.external", "rtc-secrets",
+                 "secret values committed in %s" % ", ".join(ref(s) for s in secrets) if secrets
+                 else "no Secret values in the render; rtc-secrets is created outside it")
+
+
+def the_container(wl, name):
+    for c, is_init in containers(wl, include_init=False):
+        if c["name"] == name:
+            return c
+    cs = pod_spec(wl).get("containers") or []
+    return cs[0] if cs else {}
+
+
+def check_env(report, check, wl, c, names):
+    missing = [n for n in names if env_var(c, n) is None]
+    report.check(not missing, check, ref(wl),
+                 "missing env " + ", ".join(missing) if missing else "env " + ", ".join(names))
+
+
+def check_secret_ref(report, check, wl, c, name):
+    e = env_var(c, name) or {}
+    key_ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
+    report.check(key_ref.get("name") == "rtc-secrets", check, "%s %s" % (ref(wl), name),
+                 "from Secret rtc-secrets" if key_ref.get("name") == "rtc-secrets"
+                 else "must come from Secret rtc-secrets (secretKeyRef), found %s" % (e.get("valueFrom") or e.get("value")))
+
+
+def check_field_ref(report, check, wl, c, name, path):
+    e = env_var(c, name) or {}
+    got = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+    report.check(got == path, check, "%s %s" % (ref(wl), name),
+                 "fieldRef %s" % path if got == path else "must be fieldRef %s, found %s" % (path, got))
+
+
+def check_probe_paths(report, check, wl, c, ready, alive, port):
+    rp, lp = c.get("readinessProbe"), c.get("livenessProbe")
+    problems = []
+    if probe_http_path(rp) != ready:
+        problems.append("readiness must be GET %s, found %s" % (ready, probe_http_path(rp)))
+    if probe_http_path(lp) != alive:
+        problems.append("liveness must be GET %s, found %s" % (alive, probe_http_path(lp)))
+    for name, p in (("readiness", rp), ("liveness", lp)):
+        got = port_number(c, ((p or {}).get("httpGet") or {}).get("port"))
+        if p and got != port:
+            problems.append("%s probe port must be %d, found %s" % (name, port, got))
+    report.check(not problems, check, ref(wl), "; ".join(problems) or
+                 "readiness GET %s, liveness GET %s on :%d" % (ready, alive, port))
+
+
+def find_hpa(render, kind, name):
+    return [h for h in render.all("HorizontalPodAutoscaler")
+            if (h["spec"].get("scaleTargetRef") or {}).get("kind") == kind
+            and h["spec"]["scaleTargetRef"].get("name") == name]
+
+
+def find_pdb(render, wl):
+    return [p for p in render.all("PodDisruptionBudget") if selects(p["spec"].get("selector") or {}, pod_labels(wl))]
+
+
+def check_hpa_pdb(render, report, wl, prefix):
+    hpas = find_hpa(render, wl["kind"], wl["metadata"]["name"])
+    ok = len(hpas) == 1 and hpas[0]["spec"].get("minReplicas", 1) >= 1
+    report.check(ok, prefix + ".hpa", ref(wl), "HPA %s, %s..%s replicas" % (
+        hpas[0]["metadata"]["name"], hpas[0]["spec"].get("minReplicas"), hpas[0]["spec"].get("maxReplicas"))
+        if ok else "needs exactly one HorizontalPodAutoscaler targeting it, found %d" % len(hpas))
+    pdbs = find_pdb(render, wl)
+    report.check(len(pdbs) == 1, prefix + ".pdb", ref(wl),
+                 "PodDisruptionBudget %s" % pdbs[0]["metadata"]["name"] if len(pdbs) == 1
+                 else "needs exactly one PodDisruptionBudget selecting its pods, found %d" % len(pdbs))
+
+
+def check_balancer(render, report):
+    wl = render.get("Deployment", "rtc-balancer")
+    if wl is None:
+        return
+    c = the_container(wl, "rtc-balancer")
+    check_env(report, "balancer.env", wl, c,
+              ["REDIS_URL", "KAFKA_BOOTSTRAP", "RING_SECRET", "SCALE_MODE", "POD_NAMESPACE"])
+    check_secret_ref(report, "balancer.secret", wl, c, "RING_SECRET")
+    check_field_ref(report, "balancer.env", wl, c, "POD_NAMESPACE", "metadata.namespace")
+    check_probe_paths(report, "balancer.probes", wl, c, "/readyz", "/healthz", 8081)
+    check_hpa_pdb(render, report, wl, "balancer")
+    svc = render.get("Service", "rtc-balancer")
+    ok = svc is not None and selects(svc["spec"].get("selector") or {}, pod_labels(wl)) and \
+        any(p.get("port") == 8081 for p in svc["spec"].get("ports") or [])
+    report.check(ok, "balancer.service", "Service/rtc-balancer",
+                 "selects the balancer pods on :8081" if ok else "must select the balancer pods and serve port 8081")
+
+
+def check_socket(render, report):
+    candidates = render.named("rtc-socket", WORKLOAD_KINDS) + [
+        w for w in render.workloads() if pod_spec(w).get("subdomain") == "socket" and w["metadata"]["name"] != "rtc-socket"]
+    kinds = sorted({ref(w) for w in candidates})
+    ok = len(candidates) == 1 and candidates[0]["kind"] == "Deployment"
+    report.check(ok, "socket.kind", "rtc-socket",
+                 "a Deployment (pod-deletion-cost decides which pod a scale-in removes)" if ok else
+                 "the socket nodes must be exactly one Deployment (a StatefulSet ignores pod-deletion-cost), found: %s"
+                 % (", ".join(kinds) or "nothing"))
+    if not candidates:
+        return
+    wl = candidates[0]
+    spec = pod_spec(wl)
+    c = the_container(wl, "rtc-socket")
+
+    subdomain = spec.get("subdomain")
+    svc = render.get("Service", subdomain) if subdomain else None
+    problems = []
+    if subdomain != "socket":
+        problems.append("subdomain must be `socket` (the gateway resolves <pod>.socket.<ns>.svc.cluster.local), found %s"
+                        % subdomain)
+    if svc is None:
+        problems.append("no Service named like the subdomain %s" % subdomain)
+    else:
+        if svc["spec"].get("clusterIP") != "None":
+            problems.append("Service %s must be headless (clusterIP: None)" % subdomain)
+        if not selects(svc["spec"].get("selector") or {}, pod_labels(wl)):
+            problems.append("Service %s does not select the socket pods" % subdomain)
+        if not any(p.get("port") == 8080 for p in svc["spec"].get("ports") or []):
+            problems.append("Service %s does not serve port 8080" % subdomain)
+    if spec.get("hostname"):
+        problems.append("hostname is set: every pod would share one DNS name")
+    report.check(not problems, "socket.subdomain", ref(wl), "; ".join(problems) or
+                 "subdomain socket = headless Service socket selecting the pods on :8080")
+
+    pre = (c.get("lifecycle") or {}).get("preStop") or {}
+    drain = probe_http_path(pre) == "/drain" or any("/drain" in str(a) for a in (pre.get("exec") or {}).get("command") or [])
+    report.check(drain, "socket.prestop", ref(wl), "preStop calls /drain" if drain
+                 else "preStop must start the drain (httpGet /drain or an exec calling /drain), found %s" % (pre or "none"))
+
+    grace = spec.get("terminationGracePeriodSeconds")
+    drain_seconds = render.config_value("rtc-config", "DRAIN_SECONDS")
+    ok = grace == SOCKET_GRACE_SECONDS and (drain_seconds is None or int(drain_seconds) < grace)
+    report.check(ok, "socket.grace", ref(wl), "terminationGracePeriodSeconds %s > DRAIN_SECONDS %s" % (grace, drain_seconds)
+                 if ok else "terminationGracePeriodSeconds must be %d and exceed DRAIN_SECONDS (%s), found %s"
+                 % (SOCKET_GRACE_SECONDS, drain_seconds, grace))
+
+    check_probe_paths(report, "socket.probes", wl, c, "/readyz", "/healthz", 8080)
+    check_field_ref(report, "socket.node-id", wl, c, "NODE_ID", "metadata.name")
+    check_env(report, "socket.env", wl, c,
+              ["NODE_ID", "REDIS_URL", "KAFKA_BOOTSTRAP", "RING_SECRET", "RESUME_TTL_SEC", "DRAIN_SECONDS"])
+    check_secret_ref(report, "socket.secret", wl, c, "RING_SECRET")
+    report.check(spec.get("automountServiceAccountToken") is False, "rbac.socket-token", ref(wl),
+                 "no service-account token mounted" if spec.get("automountServiceAccountToken") is False
+                 else "socket nodes never call the API: automountServiceAccountToken must be false")
+
+
+def check_gateway(render, report):
+    wl = render.get("Deployment", "rtc-gateway")
+    if wl is None:
+        return
+    spec = pod_spec(wl)
+    c = the_container(wl, "rtc-gateway")
+    check_probe_paths(report, "gateway.probes", wl, c, "/readyz", "/healthz", 9113)
+    check_hpa_pdb(render, report, wl, "gateway")
+    check_field_ref(report, "gateway.env", wl, c, "POD_NAMESPACE", "metadata.namespace")
+
+    lbs = [s for s in render.all("Service") if s["spec"].get("type") == "LoadBalancer"
+           and selects(s["spec"].get("selector") or {}, pod_labels(wl))]
+    ok = len(lbs) == 1 and any(port_number(c, p.get("targetPort", p.get("port"))) == 8080
+                               and p.get("port") == 8080 for p in lbs[0]["spec"].get("ports") or [])
+    exposes_admin = any(port_number(c, p.get("targetPort", p.get("port"))) == 9113
+                        for s in lbs for p in s["spec"].get("ports") or [])
+    report.check(ok and not exposes_admin, "gateway.service", ref(wl),
+                 "Service %s type LoadBalancer :8080 -> :8080, admin port not exposed" % lbs[0]["metadata"]["name"]
+                 if ok and not exposes_admin else
+                 "needs one `type: LoadBalancer` Service selecting the gateway pods with port 8080 -> 8080 and "
+                 "not 9113, found %s" % ([(s["metadata"]["name"], s["spec"].get("type")) for s in render.all("Service")
+                                          if selects(s["spec"].get("selector") or {}, pod_labels(wl))]))
+
+    rng = sysctl_port_range(wl)
+    ok = rng is not None and rng[1] - rng[0] + 1 >= MIN_EPHEMERAL_PORTS
+    report.check(ok, "gateway.sysctl", ref(wl), "%s = %s-%s" % (PORT_RANGE_SYSCTL, rng[0], rng[1]) if ok else
+                 "pod securityContext.sysctls must widen %s to >= %d ports, found %s" % (PORT_RANGE_SYSCTL, MIN_EPHEMERAL_PORTS, rng))
+
+    # The config file comes from a ConfigMap holding gateway.conf, mounted into the gateway container.
+    mounted = {m["name"] for m in c.get("volumeMounts") or []}
+    cms = [v["configMap"]["name"] for v in spec.get("volumes") or [] if v.get("configMap") and v["name"] in mounted]
+    with_conf = [n for n in cms if "gateway.conf" in ((render.get("ConfigMap", n) or {}).get("data") or {})]
+    report.check(len(with_conf) == 1, "gateway.config", ref(wl),
+                 "mounts ConfigMap %s with gateway.conf" % with_conf[0] if len(with_conf) == 1
+                 else "must mount exactly one ConfigMap holding gateway.conf, found %s" % cms)
+    report.check(spec.get("automountServiceAccountToken") is False, "rbac.gateway-token", ref(wl),
+                 "no service-account token mounted" if spec.get("automountServiceAccountToken") is False
+                 else "the gateway never calls the API: automountServiceAccountToken must be false")
+
+
+def role_rules(role):
+    rules = {}
+    problems = []
+    for rule in role.get("rules") or []:
+        if rule.get("nonResourceURLs"):
+            problems.append("nonResourceURLs")
+        for group in rule.get("apiGroups") or [""]:
+            for res in rule.get("resources") or []:
+                for verb in rule.get("verbs") or []:
+                    if "*" in (group, res, verb):
+                        problems.append("wildcard in %s %s %s" % (group or "core", res, verb))
+                    rules.setdefault((group, res), set()).add(verb)
+    return rules, problems
+
+
+def bindings_for(render, sa):
+    return [b for b in render.all("RoleBinding") + render.all("ClusterRoleBinding")
+            if any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in b.get("subjects") or [])]
+
+
+def check_rbac(render, report):
+    role = render.get("Role", "rtc-balancer")
+    if role is not None:
+        rules, problems = role_rules(role)
+        for key in sorted(set(rules) | set(BALANCER_RULES)):
+            got, want = rules.get(key, set()), BALANCER_RULES.get(key, set())
+            if got - want:
+                problems.append("extra verbs on %s %s: %s" % (key[0] or "core", key[1], ", ".join(sorted(got - want))))
+            if want - got:
+                problems.append("missing verbs on %s %s: %s" % (key[0] or "core", key[1], ", ".join(sorted(want - got))))
+        report.check(not problems, "rbac.balancer", ref(role), "; ".join(problems) or
+                     "exactly leases get/create/update, deployments/scale get/patch, pods list/patch")
+
+    binding = render.get("RoleBinding", "rtc-balancer")
+    wl = render.get("Deployment", "rtc-balancer")
+    ok = (binding is not None and wl is not None
+          and binding["roleRef"].get("kind") == "Role" and binding["roleRef"].get("name") == "rtc-balancer"
+          and [(s.get("kind"), s.get("name")) for s in binding.get("subjects") or []] == [("ServiceAccount", "rtc-balancer")]
+          and pod_spec(wl).get("serviceAccountName") == "rtc-balancer")
+    report.check(ok, "rbac.binding", "rtc-balancer", "Role rtc-balancer bound to ServiceAccount rtc-balancer only, "
+                 "used by Deployment rtc-balancer" if ok else
+                 "RoleBinding rtc-balancer must bind Role rtc-balancer to ServiceAccount rtc-balancer only, and the "
+                 "balancer Deployment must run as that ServiceAccount")
+
+    cluster = render.all("ClusterRole") + render.all("ClusterRoleBinding")
+    report.check(not cluster, "rbac.namespaced", NAMESPACE,
+                 "cluster-wide RBAC: %s" % ", ".join(ref(o) for o in cluster) if cluster else "no ClusterRole or ClusterRoleBinding")
+
+    for name in ("rtc-socket", "rtc-gateway"):
+        wl = render.named(name, WORKLOAD_KINDS)
+        sa = pod_spec(wl[0]).get("serviceAccountName", "default") if wl else name
+        bound = bindings_for(render, sa)
+        report.check(not bound and sa != "default", "rbac.none", "%s (ServiceAccount %s)" % (name, sa),
+                     "bound by %s" % ", ".join(ref(b) for b in bound) if bound else
+                     ("must use its own ServiceAccount, not default" if sa == "default" else "no Role bound"))
+
+    for role in render.all("Role"):
+        if role["metadata"]["name"] == "rtc-balancer":
+            continue
+        rules, problems = role_rules(role)
+        extra = sorted({v for verbs in rules.values() for v in verbs} - READ_ONLY_VERBS)
+        if extra:
+            problems.append("writes: %s" % ", ".join(extra))
+        report.check(not problems, "rbac.read-only", ref(role), "; ".join(problems) or "get/list/watch only")
+
+
+def check_scaling(render, report):
+    mode = render.config_value("rtc-config", "SCALE_MODE")
+    wl = render.get("Deployment", "rtc-balancer")
+    e = env_var(the_container(wl, "rtc-balancer"), "SCALE_MODE") if wl else None
+    cm_ref = ((e or {}).get("valueFrom") or {}).get("configMapKeyRef") or {}
+    from_cm = cm_ref.get("name") == "rtc-config" and cm_ref.get("key") == "SCALE_MODE"
+    scaled = [s for s in render.all("ScaledObject") if (s["spec"].get("scaleTargetRef") or {}).get("name") == "rtc-socket"]
+    hpas = find_hpa(render, "Deployment", "rtc-socket")
+    problems = []
+    if not from_cm:
+        problems.append("the balancer's SCALE_MODE must come from ConfigMap rtc-config")
+    if hpas:
+        problems.append("a HorizontalPodAutoscaler targets rtc-socket (KEDA or the balancer owns the count)")
+    if mode == "keda":
+        if len(scaled) != 1:
+            problems.append("SCALE_MODE=keda needs one ScaledObject on rtc-socket, found %d" % len(scaled))
+        else:
+            triggers = scaled[0]["spec"].get("triggers") or []
+            prom = [t for t in triggers if t.get("type") == "prometheus"
+                    and "rtc_balancer_desired_socket_replicas" in (t.get("metadata") or {}).get("query", "")]
+            if not prom:
+                problems.append("no prometheus trigger on rtc_balancer_desired_socket_replicas")
+            if not any(t.get("type") == "cpu" for t in triggers):
+                problems.append("no cpu trigger")
+            for t in prom:
+                host = re.match(r"https?://([^:/]+)", t["metadata"].get("serverAddress", ""))
+                name = host.group(1).split(".")[0] if host else None
+                if render.get("Service", name) is None:
+                    problems.append("serverAddress %s names no Service in the render" % t["metadata"].get("serverAddress"))
+    elif mode == "direct":
+        if scaled:
+            problems.append("SCALE_MODE=direct but a ScaledObject targets rtc-socket (never both)")
+    else:
+        problems.append("SCALE_MODE must be keda or direct, found %s" % mode)
+    report.check(not problems, "scaling.mode", "rtc-socket", "; ".join(problems) or
+                 ("keda: ScaledObject with prometheus (rtc_balancer_desired_socket_replicas) and cpu triggers"
+                  if mode == "keda" else "direct: the balancer scales, no ScaledObject or HPA"))
+
+
+def check_prometheus(render, report):
+    wl = render.get("Deployment", "prometheus")
+    if wl is None:
+        return
+    spec = pod_spec(wl)
+    cms = [v["configMap"]["name"] for v in spec.get("volumes") or [] if v.get("configMap")]
+    problems = []
+    discovery = False
+    for name in cms:
+        text = ((render.get("ConfigMap", name) or {}).get("data") or {}).get("prometheus.yml")
+        if text is None:
+            continue
+        config = yaml.safe_load(text)
+        for job in config.get("scrape_configs") or []:
+            for sd in job.get("kubernetes_sd_configs") or []:
+                if sd.get("role") == "pod" and NAMESPACE in ((sd.get("namespaces") or {}).get("names") or []):
+                    discovery = True
+    if not discovery:
+        problems.append("no prometheus.yml with kubernetes_sd_configs role pod in namespace %s" % NAMESPACE)
+    bound = bindings_for(render, spec.get("serviceAccountName", "default"))
+    if not bound:
+        problems.append("its ServiceAccount has no Role to list pods")
+    report.check(not problems, "prometheus.discovery", ref(wl), "; ".join(problems) or "pod discovery in namespace rtc")
+
+    for name in ("rtc-gateway", "rtc-balancer", "rtc-socket"):
+        for target in render.named(name, WORKLOAD_KINDS):
+            ann = (pod_template(target).get("metadata") or {}).get("annotations") or {}
+            c = the_container(target, name)
+            port = int(ann.get("prometheus.io/port", "0") or 0)
+            ok = ann.get("prometheus.io/scrape") == "true" and port in [p.get("containerPort") for p in c.get("ports") or []]
+            report.check(ok, "prometheus.scrape", ref(target),
+                         "scraped on :%d%s" % (port, ann.get("prometheus.io/path", "/metrics")) if ok else
+                         "pod template needs prometheus.io/scrape=\"true\" and prometheus.io/port naming a container port")
+
+
+def system_profile(render, report):
+    check_required(render, report)
+    check_namespace(render, report)
+    check_secrets(render, report)
+    check_workloads(render, report)
+    check_rbac(render, report)
+    check_balancer(render, report)
+    check_socket(render, report)
+    check_gateway(render, report)
+    check_scaling(render, report)
+    check_prometheus(render, report)
+
+
+# ---- the bench profile ----
+
+def flag_value(args, flag):
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def bench_profile(render, report):
+    check_namespace(render, report)
+    check_workloads(render, report)
+    job = render.get("Job", "rtc-bench")
+    report.check(job is not None, "objects.required", "bench", "Job rtc-bench" if job else "missing Job/rtc-bench")
+    if job is None:
+        return
+    spec = job["spec"]
+    c = the_container(job, "rtc-bench")
+    args = [str(a) for a in (c.get("command") or [])[1:] + (c.get("args") or [])]
+    connections = flag_value(args, "--connections")
+    target = flag_value(args, "--target")
+    parallelism = spec.get("parallelism", 1)
+    completions = spec.get("completions", parallelism)
+    total = parallelism * int(connections) if connections and connections.isdigit() else 0
+    problems = []
+    if parallelism < 2:
+        problems.append("parallelism must be > 1 (pods run in parallel), found %s" % parallelism)
+    if completions != parallelism:
+        problems.append("completions %s != parallelism %s: not all pods run at once" % (completions, parallelism))
+    if total < BENCH_TARGET_CONNECTIONS:
+        problems.append("parallelism x --connections = %d < %d" % (total, BENCH_TARGET_CONNECTIONS))
+    if not target or not re.match(r"^http://rtc-gateway\.%s\.svc(\.cluster\.local)?:8080$" % NAMESPACE, target):
+        problems.append("--target must be the gateway Service http://rtc-gateway.%s.svc:8080, found %s" % (NAMESPACE, target))
+    if flag_value(args, "--processes") is None:
+        problems.append("no --processes")
+    report.check(not problems, "bench.job", ref(job), "; ".join(problems) or
+                 "%d pods x %s connections = %d through %s" % (parallelism, connections, total, target))
+    rng = sysctl_port_range(job)
+    per_pod = int(connections) if connections and connections.isdigit() else 0
+    ok = rng is not None and rng[1] - rng[0] + 1 >= max(MIN_EPHEMERAL_PORTS, per_pod)
+    report.check(ok, "bench.sysctl", ref(job), "%s = %s-%s" % (PORT_RANGE_SYSCTL, rng[0], rng[1]) if ok else
+                 "pod securityContext.sysctls must widen %s to >= %d ports, found %s"
+                 % (PORT_RANGE_SYSCTL, max(MIN_EPHEMERAL_PORTS, per_pod), rng))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", choices=["system", "bench"], required=True)
+    parser.add_argument("file")
+    args = parser.parse_args()
+    with open(args.file) as f:
+        objects = [o for o in yaml.safe_load_all(f) if o]
+    render = Render(objects)
+    report = Report()
+    if args.profile == "system":
+        system_profile(render, report)
+    else:
+        bench_profile(render, report)
+    print("%s: %d checks passed, %d failed" % (args.file, report.passed, report.failed))
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
