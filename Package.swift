@@ -19,6 +19,8 @@ let package = Package(
         .target(name: "HTTP1", dependencies: []),
         .target(name: "Metrics", dependencies: []),
         .target(name: "DNS", dependencies: []),
+        .target(name: "Routing", dependencies: ["CPCRE2"]),
+        .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
 
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
@@ -30,6 +32,8 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )
