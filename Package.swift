@@ -22,6 +22,9 @@ let package = Package(
         .target(name: "Routing", dependencies: ["CPCRE2"]),
         .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
 
+        // MARK: Programs: thin executables that parse arguments and wire the libraries together
+        .executableTarget(name: "rtc-gateway", dependencies: ["GatewayConfig"]),
+
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
 

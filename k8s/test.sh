@@ -97,7 +97,7 @@ done
 
 echo "== gateway config in the rendered ConfigMap"
 binary=""
-for b in .build/release/rtc-gateway .build/debug/rtc-gateway; do
+for b in .build/debug/rtc-gateway .build/release/rtc-gateway; do
   if [ -x "$b" ]; then binary="$b"; break; fi
 done
 for spec in "dev:$dev" "prod:$prod"; do
@@ -123,7 +123,7 @@ PY
     fail "gateway config ($overlay): the ConfigMap differs from gateway-config/gateway.conf"
   fi
   if [ -z "$binary" ]; then
-    echo "SKIP: rtc-gateway --check-config (binary not built yet)"
+    fail "rtc-gateway is not built (.build/debug/rtc-gateway): run 'make build' first"
   elif POD_NAMESPACE=rtc "$binary" --check-config "$conf" > "$tmp/check-config.log" 2>&1; then
     pass "$binary --check-config (config from the $overlay render)"
   else
@@ -131,6 +131,19 @@ PY
     fail "$binary --check-config rejected the config from the $overlay render"
   fi
 done
+
+# Negative control: the same check must reject a broken copy of the file, with its line number.
+if [ -n "$binary" ]; then
+  sed 's/^\(\s*\)keepalive [0-9]*;/\1keepalive many;/' gateway-config/gateway.conf > "$tmp/broken.conf"
+  if POD_NAMESPACE=rtc "$binary" --check-config "$tmp/broken.conf" > "$tmp/broken.log" 2>&1; then
+    fail "$binary --check-config accepted a broken gateway.conf"
+  elif grep -qE "^$tmp/broken.conf:[0-9]+: 'keepalive'" "$tmp/broken.log"; then
+    pass "$binary --check-config rejects a broken gateway.conf with file:line"
+  else
+    cat "$tmp/broken.log"
+    fail "$binary --check-config rejected the broken file without a file:line: message"
+  fi
+fi
 
 echo "== Dockerfile (static: no Docker engine here, nothing is built)"
 if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile > "$tmp/docker.log"; then
