@@ -21,6 +21,11 @@ let package = Package(
         .target(name: "DNS", dependencies: []),
         .target(name: "Routing", dependencies: ["CPCRE2"]),
         .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
+        .target(name: "Forwarding", dependencies: ["HTTP1", "Routing", "GatewayConfig"]),
+
+        // MARK: Runtime: the only code that calls libc I/O (Sys), and the event loop on top of it
+        .target(name: "Sys", dependencies: ["CLinux"]),
+        .target(name: "EventLoop", dependencies: ["Sys"]),
 
         // MARK: Programs: thin executables that parse arguments and wire the libraries together
         .executableTarget(name: "rtc-gateway", dependencies: ["GatewayConfig"]),
@@ -37,6 +42,9 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing"]),
+        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig"]),
+        .testTarget(name: "SysTests", dependencies: ["Sys"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Sys", "TestSupport"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

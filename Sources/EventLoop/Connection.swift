@@ -1,0 +1,270 @@
+// A stream connection on one loop: reads into the loop's shared buffer, keeps memory only for unsent bytes.
+import Sys
+
+/// Callbacks of a `Connection`, all on its loop's thread.
+public protocol ConnectionHandler: AnyObject {
+    /// Bytes read; `bytes` points into the loop's shared read buffer and is valid only during this call.
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer)
+    /// The peer shut down its writing side. Default: `connection.close()`.
+    func readEOF(_ connection: Connection)
+    /// Unsent bytes crossed the loop's high-water mark (`false`), or were all sent again (`true`).
+    func writabilityChanged(_ connection: Connection, writable: Bool)
+    /// The connection closed; `error` is nil for a local `close()` or loop stop. Called exactly once.
+    func closed(_ connection: Connection, error: Errno?)
+}
+
+extension ConnectionHandler {
+    public func readEOF(_ connection: Connection) { connection.close() }
+    public func writabilityChanged(_ connection: Connection, writable: Bool) {}
+}
+
+/// A nonblocking stream socket registered once (edge-triggered, both directions) with one loop.
+///
+/// An idle connection owns no buffer: reads go to `loop.readBuffer`; `write` sends at once and copies only the
+/// unsent remainder into a pending buffer that is freed as soon as it drains.
+public final class Connection: EventHandler {
+    public unowned let loop: EventLoop
+    public let fd: FileDescriptor
+    private var handler: (any ConnectionHandler)?
+    private var token: UInt64 = 0
+    // Pending output: bytes [pendingStart, pendingEnd) of a buffer of pendingCapacity bytes; nil when empty.
+    // Invariant: pending == nil ⇔ pendingCapacity == 0; pendingStart ≤ pendingEnd ≤ pendingCapacity.
+    private var pending: UnsafeMutableRawPointer?
+    private var pendingStart: Int32 = 0
+    private var pendingEnd: Int32 = 0
+    private var pendingCapacity: Int32 = 0
+    private var failure: Int32 = 0
+    private var state: State = []
+    /// Free for the owner (e.g. an index into its own table).
+    public var tag: UInt32 = 0
+
+    struct State: OptionSet {
+        let rawValue: UInt8
+        static let closed = State(rawValue: 1)
+        static let readingPaused = State(rawValue: 2)
+        static let sawEOF = State(rawValue: 4)
+        static let shutdownRequested = State(rawValue: 8)
+        static let writeShut = State(rawValue: 16)
+        static let aboveHighWater = State(rawValue: 32)
+    }
+
+    /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
+    public init(loop: EventLoop, fd: FileDescriptor, handler: any ConnectionHandler) throws(Errno) {
+        self.loop = loop
+        self.fd = fd
+        self.handler = handler
+        do {
+            token = try loop.register(fd, interest: [.readable, .writable], handler: self)
+        } catch {
+            fd.close()
+            self.handler = nil
+            throw error
+        }
+    }
+
+    public var isClosed: Bool { state.contains(.closed) }
+    /// Bytes accepted by `write` but not yet sent.
+    public var pendingByteCount: Int { Int(pendingEnd - pendingStart) }
+    /// Whether a pending buffer is currently allocated.
+    public var holdsBuffer: Bool { pending != nil }
+
+    // MARK: Reading
+
+    public func pauseReading() { state.insert(.readingPaused) }
+
+    public func resumeReading() {
+        guard state.contains(.readingPaused) else { return }
+        state.remove(.readingPaused)
+        // Edge-triggered: data that arrived while paused raised no new edge, so look again next iteration.
+        loop.retryLater(token)
+    }
+
+    public func ready(_ events: ReadyEvents) {
+        if state.contains(.closed) { return }
+        if failure != 0 {
+            close(error: Errno(failure))
+            return
+        }
+        if events.contains(.error) {
+            close(error: (try? fd.socketError()) ?? Errno.connectionReset)
+            return
+        }
+        if events.contains(.writable) && pending != nil {
+            flush()
+            if state.contains(.closed) { return }
+        }
+        if !state.isDisjoint(with: [.readingPaused, .sawEOF]) { return }
+        if !events.isDisjoint(with: [.readable, .readHangup, .hangup]) {
+            readAvailable(drain: !events.isDisjoint(with: [.readHangup, .hangup]))
+        }
+    }
+
+    private func readAvailable(drain: Bool) {
+        let buffer = loop.readBuffer
+        for _ in 0..<loop.readsPerEvent {
+            let result: IOResult
+            do {
+                result = try fd.read(into: buffer)
+            } catch {
+                close(error: error)
+                return
+            }
+            switch result {
+            case .count(let count):
+                handler?.received(self, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                if !state.isDisjoint(with: [.closed, .readingPaused]) { return }
+                // A short read emptied the socket; a later arrival raises a new edge. With a hang-up pending,
+                // keep reading to see the EOF now (no further edge would report it).
+                if count < buffer.count && !drain { return }
+            case .wouldBlock:
+                return
+            case .endOfFile:
+                state.insert(.sawEOF)
+                handler?.readEOF(self)
+                return
+            }
+        }
+        loop.retryLater(token)
+    }
+
+    // MARK: Writing
+
+    /// Sends `bytes` now; whatever the socket does not take is copied to the pending buffer and sent on
+    /// writability. May call `writabilityChanged(false)` before returning. Errors close the connection on the next
+    /// loop iteration (never inside this call).
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested]), failure == 0 else { return }
+        if pending != nil {
+            append(bytes)
+            return
+        }
+        var sent = 0
+        do {
+            if case .count(let count) = try fd.send(bytes) { sent = count }
+        } catch {
+            fail(error)
+            return
+        }
+        if sent < bytes.count { append(UnsafeRawBufferPointer(rebasing: bytes[sent...])) }
+    }
+
+    /// Sends `head` then `body` with one writev, without joining them.
+    public func write(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) {
+        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested]), failure == 0 else { return }
+        if pending != nil {
+            append(head)
+            append(body)
+            return
+        }
+        var sent = 0
+        do {
+            if case .count(let count) = try fd.write(head, body) { sent = count }
+        } catch {
+            fail(error)
+            return
+        }
+        if sent < head.count {
+            append(UnsafeRawBufferPointer(rebasing: head[sent...]))
+            append(body)
+        } else if sent - head.count < body.count {
+            append(UnsafeRawBufferPointer(rebasing: body[(sent - head.count)...]))
+        }
+    }
+
+    /// Half-close: shuts down the writing side once pending bytes are sent (FIN after the data).
+    public func shutdownWrite() {
+        guard state.isDisjoint(with: [.closed, .writeShut]) else { return }
+        if pending == nil {
+            shutWriteNow()
+        } else {
+            state.insert(.shutdownRequested)
+        }
+    }
+
+    private func shutWriteNow() {
+        state.insert(.writeShut)
+        state.remove(.shutdownRequested)
+        do { try fd.shutdown(.write) } catch { fail(error) }
+    }
+
+    private func fail(_ error: Errno) {
+        failure = error.code
+        loop.retryLater(token)
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        let used = Int(pendingEnd - pendingStart)
+        let needed = used + bytes.count
+        if pending == nil || Int(pendingCapacity) - Int(pendingEnd) < bytes.count {
+            var capacity = max(Int(pendingCapacity), 4096)
+            while capacity < needed { capacity *= 2 }
+            let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            if let old = pending {
+                fresh.copyMemory(from: old + Int(pendingStart), byteCount: used)
+                old.deallocate()
+            }
+            pending = fresh
+            pendingCapacity = Int32(capacity)
+            pendingStart = 0
+            pendingEnd = Int32(used)
+        }
+        (pending! + Int(pendingEnd)).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        pendingEnd += Int32(bytes.count)
+        if needed > loop.highWaterMark && !state.contains(.aboveHighWater) {
+            state.insert(.aboveHighWater)
+            handler?.writabilityChanged(self, writable: false)
+        }
+    }
+
+    private func flush() {
+        guard let buffer = pending else { return }
+        while pendingStart < pendingEnd {
+            let slice = UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(pendingEnd - pendingStart))
+            do {
+                switch try fd.send(slice) {
+                case .count(let count): pendingStart += Int32(count)
+                case .wouldBlock, .endOfFile: return
+                }
+            } catch {
+                close(error: error)
+                return
+            }
+        }
+        releasePending()
+        if state.contains(.aboveHighWater) {
+            state.remove(.aboveHighWater)
+            handler?.writabilityChanged(self, writable: true)
+        }
+        // The callback above may have written again (and asked for shutdown): FIN only after those bytes too.
+        if state.contains(.shutdownRequested) && !state.contains(.closed) && pending == nil { shutWriteNow() }
+    }
+
+    private func releasePending() {
+        pending?.deallocate()
+        pending = nil
+        pendingStart = 0
+        pendingEnd = 0
+        pendingCapacity = 0
+    }
+
+    // MARK: Closing
+
+    /// Closes now; unsent bytes are dropped (use `shutdownWrite()` first and close on `readEOF` to flush).
+    public func close() { close(error: nil) }
+
+    private func close(error: Errno?) {
+        guard !state.contains(.closed) else { return }
+        state.insert(.closed)
+        loop.deregister(fd, token: token, willClose: true)
+        fd.close()
+        releasePending()
+        let handler = self.handler
+        self.handler = nil
+        handler?.closed(self, error: error)
+    }
+
+    public func loopStopping() { close(error: nil) }
+
+    deinit { pending?.deallocate() }
+}

@@ -1,0 +1,104 @@
+// Nonblocking connect with a timeout, the result delivered on the loop.
+import Sys
+
+/// How a connect attempt ended.
+public enum ConnectResult: Equatable, Sendable {
+    /// Connected; the handler owns `fd` (nonblocking; no longer registered with the loop).
+    case connected(FileDescriptor)
+    case failed(Errno)
+    case timedOut
+}
+
+/// Receives the result of `Connector.connect`, on the loop, never from inside `connect`.
+public protocol ConnectHandler: AnyObject {
+    func connectCompleted(_ result: ConnectResult, tag: UInt64)
+}
+
+/// One connect attempt in flight.
+public final class Connector: EventHandler, TimerHandler {
+    unowned let loop: EventLoop
+    let fd: FileDescriptor
+    let tag: UInt64
+    private var handler: (any ConnectHandler)?
+    private var token: UInt64 = 0
+    private var timer: TimerID?
+
+    /// Starts connecting to `address`; `handler.connectCompleted` runs later on `loop`.
+    /// Socket creation errors (e.g. EMFILE) are thrown here.
+    @discardableResult
+    public static func connect(
+        loop: EventLoop, to address: SocketAddress, timeout: Duration, handler: any ConnectHandler, tag: UInt64 = 0
+    ) throws(Errno) -> Connector {
+        let fd = try FileDescriptor.socket(.tcp, for: address)
+        let connector = Connector(loop: loop, fd: fd, handler: handler, tag: tag)
+        do {
+            connector.token = try loop.register(fd, interest: [.readable, .writable], handler: connector)
+        } catch {
+            fd.close()
+            throw error
+        }
+        do {
+            if try fd.connect(to: address) == .connected { loop.retryLater(connector.token) }
+        } catch {
+            // Refused at once and the like: still report through the handler, on a later iteration.
+            connector.failure = error
+            loop.retryLater(connector.token)
+            return connector
+        }
+        connector.timer = loop.schedule(after: timeout, handler: connector)
+        return connector
+    }
+
+    private var failure: Errno?
+
+    private init(loop: EventLoop, fd: FileDescriptor, handler: any ConnectHandler, tag: UInt64) {
+        self.loop = loop
+        self.fd = fd
+        self.handler = handler
+        self.tag = tag
+    }
+
+    /// Abandons the attempt without calling the handler.
+    public func cancel() { finish(nil) }
+
+    public func ready(_ events: ReadyEvents) {
+        if let failure {
+            finish(.failed(failure))
+            return
+        }
+        let error: Errno?
+        do {
+            error = try fd.socketError()
+        } catch {
+            finish(.failed(error))
+            return
+        }
+        if let error {
+            finish(.failed(error))
+        } else if !events.isDisjoint(with: [.writable, .readHangup]) {
+            // retryLater delivers readHangup: used for an immediate connect.
+            finish(.connected(fd))
+        }
+    }
+
+    public func timerFired(tag: UInt64) {
+        timer = nil
+        finish(.timedOut)
+    }
+
+    public func loopStopping() { finish(nil) }
+
+    private func finish(_ result: ConnectResult?) {
+        guard let handler else { return }
+        self.handler = nil
+        if let timer { loop.cancel(timer) }
+        timer = nil
+        if case .connected = result {
+            loop.deregister(fd, token: token, willClose: false)
+        } else {
+            loop.deregister(fd, token: token, willClose: true)
+            fd.close()
+        }
+        if let result { handler.connectCompleted(result, tag: tag) }
+    }
+}

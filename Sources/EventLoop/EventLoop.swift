@@ -1,0 +1,228 @@
+// One event loop per thread: selector wait, registration slots, timers, deferred retries and cross-thread tasks.
+import Synchronization
+import Sys
+
+/// Something registered with a loop: told about readiness, and told to close when the loop stops.
+public protocol EventHandler: AnyObject {
+    /// Readiness for this registration (edge-triggered; also delivered synthetically by `retryLater`).
+    func ready(_ events: ReadyEvents)
+    /// The loop is stopping: release the descriptor and tell your owner.
+    func loopStopping()
+}
+
+/// A single-threaded event loop.
+///
+/// Thread rules: `execute`, `stop` and `isInLoop` may be called from any thread; everything else only on the loop's
+/// thread (inside callbacks, tasks, or before `run()` starts).
+public final class EventLoop: @unchecked Sendable {
+    public let selector: EpollSelector
+    var handlers = SlotTable<any EventHandler>()
+    var timers = TimerQueue()
+    /// Monotonic nanoseconds, refreshed once per iteration (after each wait).
+    public private(set) var now: UInt64
+    /// The loop's read buffer, shared by all its connections: contents are valid only during one callback.
+    public let readBuffer: UnsafeMutableRawBufferPointer
+    /// A connection reports `writabilityChanged(false)` when its unsent bytes exceed this.
+    public var highWaterMark = 256 * 1024
+    /// Reads per readiness event before yielding to other connections.
+    public var readsPerEvent = 16
+
+    private let tasks = Mutex<[@Sendable () -> Void]>([])
+    private var runningTasks: [@Sendable () -> Void] = []
+    private let sleeping = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    private let loopThread = Atomic<UInt>(0)
+    private var deferred: [UInt64] = []
+    private var deferredRunning: [UInt64] = []
+    private let wake: FileDescriptor
+    private var wakeToken: UInt64 = 0
+
+    public init(readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024) throws(Errno) {
+        selector = try EpollSelector(capacity: eventCapacity)
+        wake = try FileDescriptor.eventFD()
+        readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        now = monotonicNanoseconds()
+        deferred.reserveCapacity(1024)
+        deferredRunning.reserveCapacity(1024)
+        tasks.withLock { $0.reserveCapacity(1024) }
+        runningTasks.reserveCapacity(1024)
+        wakeToken = try register(wake, interest: .readable, handler: Waker(wake))
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        wake.close()
+        selector.close()
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    public var isInLoop: Bool { loopThread.load(ordering: .acquiring) == threadID() }
+
+    // MARK: Registrations
+
+    /// Registers `fd` (edge-triggered) and returns its token. The handler is retained until `deregister`.
+    public func register(_ fd: FileDescriptor, interest: Interest, handler: any EventHandler) throws(Errno) -> UInt64 {
+        let token = handlers.insert(handler)
+        do {
+            try selector.register(fd, interest: interest, token: token)
+        } catch {
+            handlers.remove(token)
+            throw error
+        }
+        return token
+    }
+
+    /// Changes the interest of a registration.
+    public func modify(_ fd: FileDescriptor, token: UInt64, interest: Interest) throws(Errno) {
+        try selector.modify(fd, interest: interest, token: token)
+    }
+
+    /// Forgets a registration; later events carrying `token` are dropped. Pass `willClose: true` when the caller
+    /// closes `fd` right after (closing removes it from epoll, saving the `epoll_ctl` call).
+    public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) {
+        guard handlers.remove(token) else { return }
+        if !willClose { try? selector.deregister(fd) }
+    }
+
+    /// Delivers `ready([.readable, .readHangup])` to the registration on the next iteration, if it is still
+    /// registered then. Edge-triggered handlers that stop before `EAGAIN` (fairness, paused reading) use this.
+    public func retryLater(_ token: UInt64) {
+        deferred.append(token)
+    }
+
+    /// Number of live registrations (including the loop's own wake-up eventfd).
+    public var registrationCount: Int { handlers.count }
+
+    // MARK: Timers
+
+    /// Calls `handler.timerFired(tag:)` at `deadline` (monotonic nanoseconds). Allocates nothing in steady state.
+    @discardableResult
+    public func schedule(deadline: UInt64, handler: any TimerHandler, tag: UInt64 = 0) -> TimerID {
+        timers.schedule(deadline: deadline, handler: handler, tag: tag, closure: nil)
+    }
+
+    @discardableResult
+    public func schedule(after delay: Duration, handler: any TimerHandler, tag: UInt64 = 0) -> TimerID {
+        timers.schedule(deadline: now &+ Self.nanoseconds(delay), handler: handler, tag: tag, closure: nil)
+    }
+
+    /// Closure convenience for control-plane code (allocates the closure).
+    @discardableResult
+    public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
+        timers.schedule(deadline: now &+ Self.nanoseconds(delay), handler: nil, tag: 0, closure: body)
+    }
+
+    /// Cancels a timer; returns whether it was still pending.
+    @discardableResult
+    public func cancel(_ timer: TimerID) -> Bool { timers.cancel(timer) }
+
+    /// Pending timers.
+    public var timerCount: Int { timers.count }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+    }
+
+    // MARK: Cross-thread tasks
+
+    /// Runs `task` on the loop's thread, from any thread. Returns false (and drops the task) once the loop stopped.
+    /// The eventfd is written only when the loop may be sleeping in `epoll_wait`.
+    @discardableResult
+    public func execute(_ task: @Sendable @escaping () -> Void) -> Bool {
+        guard !stopped.load(ordering: .acquiring) else { return false }
+        tasks.withLock { $0.append(task) }
+        if sleeping.exchange(false, ordering: .acquiringAndReleasing) {
+            wake.signalEvent()
+        }
+        return true
+    }
+
+    /// Asks the loop to stop, from any thread. `run()` returns after the current iteration; see `run()`.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        wake.signalEvent()
+    }
+
+    // MARK: Running
+
+    /// Runs the loop on the calling thread until `stop()`.
+    ///
+    /// On stop: tasks submitted before stop run once more, then every registration gets `loopStopping()` (connections
+    /// and listeners close their fds and report `closed`), pending timers are dropped, and later `execute` calls
+    /// return false.
+    public func run() throws(Errno) {
+        loopThread.store(threadID(), ordering: .releasing)
+        now = monotonicNanoseconds()
+        while !stopRequested.load(ordering: .acquiring) {
+            runTasks()
+            runDeferred()
+            runTimers()
+            if stopRequested.load(ordering: .acquiring) { break }
+            var timeout = timeoutMilliseconds()
+            sleeping.store(true, ordering: .sequentiallyConsistent)
+            if timeout != 0 && tasks.withLock({ !$0.isEmpty }) { timeout = 0 }
+            let count = try selector.wait(timeoutMilliseconds: timeout)
+            sleeping.store(false, ordering: .releasing)
+            now = monotonicNanoseconds()
+            for index in 0..<count {
+                let (token, events) = selector.event(at: index)
+                // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
+                handlers.lookup(token)?.ready(events)
+            }
+        }
+        stopped.store(true, ordering: .releasing)
+        runTasks()
+        for handler in handlers.liveValues where !(handler is Waker) {
+            handler.loopStopping()
+        }
+        timers = TimerQueue(capacity: 0)
+        deferred.removeAll()
+    }
+
+    private func timeoutMilliseconds() -> Int32 {
+        if !deferred.isEmpty { return 0 }
+        guard let deadline = timers.nextDeadline else { return -1 }
+        if deadline <= now { return 0 }
+        // Round up so a timer never fires early.
+        let milliseconds = (deadline - now + 999_999) / 1_000_000
+        return Int32(min(milliseconds, UInt64(Int32.max)))
+    }
+
+    private func runTasks() {
+        tasks.withLock { swap(&$0, &runningTasks) }
+        guard !runningTasks.isEmpty else { return }
+        for task in runningTasks { task() }
+        runningTasks.removeAll(keepingCapacity: true)
+    }
+
+    private func runDeferred() {
+        guard !deferred.isEmpty else { return }
+        swap(&deferred, &deferredRunning)
+        for token in deferredRunning {
+            handlers.lookup(token)?.ready([.readable, .readHangup])
+        }
+        deferredRunning.removeAll(keepingCapacity: true)
+    }
+
+    private func runTimers() {
+        guard timers.count > 0 else { return }
+        now = monotonicNanoseconds()
+        while let fired = timers.popExpired(now: now) {
+            switch fired {
+            case .handler(let handler, let tag): handler.timerFired(tag: tag)
+            case .closure(let body): body()
+            }
+        }
+    }
+}
+
+/// Drains the loop's wake-up eventfd; the wake itself is the point.
+final class Waker: EventHandler {
+    let fd: FileDescriptor
+    init(_ fd: FileDescriptor) { self.fd = fd }
+    func ready(_ events: ReadyEvents) { _ = fd.drainEvent() }
+    func loopStopping() {}
+}

@@ -1,0 +1,88 @@
+// The readiness-selector protocol the loop runs on, and its epoll implementation (edge-triggered).
+import Sys
+
+/// What a registration wants to hear about.
+public struct Interest: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let readable = Interest(rawValue: 1)
+    public static let writable = Interest(rawValue: 2)
+}
+
+/// Readiness reported for one registration.
+public struct ReadyEvents: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let readable = ReadyEvents(rawValue: 1)
+    public static let writable = ReadyEvents(rawValue: 2)
+    /// The peer closed its writing side: read until EOF (EPOLLRDHUP).
+    public static let readHangup = ReadyEvents(rawValue: 4)
+    public static let hangup = ReadyEvents(rawValue: 8)
+    public static let error = ReadyEvents(rawValue: 16)
+}
+
+/// A readiness source for one loop. An io_uring backend can implement this later (poll requests keyed by token).
+///
+/// Registrations are edge-triggered: a handler must read or write until `EAGAIN`, or remember that it stopped
+/// early and come back (the loop's `retryLater`).
+public protocol Selector: AnyObject {
+    func register(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno)
+    func modify(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno)
+    func deregister(_ fd: FileDescriptor) throws(Errno)
+    /// Waits up to `timeoutMilliseconds` (-1: forever) and returns how many events `event(at:)` can read.
+    func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int
+    func event(at index: Int) -> (token: UInt64, events: ReadyEvents)
+    func close()
+}
+
+/// epoll, edge-triggered with EPOLLRDHUP.
+///
+/// Edge-triggered because a connection registers once for both directions and never calls `epoll_ctl` again to
+/// toggle write interest (level-triggered would report writability on every wait): fewer syscalls per event.
+public final class EpollSelector: Selector {
+    let epoll: Epoll
+    let buffer: EpollEventBuffer
+
+    public init(capacity: Int = 1024) throws(Errno) {
+        epoll = try Epoll()
+        buffer = EpollEventBuffer(capacity: capacity)
+    }
+
+    @inline(__always)
+    static func bits(_ interest: Interest) -> EpollEvents {
+        var events: EpollEvents = [.edgeTriggered]
+        if interest.contains(.readable) { events.formUnion([.input, .readHangup]) }
+        if interest.contains(.writable) { events.insert(.output) }
+        return events
+    }
+
+    public func register(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno) {
+        try epoll.add(fd, events: Self.bits(interest), token: token)
+    }
+
+    public func modify(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno) {
+        try epoll.modify(fd, events: Self.bits(interest), token: token)
+    }
+
+    public func deregister(_ fd: FileDescriptor) throws(Errno) {
+        try epoll.remove(fd)
+    }
+
+    public func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int {
+        try epoll.wait(into: buffer, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    @inline(__always)
+    public func event(at index: Int) -> (token: UInt64, events: ReadyEvents) {
+        let bits = buffer.events(at: index)
+        var events: ReadyEvents = []
+        if bits.contains(.input) { events.insert(.readable) }
+        if bits.contains(.output) { events.insert(.writable) }
+        if bits.contains(.readHangup) { events.insert(.readHangup) }
+        if bits.contains(.hangup) { events.insert(.hangup) }
+        if bits.contains(.error) { events.insert(.error) }
+        return (buffer.token(at: index), events)
+    }
+
+    public func close() { epoll.close() }
+}

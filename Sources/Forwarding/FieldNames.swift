@@ -1,0 +1,179 @@
+// Byte-level helpers over a parsed head: case-insensitive name tests, list walking and field roles.
+import HTTP1
+
+/// OWS of RFC 9110 §5.6.3.
+@inline(__always)
+func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+
+/// ASCII lowercase; other bytes unchanged.
+@inline(__always)
+func lowercased(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+
+/// Whether `buf[range]` equals the lowercase `literal`, ignoring ASCII case (field names: RFC 9110 §5.1).
+@inline(__always)
+func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+    guard range.count == literal.utf8CodeUnitCount else { return false }
+    let bytes = literal.utf8Start
+    var offset = 0
+    for index in range {
+        if lowercased(buf[index]) != bytes[offset] { return false }
+        offset += 1
+    }
+    return true
+}
+
+/// Whether `buf[range]` equals `lowercase` (already lowercase), ignoring ASCII case.
+@inline(__always)
+func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercase: [UInt8]) -> Bool {
+    guard range.count == lowercase.count else { return false }
+    var offset = 0
+    for index in range {
+        if lowercased(buf[index]) != lowercase[offset] { return false }
+        offset += 1
+    }
+    return true
+}
+
+/// Whether two ranges of `buf` hold the same bytes, ignoring ASCII case.
+@inline(__always)
+func equalsIgnoringCase(_ buf: UnsafeBufferPointer<UInt8>, _ left: Range<Int>, _ right: Range<Int>) -> Bool {
+    guard left.count == right.count else { return false }
+    var other = right.lowerBound
+    for index in left {
+        if lowercased(buf[index]) != lowercased(buf[other]) { return false }
+        other += 1
+    }
+    return true
+}
+
+/// Calls `body` with each comma-separated element of `buf[range]`, OWS trimmed, empty ones skipped (RFC 9110
+/// §5.6.1); `body` returns false to stop. Returns false when stopped.
+@inline(__always)
+@discardableResult
+func forEachListElement(
+    _ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ body: (Range<Int>) -> Bool
+) -> Bool {
+    var elementStart = range.lowerBound
+    while elementStart < range.upperBound {
+        var elementEnd = elementStart
+        while elementEnd < range.upperBound && buf[elementEnd] != 0x2C { elementEnd += 1 }
+        var start = elementStart
+        var end = elementEnd
+        while start < end && isWhitespace(buf[start]) { start += 1 }
+        while end > start && isWhitespace(buf[end - 1]) { end -= 1 }
+        if start < end && !body(start..<end) { return false }
+        elementStart = elementEnd + 1
+    }
+    return true
+}
+
+/// What the rewriters do with a received field, decided from its name alone.
+enum FieldRole {
+    case other
+    case host
+    /// `Connection` (RFC 9110 §7.6.1): dropped; its tokens name more fields to drop.
+    case connection
+    /// Hop-by-hop by definition (RFC 9110 §7.6.1, §7.8, §10.1.4, §11.7.2): dropped.
+    case hopByHop
+    /// Framing: never dropped, even when a Connection token names it (that would desynchronise the body).
+    case framing
+    case forwardedFor
+    case realIP
+    case forwardedProto
+    case requestID
+
+    /// Role of the field named `buf[name]` in a request (`request` true) or a response.
+    @inline(__always)
+    init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
+        switch name.count {
+        case 2 where equalsLowercase(buf, name, "te"):
+            self = .hopByHop
+        case 4 where equalsLowercase(buf, name, "host"):
+            self = .host
+        case 7 where equalsLowercase(buf, name, "upgrade"):
+            self = .hopByHop
+        case 9 where equalsLowercase(buf, name, "x-real-ip"):
+            self = .realIP
+        case 10 where equalsLowercase(buf, name, "connection"):
+            self = .connection
+        case 10 where equalsLowercase(buf, name, "keep-alive"):
+            self = .hopByHop
+        case 12 where equalsLowercase(buf, name, "x-request-id"):
+            self = .requestID
+        case 14 where equalsLowercase(buf, name, "content-length"):
+            self = .framing
+        case 14 where equalsLowercase(buf, name, "http2-settings"):
+            self = .hopByHop
+        case 15 where equalsLowercase(buf, name, "x-forwarded-for"):
+            self = .forwardedFor
+        case 16 where equalsLowercase(buf, name, "proxy-connection"):
+            self = .hopByHop
+        case 17 where equalsLowercase(buf, name, "transfer-encoding"):
+            self = .framing
+        case 17 where equalsLowercase(buf, name, "x-forwarded-proto"):
+            self = .forwardedProto
+        case 19 where request && equalsLowercase(buf, name, "proxy-authorization"):
+            self = .hopByHop
+        default:
+            self = .other
+        }
+    }
+}
+
+/// Connection tokens of a head that name other fields (anything but `close`, `keep-alive` and `upgrade`, whose
+/// fields are dropped anyway). Checked per field only when such a token exists, so the common head costs one pass.
+struct ConnectionTokens {
+    let namesOtherFields: Bool
+
+    init(_ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
+        var found = false
+        for index in 0..<head.fieldCount where equalsLowercase(buf, head.name(at: index).indices, "connection") {
+            forEachListElement(buf, head.value(at: index).indices) { token in
+                if equalsLowercase(buf, token, "close") || equalsLowercase(buf, token, "keep-alive")
+                    || equalsLowercase(buf, token, "upgrade")
+                {
+                    return true
+                }
+                found = true
+                return false
+            }
+            if found { break }
+        }
+        namesOtherFields = found
+    }
+
+    /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
+    func lists(_ name: Range<Int>, _ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard namesOtherFields else { return false }
+        for index in 0..<head.fieldCount where equalsLowercase(buf, head.name(at: index).indices, "connection") {
+            let completed = forEachListElement(buf, head.value(at: index).indices) { token in
+                !equalsIgnoringCase(buf, token, name)
+            }
+            if !completed { return true }
+        }
+        return false
+    }
+}
+
+/// Appends a static string's bytes.
+@inline(__always)
+func append(_ string: StaticString, to out: inout [UInt8]) {
+    string.withUTF8Buffer { out.append(contentsOf: $0) }
+}
+
+/// Appends `buf[range]`.
+@inline(__always)
+func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inout [UInt8]) {
+    out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[range]))
+}
+
+/// Appends `name: buf[value] CRLF` with the name as received.
+@inline(__always)
+func appendField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]) {
+    append(buf, name, to: &out)
+    out.append(0x3A)
+    out.append(0x20)
+    append(buf, value, to: &out)
+    out.append(0x0D)
+    out.append(0x0A)
+}

@@ -1,0 +1,109 @@
+// What the request rewriter needs per route, computed once per configuration (never per request).
+import GatewayConfig
+import Routing
+
+/// The listener's scheme, sent upstream as `X-Forwarded-Proto`.
+public enum Scheme: Sendable, Equatable {
+    case http
+    case https
+
+    var bytes: StaticString {
+        switch self {
+        case .http: return "http"
+        case .https: return "https"
+        }
+    }
+}
+
+/// How the upstream `Host` field of a route is written.
+enum HostSource: Sendable {
+    /// The client's Host passes unchanged (routes that answer themselves never forward).
+    case client
+    /// A named upstream: one prebuilt value per `server` line (`host` or `host:port` unless the port is 80).
+    case named([[UInt8]])
+    /// A host template rendered from the captures, then this `:port` suffix (empty for port 80).
+    case dynamic(Template, portSuffix: [UInt8])
+}
+
+/// A `set_header` of a route with its name lowercased for comparisons.
+struct HeaderPlan: Sendable {
+    let name: [UInt8]
+    let lowercaseName: [UInt8]
+    let value: Template
+}
+
+/// Headers the gateway writes itself that a route's `set_header` replaces.
+struct Overrides: OptionSet, Sendable {
+    let rawValue: UInt8
+    static let forwardedFor = Overrides(rawValue: 1)
+    static let realIP = Overrides(rawValue: 2)
+    static let forwardedProto = Overrides(rawValue: 4)
+}
+
+/// One route's forwarding recipe.
+struct RoutePlan: Sendable {
+    let host: HostSource
+    /// `set_header Host ...`: written in the Host position instead of `host`.
+    let hostSetting: Template?
+    /// Other `set_header` entries, in file order.
+    let headers: [HeaderPlan]
+    let overrides: Overrides
+    let websocket: Bool
+    let rewrite: Template?
+}
+
+extension RoutePlan {
+    init(route: Route, upstream: (String) -> Upstream?) {
+        switch route.action {
+        case .respond:
+            host = .client
+        case .proxy(.named(let name)):
+            if let servers = upstream(name)?.servers, !servers.isEmpty {
+                host = .named(servers.map { hostValue(host: Array($0.host.utf8), port: $0.port) })
+            } else {
+                host = .client
+            }
+        case .proxy(.dynamic(let template, let port)):
+            host = .dynamic(template, portSuffix: hostValue(host: [], port: port))
+        }
+        var hostSetting: Template?
+        var headers: [HeaderPlan] = []
+        var overrides: Overrides = []
+        for setting in route.headers {
+            let lowercase = setting.name.map(lowercased)
+            switch String(decoding: lowercase, as: UTF8.self) {
+            case "host": hostSetting = setting.value
+            // The gateway owns these: framing and hop-by-hop fields would break the message, and the request id
+            // must be the one reported to the access log.
+            case "connection", "keep-alive", "proxy-connection", "te", "upgrade", "http2-settings",
+                "content-length", "transfer-encoding", "x-request-id":
+                continue
+            case "x-forwarded-for":
+                overrides.insert(.forwardedFor)
+                headers.append(HeaderPlan(name: setting.name, lowercaseName: lowercase, value: setting.value))
+            case "x-real-ip":
+                overrides.insert(.realIP)
+                headers.append(HeaderPlan(name: setting.name, lowercaseName: lowercase, value: setting.value))
+            case "x-forwarded-proto":
+                overrides.insert(.forwardedProto)
+                headers.append(HeaderPlan(name: setting.name, lowercaseName: lowercase, value: setting.value))
+            default:
+                headers.append(HeaderPlan(name: setting.name, lowercaseName: lowercase, value: setting.value))
+            }
+        }
+        self.hostSetting = hostSetting
+        self.headers = headers
+        self.overrides = overrides
+        websocket = route.websocket
+        rewrite = route.rewrite
+    }
+}
+
+/// `host` followed by `:port` unless the port is 80, the default of `http` (RFC 9110 §7.2, §4.2.1).
+func hostValue(host: [UInt8], port: UInt16) -> [UInt8] {
+    guard port != 80 else { return host }
+    var value = host
+    value.append(0x3A)
+    value.append(contentsOf: Array(String(port).utf8))
+    return value
+}

@@ -1,0 +1,96 @@
+// The request id carried in X-Request-ID: a fixed-size value, and the per-loop generator of new ones.
+
+/// An `X-Request-ID` value: 1–128 visible ASCII bytes (0x21–0x7E), held inline so passing it around allocates
+/// nothing. Generated ids are 32 lowercase hex digits.
+public struct RequestID: Sendable, Equatable, CustomStringConvertible {
+    /// Longest id accepted from a client; a longer one is replaced.
+    public static let maximumLength = 128
+
+    var storage: InlineArray<128, UInt8>
+    /// Number of bytes of the id.
+    public private(set) var count: Int
+
+    /// The id `bytes`, or nil when they are not 1–128 visible ASCII characters.
+    public init?(_ bytes: some Collection<UInt8>) {
+        guard RequestID.isValid(bytes) else { return nil }
+        storage = InlineArray(repeating: 0)
+        count = 0
+        for byte in bytes {
+            storage[count] = byte
+            count += 1
+        }
+    }
+
+    init(hex high: UInt64, _ low: UInt64) {
+        storage = InlineArray(repeating: 0)
+        count = 32
+        let digits: StaticString = "0123456789abcdef"
+        for position in 0..<16 {
+            let shift = UInt64(60 - 4 * position)
+            storage[position] = digits.utf8Start[Int((high >> shift) & 0xF)]
+            storage[16 + position] = digits.utf8Start[Int((low >> shift) & 0xF)]
+        }
+    }
+
+    /// Whether `bytes` is an id this gateway keeps: 1–128 bytes, each visible ASCII (VCHAR without obs-text).
+    @inlinable
+    public static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+        var length = 0
+        for byte in bytes {
+            guard byte >= 0x21 && byte <= 0x7E else { return false }
+            length += 1
+            if length > maximumLength { return false }
+        }
+        return length > 0
+    }
+
+    /// Calls `body` with the id's bytes (valid only inside `body`).
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try Swift.withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    /// Appends the id's bytes to `out`.
+    public func append(to out: inout [UInt8]) {
+        withUnsafeBytes { out.append(contentsOf: $0) }
+    }
+
+    /// The id as an array (allocates: for logs and tests, not the hot path).
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    public var description: String { withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
+
+    public static func == (left: RequestID, right: RequestID) -> Bool {
+        left.withUnsafeBytes { l in right.withUnsafeBytes { r in l.elementsEqual(r) } }
+    }
+}
+
+/// Generates request ids: SplitMix64 (Steele, Lea, Flood 2014) over a random seed, two outputs per id, rendered
+/// as 32 lowercase hex digits. One per event loop (not thread-safe; no locks, no allocation). Ids are unique,
+/// not secret: a client that sees many can predict the next ones of that loop.
+public struct RequestIDGenerator: Sendable {
+    var state: UInt64
+
+    /// A generator starting from `seed` (tests use fixed seeds).
+    public init(seed: UInt64) { state = seed }
+
+    /// A generator seeded from the system's random source (`SystemRandomNumberGenerator`), once per loop.
+    public init() {
+        var random = SystemRandomNumberGenerator()
+        state = random.next()
+    }
+
+    /// The next SplitMix64 output.
+    public mutating func nextWord() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A new 32-hex-digit id.
+    public mutating func next() -> RequestID {
+        let high = nextWord()
+        return RequestID(hex: high, nextWord())
+    }
+}

@@ -1,0 +1,227 @@
+// The upstream request head: request line, Host, forwarded fields, hop-by-hop removal, route header settings.
+import GatewayConfig
+import HTTP1
+import Routing
+
+/// Writes the head a proxied request is sent upstream with. Built once per configuration (it precomputes each
+/// route's Host value and header settings) and shared by every loop; writing allocates nothing beyond growing
+/// the caller's buffer, whose capacity is reused from request to request.
+///
+/// What is sent, in order:
+/// - `METHOD path[?query] HTTP/1.1`: the route's `rewrite` rendered with the captures (else the path as
+///   received), then the query as received.
+/// - `Host`: the route's `set_header Host`, else the upstream's name (RFC 9110 §7.2): a named upstream's server
+///   host as configured, a dynamic upstream's rendered host, each with `:port` unless the port is 80.
+/// - The client's fields in order, without: hop-by-hop fields (RFC 9110 §7.6.1: `Connection`, `Keep-Alive`,
+///   `Proxy-Connection`, `TE`, `Upgrade`, `HTTP2-Settings`, and `Proxy-Authorization`, whose credentials are
+///   for a proxy and never for the origin behind this gateway, RFC 9110 §11.7.2); fields a `Connection` token
+///   names; fields the gateway writes itself below; fields a route `set_header` replaces. `Content-Length` and
+///   `Transfer-Encoding` pass unchanged, even when a Connection token names them: the engine relays the body
+///   bytes as framed (chunked stays chunked; the parser already refused ambiguous framing), and dropping
+///   framing would desynchronise the upstream connection. `Trailer` passes for the same reason.
+/// - `Connection: Upgrade` + `Upgrade: websocket` for a WebSocket upgrade on a `websocket on` route (RFC 6455
+///   §4.1; the `Sec-WebSocket-*` fields pass as ordinary fields), else `Connection: keep-alive` (pooled).
+/// - `X-Forwarded-For` (received values joined with `, `, then the client address), `X-Real-IP`,
+///   `X-Forwarded-Proto`, unless a route `set_header` sets them; `X-Request-ID`: the client's first one when
+///   valid (`RequestID.isValid`), else a generated one.
+/// - The route's other `set_header` fields, rendered with the captures; one rendering to nothing is not sent
+///   (as nginx's `proxy_set_header` does). `set_header` of hop-by-hop, framing or `X-Request-ID` fields is
+///   ignored: the gateway owns those.
+public struct RequestRewriter: Sendable {
+    let routes: [RoutePlan]
+
+    /// Plans for every route of `config.routes`.
+    public init(config: GatewayConfig) {
+        routes = config.routes.routes.map { route in
+            RoutePlan(route: route, upstream: { config.upstream(named: $0) })
+        }
+    }
+
+    /// Appends the upstream request head of `request` (a complete request head) to `out` and returns the
+    /// request id it carries.
+    ///
+    /// - Parameters:
+    ///   - route: index of the route `RouteTable.decide` chose (a `.proxy` decision).
+    ///   - server: which `server` line of a named upstream the engine connects to (its Host value is used).
+    ///   - matcher: the matcher `decide` ran with, still holding that match (captures are offsets into the path).
+    ///   - clientAddress: the peer address as text (`192.0.2.7`, `2001:db8::1`, no brackets, no port).
+    ///   - scheme: the listener's scheme, for `X-Forwarded-Proto`.
+    ///   - requestIDs: the loop's generator, used when the client sent no valid id.
+    @discardableResult
+    public func writeUpstreamHead(
+        request: HeadParser, route: Int, server: Int = 0, matcher: Matcher, clientAddress: UnsafeRawBufferPointer,
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout [UInt8]
+    ) -> RequestID {
+        let plan = routes[route]
+        let storage = request.headBytes
+        return storage.withUnsafeBufferPointer { buf -> RequestID in
+            let pathRange = request.path.indices
+            let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
+
+            // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
+            append(buf, request.methodBytes.indices, to: &out)
+            out.append(0x20)
+            if let rewrite = plan.rewrite {
+                let mark = out.count
+                rewrite.render(captures: matcher, path: path, into: &out)
+                // An empty request-target is invalid (RFC 9112 §3.2).
+                if out.count == mark { out.append(0x2F) }
+            } else {
+                append(buf, pathRange, to: &out)
+            }
+            if let query = request.query?.indices {
+                out.append(0x3F)
+                append(buf, query, to: &out)
+            }
+            append(" HTTP/1.1\r\n", to: &out)
+
+            // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early).
+            var keepClientHost = false
+            if let setting = plan.hostSetting {
+                writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
+            } else {
+                switch plan.host {
+                case .client:
+                    keepClientHost = true
+                case .named(let hosts):
+                    append("Host: ", to: &out)
+                    out.append(contentsOf: hosts[server])
+                    append("\r\n", to: &out)
+                case .dynamic(let template, let portSuffix):
+                    append("Host: ", to: &out)
+                    template.render(captures: matcher, path: path, into: &out)
+                    out.append(contentsOf: portSuffix)
+                    append("\r\n", to: &out)
+                }
+            }
+
+            let tokens = ConnectionTokens(request, buf)
+            var forwardedFor = false
+            var clientRequestID: Range<Int>?
+            for index in 0..<request.fieldCount {
+                let name = request.name(at: index).indices
+                let role = FieldRole(buf, name, request: true)
+                switch role {
+                case .host:
+                    if !keepClientHost { continue }
+                case .connection, .hopByHop:
+                    continue
+                case .framing:
+                    break
+                case .forwardedFor, .realIP, .forwardedProto, .requestID, .other:
+                    if tokens.lists(name, request, buf) { continue }
+                    switch role {
+                    case .forwardedFor:
+                        if !plan.overrides.contains(.forwardedFor) { forwardedFor = true }
+                        continue
+                    case .realIP, .forwardedProto:
+                        continue
+                    case .requestID:
+                        if clientRequestID == nil { clientRequestID = request.value(at: index).indices }
+                        continue
+                    default:
+                        if isReplaced(name, plan.headers, buf) { continue }
+                    }
+                }
+                appendField(buf, name: name, value: request.value(at: index).indices, to: &out)
+            }
+
+            if plan.websocket && request.isWebSocketUpgrade {
+                append("Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
+            } else {
+                append("Connection: keep-alive\r\n", to: &out)
+            }
+
+            if !plan.overrides.contains(.forwardedFor) {
+                append("X-Forwarded-For: ", to: &out)
+                if forwardedFor {
+                    // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
+                    for index in 0..<request.fieldCount {
+                        let name = request.name(at: index).indices
+                        guard equalsLowercase(buf, name, "x-forwarded-for") else { continue }
+                        let value = request.value(at: index).indices
+                        guard !value.isEmpty else { continue }
+                        append(buf, value, to: &out)
+                        append(", ", to: &out)
+                    }
+                }
+                out.append(contentsOf: clientAddress)
+                append("\r\n", to: &out)
+            }
+            if !plan.overrides.contains(.realIP) {
+                append("X-Real-IP: ", to: &out)
+                out.append(contentsOf: clientAddress)
+                append("\r\n", to: &out)
+            }
+            if !plan.overrides.contains(.forwardedProto) {
+                append("X-Forwarded-Proto: ", to: &out)
+                append(scheme.bytes, to: &out)
+                append("\r\n", to: &out)
+            }
+
+            let id: RequestID
+            if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
+                id = received
+            } else {
+                id = requestIDs.next()
+            }
+            append("X-Request-ID: ", to: &out)
+            id.append(to: &out)
+            append("\r\n", to: &out)
+
+            for setting in plan.headers {
+                writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
+            }
+            append("\r\n", to: &out)
+            return id
+        }
+    }
+
+    /// `writeUpstreamHead` with the client address as an array (tests and cold paths).
+    @discardableResult
+    public func writeUpstreamHead(
+        request: HeadParser, route: Int, server: Int = 0, matcher: Matcher, clientAddress: [UInt8],
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout [UInt8]
+    ) -> RequestID {
+        clientAddress.withUnsafeBytes { address in
+            writeUpstreamHead(
+                request: request, route: route, server: server, matcher: matcher, clientAddress: address,
+                scheme: scheme, requestIDs: &requestIDs, into: &out)
+        }
+    }
+}
+
+/// Whether a route `set_header` replaces the received field `buf[name]`.
+@inline(__always)
+private func isReplaced(_ name: Range<Int>, _ headers: [HeaderPlan], _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    for header in headers where equalsLowercase(buf, name, header.lowercaseName) { return true }
+    return false
+}
+
+/// `name: <rendered value> CRLF`, or nothing when the value renders empty. Captures come from the request path,
+/// which the parser already limited to visible bytes, so a rendered value cannot hold CR or LF.
+@inline(__always)
+private func writeSetting(
+    name: some Collection<UInt8>, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer,
+    into out: inout [UInt8]
+) {
+    let mark = out.count
+    out.append(contentsOf: name)
+    out.append(0x3A)
+    out.append(0x20)
+    let valueStart = out.count
+    value.render(captures: matcher, path: path, into: &out)
+    if out.count == valueStart {
+        out.removeLast(out.count - mark)
+        return
+    }
+    out.append(0x0D)
+    out.append(0x0A)
+}
+
+@inline(__always)
+private func writeSetting(
+    name: StaticString, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer, into out: inout [UInt8]
+) {
+    name.withUTF8Buffer { writeSetting(name: $0, value: value, matcher: matcher, path: path, into: &out) }
+}

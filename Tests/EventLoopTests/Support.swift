@@ -1,0 +1,77 @@
+// Helpers for loop tests: run a loop on its own thread, run code on it synchronously, deterministic byte patterns.
+import EventLoop
+import Synchronization
+import Sys
+
+/// A loop running on its own thread until `stop()`.
+final class RunningLoop: Sendable {
+    let loop: EventLoop
+    let thread: Sys.Thread
+
+    init() throws {
+        let loop = try EventLoop()
+        self.loop = loop
+        thread = try Sys.Thread { try? loop.run() }
+    }
+
+    /// Runs `body` on the loop thread and returns its result.
+    func sync<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        let latch = try Latch()
+        let result = Mutex<Result<T, any Error>?>(nil)
+        loop.execute {
+            let value = Result { try body() }
+            result.withLock { $0 = value }
+            latch.signal()
+        }
+        latch.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    func stop() {
+        loop.stop()
+        thread.join()
+    }
+}
+
+/// Byte `offset` of stream `stream`: a pattern that exposes reordering, loss and duplication.
+@inline(__always)
+func patternByte(stream: Int, offset: Int) -> UInt8 {
+    UInt8(truncatingIfNeeded: (offset &* 131) ^ (offset >> 9) ^ (stream &* 7919))
+}
+
+/// SplitMix64, a seeded generator so failures reproduce.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Echo server handler: echoes, pauses reading while the echo cannot be sent.
+final class EchoServer: AcceptHandler, ConnectionHandler {
+    let accepted = Atomic<Int>(0)
+    let closedCount = Atomic<Int>(0)
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        accepted.add(1, ordering: .relaxed)
+        _ = try? Connection(loop: listener.loop, fd: fd, handler: self)
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        connection.write(bytes)
+    }
+
+    func writabilityChanged(_ connection: Connection, writable: Bool) {
+        if writable { connection.resumeReading() } else { connection.pauseReading() }
+    }
+
+    func closed(_ connection: Connection, error: Errno?) {
+        closedCount.add(1, ordering: .relaxed)
+    }
+}
+
+extension EchoServer: @unchecked Sendable {}

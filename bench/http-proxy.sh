@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# HTTP/1.1 reverse proxying side by side: nginx, HAProxy, a relay floor and (when built) rtc-gateway in front of
+# one nginx `return 200 "ok"` upstream; wrk -t1 -c50 per contender, contenders alternated over ROUNDS rounds;
+# median req/s and proxy CPU µs per request, with ratios against the better of nginx and HAProxy.
+#
+# Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1),
+# RELAY_FLOOR (1: include HAProxy `mode tcp` as the parse-nothing floor), DIRECT (1: include wrk straight to
+# the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its config; a draft
+# one is generated when unset), RAW_OUT (file to keep the raw per-round TSV).
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-50}
+WARMUP=${WARMUP:-1}
+RELAY_FLOOR=${RELAY_FLOOR:-1}
+DIRECT=${DIRECT:-1}
+UPSTREAM_PORT=18080
+NGINX_PORT=18081
+HAPROXY_PORT=18082
+RELAY_PORT=18083
+GATEWAY_PORT=${GATEWAY_PORT:-18084}
+
+bench_init
+log "machine: $(machine_line)"
+
+declare -A PID PORT
+CONTENDERS=()
+
+nginx_start upstream "$UPSTREAM_PORT" "
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT backlog=4096;
+        location / { return 200 \"ok\"; }
+    }"
+UPSTREAM_PID=$BENCH_LAST_PID
+if [[ "$DIRECT" == 1 ]]; then
+  CONTENDERS+=(direct)
+  PID[direct]=$UPSTREAM_PID
+  PORT[direct]=$UPSTREAM_PORT
+fi
+
+nginx_start nginx "$NGINX_PORT" "
+    upstream backend {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+CONTENDERS+=(nginx)
+PID[nginx]=$BENCH_LAST_PID
+PORT[nginx]=$NGINX_PORT
+
+haproxy_start haproxy "$HAPROXY_PORT" "
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+backend be
+    http-reuse always
+    server up 127.0.0.1:$UPSTREAM_PORT"
+CONTENDERS+=(haproxy)
+PID[haproxy]=$BENCH_LAST_PID
+PORT[haproxy]=$HAPROXY_PORT
+
+if [[ "$RELAY_FLOOR" == 1 ]]; then
+  # HAProxy in `mode tcp` parses nothing: one upstream connection per client connection, bytes relayed.
+  haproxy_start relay "$RELAY_PORT" "
+listen relay
+    mode tcp
+    bind 127.0.0.1:$RELAY_PORT
+    server up 127.0.0.1:$UPSTREAM_PORT"
+  CONTENDERS+=(relay-floor)
+  PID[relay-floor]=$BENCH_LAST_PID
+  PORT[relay-floor]=$RELAY_PORT
+fi
+
+if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
+  conf=${GATEWAY_CONF:-}
+  if [[ -z "$conf" ]]; then
+    # Draft grammar of gateway-config/gateway.conf; pass GATEWAY_CONF when the real grammar differs.
+    conf="$BENCH_TMP/gateway-http.conf"
+    cat >"$conf" <<EOF
+workers 1;
+listen 127.0.0.1:$GATEWAY_PORT;
+upstream bench {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    keepalive 64;
+}
+route default {
+    proxy http://bench;
+}
+EOF
+  fi
+  bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers 1
+  wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"
+  CONTENDERS+=(gateway)
+  PID[gateway]=$BENCH_LAST_PID
+  PORT[gateway]=$GATEWAY_PORT
+elif [[ -n "${GATEWAY_BIN:-}" ]]; then
+  log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
+else
+  log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
+fi
+
+check_body ok
+RAW="$BENCH_TMP/raw.tsv"
+wrk_rounds "$RAW"
+
+[[ -z "${RAW_OUT:-}" ]] || cp "$RAW" "$RAW_OUT"
+echo
+echo "## http-proxy: $(machine_line)"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternated; CPU = the proxy process (for 'direct': the upstream)"
+echo
+summarize "$RAW" nginx,haproxy rps:high:req/s us_per_req:low:µs/req other_cpu_pct:info:other-CPU-%

@@ -1,0 +1,394 @@
+# shellcheck shell=bash
+# Shared helpers for the side-by-side benchmarks: start nginx/HAProxy/any server as children of this shell,
+# wait for ports, read CPU time and RSS from /proc, run wrk, compute medians. Source it; do not execute it.
+#
+# Every server is started in the foreground as a direct child of the calling shell (never inside `$(...)`,
+# whose subshell would exit and leave an orphan that PID 1 never reaps) and is stopped by pid from the
+# EXIT/INT/TERM trap that bench_init installs.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${PY:-/usr/bin/python3} # Debian's python3 sees python3-websockets; the pyenv one on PATH does not.
+NGINX=${NGINX:-/usr/sbin/nginx}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+WRK=${WRK:-wrk}
+CLK_TCK=$(getconf CLK_TCK)
+BENCH_PIDS=()
+declare -A BENCH_LOG_OF=()
+BENCH_TMP=""
+BENCH_LAST_PID=""
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# bench_init: make the temp dir and install the trap that stops every child started with bench_start.
+bench_init() {
+  BENCH_TMP=$(mktemp -d /tmp/bench.XXXXXX)
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${BENCH_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${BENCH_PIDS[@]}"; do
+    bench_wait_exit "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  BENCH_PIDS=()
+  if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" && -z "${BENCH_KEEP_TMP:-}" ]]; then
+    rm -rf "$BENCH_TMP"
+  fi
+}
+
+# bench_wait_exit PID TENTHS: poll until PID is gone (returns 1 if it is still there after TENTHS/10 s).
+bench_wait_exit() {
+  local pid=$1 tries=${2:-50}
+  while ((tries-- > 0)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    # A zombie child still answers kill -0: look at its state.
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# bench_start NAME CMD...: start CMD in the background (stdout+stderr to $BENCH_TMP/NAME.log);
+# the pid is left in BENCH_LAST_PID and recorded for cleanup.
+bench_start() {
+  local name=$1
+  shift
+  "$@" >"$BENCH_TMP/$name.log" 2>&1 &
+  BENCH_LAST_PID=$!
+  BENCH_PIDS+=("$BENCH_LAST_PID")
+  BENCH_LOG_OF[$BENCH_LAST_PID]="$BENCH_TMP/$name.log"
+}
+
+# bench_stop PID: stop one child now (TERM, then KILL after 5 s) and forget it.
+bench_stop() {
+  local pid=$1 p keep=()
+  kill -TERM "$pid" 2>/dev/null || true
+  bench_wait_exit "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${BENCH_PIDS[@]}"; do
+    [[ "$p" == "$pid" ]] || keep+=("$p")
+  done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+# wait_port PORT [PID] [TIMEOUT_S]: poll 127.0.0.1:PORT until it accepts; fail early if PID died.
+wait_port() {
+  local port=$1 pid=${2:-} timeout=${3:-10} deadline
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      log "process $pid died before port $port opened; its output:"
+      tail -n 20 "${BENCH_LOG_OF[$pid]:-/dev/null}" >&2 || true
+      die "process $pid exited early"
+    fi
+    sleep 0.05
+  done
+  die "port $port did not open within ${timeout}s"
+}
+
+# nginx_start NAME PORT_TO_WAIT HTTP_BLOCK_BODY: one process (master_process off), one worker, logs and pid in
+# a temp dir. HTTP_BLOCK_BODY is inserted inside `http { }`. Leaves the pid in BENCH_LAST_PID.
+nginx_start() {
+  local name=$1 port=$2 body=$3 dir="$BENCH_TMP/$1"
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 19000;
+    multi_accept on;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+$body
+}
+EOF
+  bench_start "$name" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+  wait_port "$port" "$BENCH_LAST_PID"
+}
+
+# haproxy_start NAME PORT_TO_WAIT CONFIG_BODY: one process, one thread (-db keeps it in the foreground).
+# CONFIG_BODY follows the generated `global` and `defaults` sections.
+haproxy_start() {
+  local name=$1 port=$2 body=$3 dir="$BENCH_TMP/$1"
+  mkdir -p "$dir"
+  cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 9500
+    pidfile $dir/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout tunnel 1h
+    timeout http-keep-alive 300s
+$body
+EOF
+  bench_start "$name" "$HAPROXY" -db -f "$dir/haproxy.cfg"
+  wait_port "$port" "$BENCH_LAST_PID"
+}
+
+# proc_tree PID: PID and all its descendants (a gateway may fork workers), from /proc/PID/task/*/children.
+# Reads only these processes: scanning all of /proc races with processes that exit meanwhile.
+proc_tree() {
+  local queue=("$1") p kids
+  while ((${#queue[@]})); do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    [[ -d "/proc/$p" ]] || continue
+    echo "$p"
+    kids=$(cat /proc/"$p"/task/*/children 2>/dev/null) || true
+    # shellcheck disable=SC2206 # word splitting of the pid list is the point
+    queue+=($kids)
+  done
+}
+
+# proc_cpu_ticks PID: utime+stime (all threads) of PID and its descendants, in clock ticks.
+proc_cpu_ticks() {
+  local p total=0 t
+  for p in $(proc_tree "$1"); do
+    # Fields after the "(comm)" part: state is 1, utime is 12, stime is 13 (stat fields 14 and 15).
+    t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+
+# proc_cpu_seconds PID: proc_cpu_ticks converted with getconf CLK_TCK.
+proc_cpu_seconds() {
+  awk -v t="$(proc_cpu_ticks "$1")" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f\n", t / hz }'
+}
+
+# proc_rss_kib PID: VmRSS of PID and its descendants, KiB.
+proc_rss_kib() {
+  local p total=0 r
+  for p in $(proc_tree "$1"); do
+    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || r=0
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# rss_settle PID: poll RSS every 0.5 s until two readings differ by < 0.5 % (at most 15 s); print it.
+rss_settle() {
+  local pid=$1 prev cur i
+  prev=$(proc_rss_kib "$pid")
+  for ((i = 0; i < 30; i++)); do
+    sleep 0.5
+    cur=$(proc_rss_kib "$pid")
+    if awk -v a="$prev" -v b="$cur" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d * 200 <= b) }'; then
+      break
+    fi
+    prev=$cur
+  done
+  echo "$cur"
+}
+
+# wrk_run URL DURATION_S CONNECTIONS [THREADS]: run wrk; print "REQS_PER_S TOTAL_REQUESTS ERRORS".
+# ERRORS counts socket errors plus non-2xx/3xx responses; the full output stays in $BENCH_TMP/wrk.last.
+wrk_run() {
+  local url=$1 dur=$2 conns=$3 threads=${4:-1}
+  "$WRK" -t"$threads" -c"$conns" -d"${dur}s" "$url" >"$BENCH_TMP/wrk.last" 2>&1 ||
+    die "wrk failed: $(cat "$BENCH_TMP/wrk.last")"
+  awk '
+    /Requests\/sec:/ { rps = $2 }
+    / requests in / { total = $1 }
+    /Socket errors:/ { gsub(/,/, ""); errs += $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx responses:/ { errs += $5 }
+    END { if (rps == "") exit 1; printf "%s %s %d\n", rps, total, errs }' "$BENCH_TMP/wrk.last" ||
+    die "cannot parse wrk output: $(cat "$BENCH_TMP/wrk.last")"
+}
+
+# median NUM...: median of the arguments (mean of the two middle values for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) exit 1
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# rotate N ITEMS...: ITEMS rotated left by N (round r starts with a different contender).
+rotate() {
+  local n=$1
+  shift
+  local items=("$@") count=$# i
+  for ((i = 0; i < count; i++)); do
+    printf '%s\n' "${items[$(((i + n) % count))]}"
+  done
+}
+
+# machine_line: what RESULTS.md records about the machine.
+machine_line() {
+  echo "nproc $(nproc), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+}
+
+# summarize TSV PEERS METRIC...: median table (markdown) of a raw TSV with columns round, contender, metrics;
+# PEERS is a comma list of the reference contenders; METRIC is column:high|low:label.
+summarize() {
+  "$PY" "$BENCH_DIR/summarize.py" "$@"
+}
+
+# check_body EXPECTED: every contender in CONTENDERS (ports in the PORT map) answers GET / with EXPECTED.
+check_body() {
+  local c body
+  # shellcheck disable=SC2153 # PORT is the caller's global map
+
+  for c in "${CONTENDERS[@]}"; do
+    body=$(curl -fsS "http://127.0.0.1:${PORT[$c]}/") || die "$c: GET / failed"
+    [[ "$body" == "$1" ]] || die "$c answered '$body' instead of '$1'"
+  done
+}
+
+# machine_busy_ticks: user+nice+system+steal ticks of the whole machine (/proc/stat; irq/softirq left out
+# because loopback traffic is charged there rather than to our processes).
+machine_busy_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $9; exit }' /proc/stat
+}
+
+# own_ticks: CPU ticks of everything this benchmark runs: each started server (and its children) plus the
+# waited-for children of this shell (wrk, helpers: cutime+cstime of $$).
+own_ticks() {
+  local p total=0
+  for p in "${BENCH_PIDS[@]}"; do
+    total=$((total + $(proc_cpu_ticks "$p")))
+  done
+  echo $((total + $(sed 's/.*) //' "/proc/$$/stat" | awk '{print $14 + $15}')))
+}
+
+# wrk_rounds RAW_TSV: warm each contender up (WARMUP s), then ROUNDS rounds, each running wrk against every
+# contender in turn (the order rotates each round); per run, CPU ticks of PID[c] and its children are read
+# before and after. Uses the globals CONTENDERS, PID, PORT, ROUNDS, DURATION, CONNECTIONS, WARMUP, WRK_PATH,
+# MAX_OTHER_PCT, NOISY_RETRIES.
+wrk_rounds() {
+  local raw=$1 r c t0 t1 rps total errs us order b0 b1 o0 o1 other
+  local path=${WRK_PATH:-/} attempt
+  # A run during which processes that are not ours used more than MAX_OTHER_PCT % of a core is run again,
+  # at most NOISY_RETRIES times (the last attempt is kept either way; its other-CPU-% is in the table).
+  MAX_OTHER_PCT=${MAX_OTHER_PCT:-25}
+  NOISY_RETRIES=${NOISY_RETRIES:-2}
+  for c in "${CONTENDERS[@]}"; do
+    if ((WARMUP > 0)); then wrk_run "http://127.0.0.1:${PORT[$c]}$path" "$WARMUP" "$CONNECTIONS" >/dev/null; fi
+  done
+  log "contenders: ${CONTENDERS[*]}; $ROUNDS rounds of ${DURATION}s, wrk -t1 -c$CONNECTIONS"
+  printf 'round\tcontender\trps\tus_per_req\tother_cpu_pct\terrors\n' >"$raw"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    mapfile -t order < <(rotate $((r - 1)) "${CONTENDERS[@]}")
+    for c in "${order[@]}"; do
+      for ((attempt = 0; attempt <= NOISY_RETRIES; attempt++)); do
+        t0=$(proc_cpu_ticks "${PID[$c]}")
+        o0=$(own_ticks)
+        b0=$(machine_busy_ticks)
+        wrk_run "http://127.0.0.1:${PORT[$c]}$path" "$DURATION" "$CONNECTIONS" >"$BENCH_TMP/wrk.parsed"
+        b1=$(machine_busy_ticks)
+        o1=$(own_ticks)
+        t1=$(proc_cpu_ticks "${PID[$c]}")
+        read -r rps total errs <"$BENCH_TMP/wrk.parsed"
+        # CPU used by processes that are not ours during the run, in % of one core: high means a noisy run.
+        other=$(awk -v d=$(((b1 - b0) - (o1 - o0))) -v hz="$CLK_TCK" -v s="$DURATION" \
+          'BEGIN { v = d / hz / s * 100; printf "%.0f", v < 0 ? 0 : v }')
+        us=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$total" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
+        ((other > MAX_OTHER_PCT && attempt < NOISY_RETRIES)) || break
+        log "round $r $c: other processes used ${other}% of a core (> MAX_OTHER_PCT=$MAX_OTHER_PCT): run again"
+      done
+      printf '%d\t%s\t%s\t%s\t%s\t%s\n' "$r" "$c" "$rps" "$us" "$other" "$errs" >>"$raw"
+      log "round $r $c: $rps req/s, $us µs CPU/request, other processes ${other}% of a core, $errs errors"
+      ((errs == 0)) || log "warning: $c had $errs errors"
+    done
+  done
+}
+
+# wait_line FILE REGEX PID TIMEOUT_S: poll until FILE has a line matching REGEX; print that line.
+wait_line() {
+  local file=$1 re=$2 pid=$3 timeout=${4:-120} deadline line
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    line=$(grep -E -m1 "$re" "$file" 2>/dev/null) && {
+      echo "$line"
+      return 0
+    }
+    if ! kill -0 "$pid" 2>/dev/null || [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]]; then
+      tail -n 20 "$file" >&2 || true
+      die "process $pid exited before printing /$re/"
+    fi
+    sleep 0.2
+  done
+  tail -n 20 "$file" >&2 || true
+  die "no /$re/ in $file within ${timeout}s"
+}
+
+# nginx_ws_body LISTEN_PORT UPSTREAM_PORT: nginx http{} body proxying WebSocket upgrades to the upstream.
+nginx_ws_body() {
+  cat <<EOF2
+    map \$http_upgrade \$connection_upgrade {
+        default upgrade;
+        '' close;
+    }
+    server {
+        listen 127.0.0.1:$1 backlog=4096;
+        location / {
+            proxy_pass http://127.0.0.1:$2;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection \$connection_upgrade;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }
+    }
+EOF2
+}
+
+# haproxy_ws_body LISTEN_PORT UPSTREAM_PORT: HAProxy `mode http` frontend/backend (upgrades are automatic;
+# the generated defaults carry `timeout tunnel 1h`).
+haproxy_ws_body() {
+  cat <<EOF2
+frontend fe
+    bind 127.0.0.1:$1
+    default_backend be
+backend be
+    server up 127.0.0.1:$2
+EOF2
+}
+
+# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT: a draft-grammar rtc-gateway config (gateway-config/gateway.conf)
+# proxying WebSocket upgrades; GATEWAY_CONF overrides it when the real grammar differs.
+gateway_ws_conf() {
+  cat >"$1" <<EOF2
+workers 1;
+listen 127.0.0.1:$2;
+timeouts {
+    tunnel_idle 1h;
+}
+upstream bench {
+    server 127.0.0.1:$3;
+}
+route default {
+    websocket on;
+    proxy http://bench;
+}
+EOF2
+}
