@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "HTTP1", dependencies: []),
         .target(name: "Metrics", dependencies: []),
         .target(name: "DNS", dependencies: []),
-        .target(name: "Routing", dependencies: ["CPCRE2"]),
+        .target(name: "Routing", dependencies: ["CPCRE2", "DNS"]),
         .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
         .target(name: "Forwarding", dependencies: ["HTTP1", "Routing", "GatewayConfig"]),
 
@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing"]),
         .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig"]),
         .testTarget(name: "SysTests", dependencies: ["Sys"]),

@@ -1,4 +1,5 @@
 // One route: how it matches a path, and what the gateway does with a request that matched it.
+import DNS
 
 /// How a route matches a request path (the request target up to `?`, as raw bytes, not percent-decoded).
 public enum Matching: Sendable {
@@ -105,16 +106,5 @@ public struct Route: Sendable {
 /// Whether `bytes` form a DNS-1123 label, `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?` (RFC 1123 §2.1, lowercase as
 /// Kubernetes requires). The same rule as `DNS.isDNS1123Label`; repeated here because Routing sits below DNS.
 public func isHostLabel(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    let count = bytes.count
-    guard count >= 1 && count <= 63 else { return false }
-    for position in 0..<count {
-        let byte = bytes[position]
-        let isAlphanumeric =
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-        if !isAlphanumeric {
-            guard byte == UInt8(ascii: "-") && position != 0 && position != count - 1 else { return false }
-        }
-    }
-    return true
+    isDNS1123Label(bytes)
 }
