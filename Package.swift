@@ -26,9 +26,22 @@ let package = Package(
         // MARK: Runtime: the only code that calls libc I/O (Sys), and the event loop on top of it
         .target(name: "Sys", dependencies: ["CLinux"]),
         .target(name: "EventLoop", dependencies: ["Sys"]),
+        .target(name: "HTTPServer", dependencies: ["HTTP1", "EventLoop", "Sys", "Metrics"]),
+        .target(name: "Resolver", dependencies: ["DNS", "EventLoop", "Sys", "Metrics"]),
+
+        // MARK: Program libraries: the gateway's proxy engine
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "DNS", "EventLoop", "Forwarding", "GatewayConfig", "HTTP1", "HTTPServer", "Metrics", "Resolver",
+                "Routing", "Sys",
+            ]),
 
         // MARK: Programs: thin executables that parse arguments and wire the libraries together
-        .executableTarget(name: "rtc-gateway", dependencies: ["GatewayConfig"]),
+        .executableTarget(
+            name: "rtc-gateway",
+            dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
+        .executableTarget(name: "rtc-bench", dependencies: ["HTTPServer", "EventLoop", "Sys"]),
 
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
@@ -45,6 +58,11 @@ let package = Package(
         .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig"]),
         .testTarget(name: "SysTests", dependencies: ["Sys"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Sys", "TestSupport"]),
+        .testTarget(
+            name: "HTTPServerTests",
+            dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "Metrics", "TestSupport"]),
+        .testTarget(
+            name: "ResolverTests", dependencies: ["Resolver", "DNS", "EventLoop", "Sys", "Metrics", "TestSupport"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

@@ -85,11 +85,12 @@ fi
 if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
   conf=${GATEWAY_CONF:-}
   if [[ -z "$conf" ]]; then
-    # Draft grammar of gateway-config/gateway.conf; pass GATEWAY_CONF when the real grammar differs.
+    # One worker, one upstream with a keep-alive pool, every path proxied.
     conf="$BENCH_TMP/gateway-http.conf"
     cat >"$conf" <<EOF
 workers 1;
 listen 127.0.0.1:$GATEWAY_PORT;
+admin 127.0.0.1:$((GATEWAY_PORT + 1000));
 upstream bench {
     server 127.0.0.1:$UPSTREAM_PORT;
     keepalive 64;

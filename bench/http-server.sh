@@ -3,7 +3,8 @@
 # alternated over ROUNDS rounds; median req/s and server CPU µs per request, ratios against nginx.
 #
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1),
-# SERVER_BIN (our server, started as `$SERVER_BIN --port PORT`; skipped when unset), SERVER_BODY (the body
+# SERVER_BIN (our server, started as `$SERVER_BIN $SERVER_ARGS --port PORT`; skipped when unset), SERVER_ARGS
+# (words put before --port, e.g. "http-server" for rtc-bench; empty by default), SERVER_BODY (the body
 # our server answers to GET /, checked before measuring; "ok"), RAW_OUT (file to keep the raw per-round TSV).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -33,7 +34,8 @@ PORT[nginx]=$NGINX_PORT
 check_body ok
 
 if [[ -n "${SERVER_BIN:-}" && -x "${SERVER_BIN:-}" ]]; then
-  bench_start server "$SERVER_BIN" --port "$SERVER_PORT"
+  read -r -a server_args <<<"${SERVER_ARGS:-}"
+  bench_start server "$SERVER_BIN" "${server_args[@]}" --port "$SERVER_PORT"
   wait_port "$SERVER_PORT" "$BENCH_LAST_PID"
   PID[server]=$BENCH_LAST_PID
   PORT[server]=$SERVER_PORT

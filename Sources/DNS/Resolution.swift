@@ -17,6 +17,15 @@ public struct QueryPlan: Hashable, Sendable {
         firstServer = conf.rotate ? abs(queryNumber % serverCount) : 0
     }
 
+    /// A plan with a per-try `timeout` in nanoseconds, for timeouts a resolv.conf cannot state (below one second,
+    /// or set by the gateway's configuration). Values below 1 are raised to 1.
+    public init(serverCount: Int, attempts: Int, timeout: UInt64, firstServer: Int = 0) {
+        self.serverCount = max(1, serverCount)
+        self.attempts = max(1, attempts)
+        self.timeout = max(1, timeout)
+        self.firstServer = abs(firstServer % self.serverCount)
+    }
+
     /// The number of tries in all.
     public var tryCount: Int { serverCount * attempts }
 

@@ -23,7 +23,9 @@ extension ConnectionHandler {
 /// An idle connection owns no buffer: reads go to `loop.readBuffer`; `write` sends at once and copies only the
 /// unsent remainder into a pending buffer that is freed as soon as it drains.
 public final class Connection: EventHandler {
-    public unowned let loop: EventLoop
+    // Invariant: the loop outlives its connections (it closes them all when it stops and is released after), so
+    // the reference needs no reference counting on every event.
+    public unowned(unsafe) let loop: EventLoop
     public let fd: FileDescriptor
     private var handler: (any ConnectionHandler)?
     private var token: UInt64 = 0
@@ -46,6 +48,7 @@ public final class Connection: EventHandler {
         static let shutdownRequested = State(rawValue: 8)
         static let writeShut = State(rawValue: 16)
         static let aboveHighWater = State(rawValue: 32)
+        static let closeWhenFlushed = State(rawValue: 64)
     }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -63,6 +66,24 @@ public final class Connection: EventHandler {
     }
 
     public var isClosed: Bool { state.contains(.closed) }
+
+    /// Hands the connection to another handler (e.g. an upstream connection going back to a keep-alive pool).
+    public func setHandler(_ handler: any ConnectionHandler) {
+        guard !state.contains(.closed) else { return }
+        self.handler = handler
+    }
+
+    /// Closes once every pending byte is sent (at once when none is pending); reading stops now. The handler's
+    /// `closed` runs when it really closes. Unlike `shutdownWrite` + wait-for-EOF, a peer that never closes its
+    /// side cannot keep the connection open.
+    public func closeWhenFlushed() {
+        guard !state.contains(.closed) else { return }
+        if pending == nil {
+            close(error: nil)
+        } else {
+            state.insert([.closeWhenFlushed, .readingPaused])
+        }
+    }
     /// Bytes accepted by `write` but not yet sent.
     public var pendingByteCount: Int { Int(pendingEnd - pendingStart) }
     /// Whether a pending buffer is currently allocated.
@@ -73,7 +94,7 @@ public final class Connection: EventHandler {
     public func pauseReading() { state.insert(.readingPaused) }
 
     public func resumeReading() {
-        guard state.contains(.readingPaused) else { return }
+        guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
         state.remove(.readingPaused)
         // Edge-triggered: data that arrived while paused raised no new edge, so look again next iteration.
         loop.retryLater(token)
@@ -133,7 +154,9 @@ public final class Connection: EventHandler {
     /// writability. May call `writabilityChanged(false)` before returning. Errors close the connection on the next
     /// loop iteration (never inside this call).
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested]), failure == 0 else { return }
+        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
+            return
+        }
         if pending != nil {
             append(bytes)
             return
@@ -150,7 +173,9 @@ public final class Connection: EventHandler {
 
     /// Sends `head` then `body` with one writev, without joining them.
     public func write(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) {
-        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested]), failure == 0 else { return }
+        guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
+            return
+        }
         if pending != nil {
             append(head)
             append(body)
@@ -232,6 +257,10 @@ public final class Connection: EventHandler {
             }
         }
         releasePending()
+        if state.contains(.closeWhenFlushed) {
+            close(error: nil)
+            return
+        }
         if state.contains(.aboveHighWater) {
             state.remove(.aboveHighWater)
             handler?.writabilityChanged(self, writable: true)

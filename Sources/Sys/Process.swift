@@ -67,6 +67,9 @@ private var RLIMIT_NOFILE_VALUE: __rlimit_resource_t { __rlimit_resource_t(RLIMI
 /// getpid(2).
 public func processID() -> Int32 { getpid() }
 
+/// exit(3): ends the process with `code` (for programs, which may not import the C library themselves).
+public func exitProcess(_ code: Int32) -> Never { exit(code) }
+
 /// An identifier of the calling thread (`pthread_self`), unique among live threads.
 public func threadID() -> UInt { UInt(pthread_self()) }
 

@@ -1,6 +1,11 @@
 // rtc-gateway: parses arguments, loads the configuration, and starts the gateway (or only checks the file).
+import EventLoop
 import Foundation
+import Gateway
 import GatewayConfig
+import HTTPServer
+import Metrics
+import Sys
 
 let version = "0.1.0"
 
@@ -83,6 +88,5 @@ case .success(let config):
                 + "\(config.upstreams.count) upstreams, hash \(String(config.configHash, radix: 16)))")
         exit(0)
     }
-    _ = workersOverride
-    fail("serving is not available in this build yet: only --check-config is", status: 1)
+    run(config: config, path: configPath, workersOverride: workersOverride)
 }

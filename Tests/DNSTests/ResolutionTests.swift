@@ -19,6 +19,14 @@ private let second: UInt64 = 1_000_000_000
         #expect(QueryPlan(conf: conf).timeout == 2 * second)
     }
 
+    @Test func explicitPlanAllowsSubSecondTimeouts() {
+        let plan = QueryPlan(serverCount: 3, attempts: 2, timeout: 250_000_000, firstServer: 4)
+        #expect(plan.timeout == 250_000_000)
+        #expect((0..<7).map { plan.server(forTry: $0) } == [1, 2, 0, 1, 2, 0, nil])
+        let clamped = QueryPlan(serverCount: 0, attempts: 0, timeout: 0)
+        #expect(clamped.tryCount == 1 && clamped.timeout == 1 && clamped.server(forTry: 0) == 0)
+    }
+
     @Test func searchListThenAddresses() {
         var resolution = Resolution(
             candidates: candidateNames(for: "balancer", conf: conf), plan: QueryPlan(conf: conf))

@@ -19,11 +19,24 @@ public final class Dnsmasq: @unchecked Sendable {
         directory = try makeTemporaryDirectory("dnsmasq")
         logPath = directory + "/queries.log"
         hostsPath = directory + "/hosts"
-        port = freeUDPPort()
         try Self.writeHosts(records, to: hostsPath)
-        process = try Self.start(
-            port: port, hostsPath: hostsPath, logPath: logPath, ttl: ttl, localDomains: localDomains)
-        try waitReady()
+        // dnsmasq binds TCP as well as UDP: a port free for UDP a moment ago can be taken for TCP (or taken again).
+        // dnsmasq then exits at once, so start again on another port.
+        var attempt = 0
+        while true {
+            let port = freeUDPPort()
+            try? FileManager.default.removeItem(atPath: logPath)
+            let process = try Self.start(
+                port: port, hostsPath: hostsPath, logPath: logPath, ttl: ttl, localDomains: localDomains)
+            if Self.waitReady(process, logPath: logPath) {
+                self.port = port
+                self.process = process
+                return
+            }
+            process.stop()
+            attempt += 1
+            if attempt == 5 { throw DnsmasqError.notReady(logPath) }
+        }
     }
 
     private static func writeHosts(_ records: [String: [String]], to path: String) throws {
@@ -47,11 +60,12 @@ public final class Dnsmasq: @unchecked Sendable {
             ] + localDomains.map { "--local=/\($0)/" })
     }
 
-    private func waitReady() throws {
-        let ready = waitUntil(timeout: .seconds(10)) {
+    private static func waitReady(_ process: ChildProcess, logPath: String) -> Bool {
+        func started() -> Bool {
             (try? String(contentsOfFile: logPath, encoding: .utf8))?.contains("started") ?? false
         }
-        if !ready { throw DnsmasqError.notReady(logPath) }
+        _ = waitUntil(timeout: .seconds(10)) { started() || !process.isRunning }
+        return process.isRunning && started()
     }
 
     /// Replaces the records and reloads them (SIGHUP re-reads `--addn-hosts`).

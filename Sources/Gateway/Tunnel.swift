@@ -1,0 +1,85 @@
+// A WebSocket tunnel: bytes relayed both ways unchanged, with back-pressure and half-close.
+import EventLoop
+import Metrics
+import Sys
+
+/// Two connections joined after a forwarded upgrade's 101 (RFC 6455 §4; the gateway does not parse frames).
+///
+/// Back-pressure: when one side's unsent bytes pass the loop's high-water mark, the other side stops being read
+/// until they drain. Half-close: an EOF from one side becomes a FIN to the other (after its pending bytes); the
+/// tunnel ends when both directions ended or either connection failed. An idle tunnel owns no buffer: this
+/// object, two `Connection`s and the loop's shared read buffer are all there is.
+final class Tunnel: ConnectionHandler {
+    // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
+    // needs no reference counting.
+    unowned(unsafe) let worker: Worker
+    let downstream: Connection
+    let upstream: Connection
+    /// The upstream host (pod) for `rtc_gateway_tunnels_by_upstream`.
+    let label: String
+    let peer: SocketAddress
+    /// Index in `worker.tunnels`.
+    var slot = -1
+    /// Last time a byte moved (monotonic ns), for `tunnel_idle`.
+    var lastActivity: UInt64
+    private var ended: UInt8 = 0
+    private var finished = false
+
+    init(worker: Worker, downstream: Connection, upstream: Connection, label: String, peer: SocketAddress) {
+        self.worker = worker
+        self.peer = peer
+        self.downstream = downstream
+        self.upstream = upstream
+        self.label = label
+        lastActivity = worker.loop.now
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        lastActivity = worker.loop.now
+        if connection === downstream {
+            upstream.write(bytes)
+            worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(bytes.count))
+        } else {
+            downstream.write(bytes)
+            worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(bytes.count))
+        }
+    }
+
+    func writabilityChanged(_ connection: Connection, writable: Bool) {
+        // `connection` has too many unsent bytes: stop reading the side that feeds it.
+        let source = connection === downstream ? upstream : downstream
+        if writable { source.resumeReading() } else { source.pauseReading() }
+    }
+
+    func readEOF(_ connection: Connection) {
+        let isDownstream = connection === downstream
+        ended |= isDownstream ? 1 : 2
+        (isDownstream ? upstream : downstream).shutdownWrite()
+        if ended == 3 { close() }
+    }
+
+    func closed(_ connection: Connection, error: Errno?) {
+        cut()
+    }
+
+    /// Ends the tunnel: both connections close (pending bytes are sent first when the peer is still there).
+    func close() {
+        guard !finished else { return }
+        finished = true
+        downstream.closeWhenFlushed()
+        upstream.closeWhenFlushed()
+        worker.remove(self)
+    }
+
+    /// Closes at once, dropping unsent bytes (idle timeout, drain).
+    func cut() {
+        guard !finished else { return }
+        finished = true
+        downstream.close()
+        upstream.close()
+        worker.remove(self)
+    }
+}
+
+/// The event loop's listener (GatewayConfig has a `Listener` too).
+typealias LoopListener = Listener

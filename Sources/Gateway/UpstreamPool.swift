@@ -1,0 +1,72 @@
+// Idle keep-alive upstream connections of one loop, per upstream address.
+import EventLoop
+import Sys
+
+/// Idle upstream connections that finished a response and may carry the next request (RFC 9112 §9.3).
+///
+/// While pooled, a connection's handler is the pool: any byte or close from the server ends it (a server may
+/// close an idle connection at any time). Taking returns the most recently used connection (the one least likely
+/// to have been closed by the server's idle timeout).
+final class UpstreamPool: ConnectionHandler {
+    /// The idle connections to one address; a class so that taking and putting mutate the array in place.
+    final class Bucket {
+        var connections: [Connection] = []
+    }
+
+    private var idle: [SocketAddress: Bucket] = [:]
+    private(set) var count = 0
+
+    /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
+    func take(_ address: SocketAddress) -> Connection? {
+        guard let bucket = idle[address], let connection = bucket.connections.popLast() else { return nil }
+        count -= 1
+        return connection
+    }
+
+    /// Keeps `connection` for reuse if fewer than `capacity` connections to `address` are idle; closes it otherwise.
+    func put(_ connection: Connection, address: SocketAddress, capacity: Int) {
+        guard !connection.isClosed else { return }
+        let bucket: Bucket
+        if let existing = idle[address] {
+            bucket = existing
+        } else {
+            bucket = Bucket()
+            bucket.connections.reserveCapacity(capacity)
+            idle[address] = bucket
+        }
+        guard bucket.connections.count < capacity else {
+            connection.close()
+            return
+        }
+        connection.setHandler(self)
+        connection.tag = 0
+        bucket.connections.append(connection)
+        count += 1
+    }
+
+    /// Closes every idle connection (drain, stop).
+    func closeAll() {
+        let all = idle.values.flatMap(\.connections)
+        idle.removeAll()
+        count = 0
+        for connection in all { connection.close() }
+    }
+
+    private func forget(_ connection: Connection) {
+        for bucket in idle.values {
+            guard let index = bucket.connections.firstIndex(where: { $0 === connection }) else { continue }
+            bucket.connections.remove(at: index)
+            count -= 1
+            return
+        }
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        // Bytes on an idle connection are a protocol error (or a late 408): the connection is not reusable.
+        connection.close()
+    }
+
+    func readEOF(_ connection: Connection) { connection.close() }
+
+    func closed(_ connection: Connection, error: Errno?) { forget(connection) }
+}

@@ -1,0 +1,326 @@
+// One loop's share of the gateway: its listeners, exchanges, tunnels, upstream pool, resolver and scratch space.
+import EventLoop
+import Forwarding
+import HTTP1
+import Metrics
+import Resolver
+import Routing
+import Synchronization
+import Sys
+
+/// Everything one event loop owns. Used only on that loop's thread; connections never move between workers.
+final class Worker: AcceptHandler, TimerHandler {
+    let index: Int
+    // Invariant: a worker lives exactly as long as its loop runs.
+    unowned(unsafe) let loop: EventLoop
+    let shared: Shared
+    var metrics: GatewayMetrics { shared.metrics }
+
+    private(set) var snapshot: Snapshot
+    private var groups: [UpstreamGroup] = []
+    private var requestCounters: [[Counter]] = []
+    private var unroutedCounters: [Counter] = []
+    let matcher: Matcher
+    var requestIDs = RequestIDGenerator()
+    /// Reused for every head the worker writes (one at a time: the loop is single-threaded).
+    var scratch: [UInt8] = []
+    /// The client address text of the exchange being forwarded.
+    var clientAddress: [UInt8] = []
+    let pool = UpstreamPool()
+    let resolver: Resolver
+    private var exchanges: [Exchange] = []
+    private(set) var tunnels: [Tunnel] = []
+    private var listeners: [LoopListener] = []
+    private(set) var draining = false
+    private var drainDeadline: UInt64 = 0
+    private var turnCounter: UInt64 = 0
+
+    // Per-snapshot values in the units the engine uses.
+    private(set) var headLimits = HTTP1.Limits()
+    private(set) var clientHeaderTimeout: UInt64 = 0
+    private(set) var clientKeepaliveTimeout: UInt64 = 0
+    private(set) var upstreamResponseTimeout: UInt64 = 0
+    private var tunnelIdleTimeout: UInt64 = 0
+    /// Keep-alive pool size for dynamic (per-pod) upstreams.
+    let dynamicKeepalive = 4
+
+    static let sweepInterval: Duration = .milliseconds(100)
+
+    init(index: Int, loop: EventLoop, snapshot: Snapshot, shared: Shared, resolver: Resolver) {
+        self.index = index
+        self.loop = loop
+        self.shared = shared
+        self.snapshot = snapshot
+        self.resolver = resolver
+        matcher = Matcher(captureCapacity: snapshot.captureCapacity)
+        scratch.reserveCapacity(8192)
+        clientAddress.reserveCapacity(64)
+        install(snapshot)
+        loop.schedule(after: Self.sweepInterval, handler: self)
+    }
+
+    /// Binds this loop's listeners (SO_REUSEPORT: every worker binds the same addresses).
+    func listen(on addresses: [SocketAddress]) throws(Errno) -> [SocketAddress] {
+        var bound: [SocketAddress] = []
+        for address in addresses {
+            let listener = try LoopListener(loop: loop, address: address, backlog: 4096, handler: self)
+            listeners.append(listener)
+            bound.append(listener.address)
+        }
+        return bound
+    }
+
+    /// Switches new requests to `snapshot` (requests in flight keep theirs; tunnels are untouched).
+    func install(_ snapshot: Snapshot) {
+        let previous = groups
+        let previousSnapshot = self.snapshot
+        self.snapshot = snapshot
+        groups = snapshot.groups.map { plan in
+            // Keep resolved addresses of an unchanged upstream across a reload.
+            if let index = previousSnapshot.groups.firstIndex(where: { $0.name == plan.name }),
+                index < previous.count, previous[index].plan.servers == plan.servers
+            {
+                return previous[index].adopting(plan)
+            }
+            return UpstreamGroup(plan: plan)
+        }
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+        requestCounters = snapshot.routeLabels.map { label in
+            classes.map { metrics.requests.labels(label, $0) }
+        }
+        unroutedCounters = classes.map { metrics.requests.labels("none", $0) }
+        let config = snapshot.config
+        headLimits = HTTP1.Limits(
+            maxRequestLine: config.limits.uriLength + 64, maxHeaderBytes: config.limits.headerSize,
+            maxHeaderCount: config.limits.headerCount)
+        clientHeaderTimeout = nanoseconds(config.timeouts.clientHeader)
+        clientKeepaliveTimeout = nanoseconds(config.timeouts.clientKeepalive)
+        upstreamResponseTimeout = nanoseconds(config.timeouts.upstreamResponse)
+        tunnelIdleTimeout = nanoseconds(config.timeouts.tunnelIdle)
+    }
+
+    /// The runtime state of upstream group `index` of `snapshot` (a request started before a reload keeps
+    /// using its snapshot's plan).
+    func group(_ index: Int, of snapshot: Snapshot) -> UpstreamGroup {
+        if snapshot === self.snapshot { return groups[index] }
+        let name = snapshot.groups[index].name
+        if let current = groups.first(where: { $0.plan.name == name }) { return current }
+        return UpstreamGroup(plan: snapshot.groups[index])
+    }
+
+    func turn() -> UInt64 {
+        turnCounter &+= 1
+        return turnCounter
+    }
+
+    func countRequest(route: Int, status: Int, snapshot: Snapshot) {
+        let statusClass = min(max(status / 100, 1), 5) - 1
+        if snapshot === self.snapshot, route >= 0, route < requestCounters.count {
+            requestCounters[route][statusClass].increment(shard: index)
+        } else if route >= 0 && route < snapshot.routeLabels.count {
+            let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            metrics.requests.labels(snapshot.routeLabels[route], classes[statusClass]).increment(shard: index)
+        } else {
+            unroutedCounters[statusClass].increment(shard: index)
+        }
+    }
+
+    /// Writes `peer`'s address text into `clientAddress` (IPv4 without allocating).
+    func writeClientAddress(_ peer: SocketAddress) {
+        clientAddress.removeAll(keepingCapacity: true)
+        switch peer {
+        case .v4(let address, _):
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                HeadSerializer.appendDecimal(UInt64((address >> shift) & 0xff), into: &clientAddress)
+                if shift != 0 { clientAddress.append(UInt8(ascii: ".")) }
+            }
+        case .v6:
+            clientAddress.append(contentsOf: peer.hostText.utf8)
+        }
+    }
+
+    // MARK: Accepting
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: LoopListener) {
+        let peer = peer ?? .loopback(port: 0)
+        if draining {
+            fd.close()
+            return
+        }
+        if let reason = shared.admit(peer: peer, limits: snapshot.config.limits) {
+            metrics.refused.labels(reason).increment(shard: index)
+            Self.serviceUnavailable.withUnsafeBytes { _ = try? fd.send($0) }
+            fd.close()
+            return
+        }
+        metrics.accepted.increment(shard: index)
+        metrics.active.add(shard: index, 1)
+        let exchange = Exchange(worker: self, peer: peer)
+        do {
+            exchange.downstream = try Connection(loop: loop, fd: fd, handler: exchange)
+        } catch {
+            metrics.active.sub(shard: index, 1)
+            shared.release(peer: peer, limits: snapshot.config.limits)
+            return
+        }
+        exchange.slot = exchanges.count
+        exchanges.append(exchange)
+        phaseChanged(from: nil, to: .idle)
+        exchange.deadline = loop.now &+ clientHeaderTimeout
+    }
+
+    static let serviceUnavailable: [UInt8] = {
+        var out: [UInt8] = []
+        ErrorResponse.serviceUnavailable.write(keepAlive: false, requestID: nil, into: &out)
+        return out
+    }()
+
+    /// A downstream connection ended (exchange or tunnel).
+    func connectionClosed(peer: SocketAddress) {
+        metrics.active.sub(shard: index, 1)
+        shared.release(peer: peer, limits: snapshot.config.limits)
+    }
+
+    // MARK: Bookkeeping
+
+    func remove(_ exchange: Exchange) {
+        let slot = exchange.slot
+        guard slot >= 0, slot < exchanges.count, exchanges[slot] === exchange else { return }
+        let last = exchanges.removeLast()
+        if last !== exchange {
+            exchanges[slot] = last
+            last.slot = slot
+        }
+        exchange.slot = -1
+        checkDrained()
+    }
+
+    func add(_ tunnel: Tunnel) {
+        tunnel.slot = tunnels.count
+        tunnels.append(tunnel)
+        metrics.tunnel.add(shard: index, 1)
+        metrics.tunnelsActive.add(shard: index, 1)
+        _ = metrics.tunnelOpened(upstream: tunnel.label)
+    }
+
+    func remove(_ tunnel: Tunnel) {
+        let slot = tunnel.slot
+        guard slot >= 0, slot < tunnels.count, tunnels[slot] === tunnel else { return }
+        let last = tunnels.removeLast()
+        if last !== tunnel {
+            tunnels[slot] = last
+            last.slot = slot
+        }
+        tunnel.slot = -1
+        metrics.tunnel.sub(shard: index, 1)
+        metrics.tunnelsActive.sub(shard: index, 1)
+        metrics.tunnelClosed(upstream: tunnel.label)
+        connectionClosed(peer: tunnel.peer)
+        checkDrained()
+    }
+
+    func phaseChanged(from old: Exchange.Phase?, to new: Exchange.Phase?) {
+        if let old, let gauge = gauge(for: old) { gauge.sub(shard: index, 1) }
+        if let new, let gauge = gauge(for: new) { gauge.add(shard: index, 1) }
+    }
+
+    private func gauge(for phase: Exchange.Phase) -> Gauge? {
+        switch phase {
+        case .idle: return metrics.idle
+        case .head: return metrics.reading
+        case .resolving, .connecting, .sending, .awaiting: return metrics.waiting
+        case .relaying: return metrics.relaying
+        case .closed: return nil
+        }
+    }
+
+    // MARK: Timeouts and drain
+
+    func timerFired(tag: UInt64) {
+        let now = loop.now
+        var position = exchanges.count - 1
+        while position >= 0 {
+            if position < exchanges.count {
+                let exchange = exchanges[position]
+                if exchange.deadline != 0 && exchange.deadline <= now { exchange.deadlineExpired() }
+            }
+            position -= 1
+        }
+        if draining {
+            closeTunnelsForDrain(now: now)
+        } else if tunnelIdleTimeout > 0 {
+            position = tunnels.count - 1
+            while position >= 0 {
+                if position < tunnels.count {
+                    let tunnel = tunnels[position]
+                    if now &- tunnel.lastActivity >= tunnelIdleTimeout { tunnel.cut() }
+                }
+                position -= 1
+            }
+        }
+        if !(draining && exchanges.isEmpty && tunnels.isEmpty) {
+            loop.schedule(after: Self.sweepInterval, handler: self)
+        }
+    }
+
+    /// Stops accepting, closes idle keep-alive connections, lets requests in flight finish with `Connection:
+    /// close`, and closes tunnels evenly over `window`.
+    func drain(window: Duration) {
+        guard !draining else { return }
+        draining = true
+        drainDeadline = loop.now &+ nanoseconds(window)
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+        pool.closeAll()
+        for exchange in exchanges.reversed() { exchange.drain() }
+        checkDrained()
+    }
+
+    private func closeTunnelsForDrain(now: UInt64) {
+        guard !tunnels.isEmpty else { return }
+        // Spread the closes evenly: by each sweep, the share of tunnels whose turn has come.
+        let remaining = drainDeadline > now ? drainDeadline - now : 0
+        let interval = nanoseconds(Self.sweepInterval)
+        let ticksLeft = max(1, (remaining + interval - 1) / interval)
+        let count = (UInt64(tunnels.count) + ticksLeft - 1) / ticksLeft
+        for _ in 0..<Int(count) {
+            guard let tunnel = tunnels.last else { break }
+            tunnel.close()
+        }
+    }
+
+    private var reportedDrained = false
+
+    private func checkDrained() {
+        if draining && !reportedDrained && exchanges.isEmpty && tunnels.isEmpty {
+            reportedDrained = true
+            shared.workerDrained()
+        }
+    }
+
+    /// Closes everything at once (loop stop).
+    func stop() {
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+        pool.closeAll()
+        resolver.close()
+    }
+}
+
+func nanoseconds(_ duration: Duration) -> UInt64 {
+    let (seconds, attoseconds) = duration.components
+    guard seconds >= 0 else { return 0 }
+    return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+}
+
+extension UpstreamGroup {
+    /// A group for `plan` that keeps this group's resolved addresses.
+    func adopting(_ plan: GroupPlan) -> UpstreamGroup {
+        let group = UpstreamGroup(plan: plan)
+        for index in servers.indices where index < group.servers.count {
+            group.update(
+                server: index, addresses: servers[index].addresses, expiresAt: servers[index].expiresAt)
+        }
+        return group
+    }
+}

@@ -1,0 +1,244 @@
+// Per-loop server state: accepting, the loop-owned output batch and head-parser pool, the cached Date line.
+import EventLoop
+import HTTP1
+import Sys
+
+/// Everything one loop of a server owns. Used only on its loop's thread (`onLoop` hops there), hence
+/// `@unchecked Sendable`: the server keeps the list of contexts to reach them from `stop`/`closeIdle`.
+final class LoopContext: AcceptHandler, @unchecked Sendable {
+    let loop: EventLoop
+    let router: Router
+    let configuration: ServerConfiguration
+    let shared: ServerShared
+    var listener: Listener?
+    /// Open connections of this loop; each knows its index (swap-remove on close).
+    var connections: [ServerConnection] = []
+    /// Parsers lent to connections only while a request is incomplete; idle connections hold none.
+    private var parsers: [HeadParser] = []
+    static let maxPooledParsers = 64
+    // A parser whose storage grew past this (a huge head) is dropped rather than pooled.
+    static let maxPooledStorage = 8192
+    /// Responses of one read callback are gathered here and sent with one write.
+    let output: UnsafeMutableRawBufferPointer
+    var outputCount = 0
+    /// Reused to serialise dynamic response heads.
+    var headScratch: [UInt8] = []
+    var date = DateLine()
+    private var dateRefreshAt: UInt64 = 0
+    var draining = false
+    let headerTimeout: UInt64
+    let idleTimeout: UInt64
+    let lingerTimeout: UInt64
+
+    init(loop: EventLoop, router: Router, configuration: ServerConfiguration, shared: ServerShared) {
+        self.loop = loop
+        self.router = router
+        self.configuration = configuration
+        self.shared = shared
+        output = .allocate(byteCount: 32 * 1024, alignment: 16)
+        headScratch.reserveCapacity(1024)
+        parsers.reserveCapacity(LoopContext.maxPooledParsers)
+        connections.reserveCapacity(1024)
+        headerTimeout = LoopContext.nanoseconds(configuration.headerTimeout)
+        idleTimeout = LoopContext.nanoseconds(configuration.idleTimeout)
+        lingerTimeout = LoopContext.nanoseconds(configuration.lingerTimeout)
+    }
+
+    deinit { output.deallocate() }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// Runs `body` on the loop thread: now when already there, else as a loop task.
+    func onLoop(_ body: @escaping @Sendable (LoopContext) -> Void) {
+        if loop.isInLoop {
+            body(self)
+        } else {
+            loop.execute { body(self) }
+        }
+    }
+
+    // MARK: Accepting
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        let count = shared.connections.add(1, ordering: .relaxed).newValue
+        if count > configuration.maxConnections {
+            shared.connections.subtract(1, ordering: .relaxed)
+            shared.rejected.add(1, ordering: .relaxed)
+            // A fresh socket's send buffer is empty: the short answer goes out whole, then FIN.
+            _ = try? fd.send(ErrorResponses.overloaded)
+            fd.close()
+            return
+        }
+        let handler = ServerConnection(context: self, peer: peer)
+        do {
+            handler.connection = try Connection(loop: loop, fd: fd, handler: handler)
+        } catch {
+            shared.connections.subtract(1, ordering: .relaxed)
+            return
+        }
+        handler.index = connections.count
+        connections.append(handler)
+        handler.armIdle()
+    }
+
+    func removed(_ connection: ServerConnection) {
+        shared.connections.subtract(1, ordering: .relaxed)
+        let index = connection.index
+        guard index >= 0, index < connections.count, connections[index] === connection else { return }
+        let last = connections.removeLast()
+        if index < connections.count {
+            connections[index] = last
+            last.index = index
+        }
+        connection.index = -1
+    }
+
+    func closeListener() {
+        listener?.close()
+        listener = nil
+    }
+
+    func closeIdle() {
+        draining = true
+        // Closing removes from `connections`: walk a copy.
+        for connection in connections where connection.isIdle { connection.connection?.close() }
+    }
+
+    // MARK: Parsers
+
+    func takeParser() -> HeadParser {
+        parsers.popLast() ?? HeadParser(kind: .request, limits: configuration.limits)
+    }
+
+    /// Takes a parser back for the pool, unless the pool is full or the parser's storage grew large (its
+    /// capacity survives `reset()`; dropping it keeps the pool small after a huge head).
+    func giveBack(_ parser: inout HeadParser) {
+        let large = parser.headBytes.count > LoopContext.maxPooledStorage
+        guard !large, parsers.count < LoopContext.maxPooledParsers else { return }
+        // Reset through `inout`, where the storage is uniquely referenced: reset on a copy would reallocate it.
+        parser.reset()
+        parsers.append(parser)
+    }
+
+    // MARK: Output batch
+
+    /// Refreshes the Date line when a second has passed (monotonic check first: one clock read per second).
+    func refreshDate() {
+        guard configuration.sendDate, loop.now >= dateRefreshAt else { return }
+        let wall = wallClockSeconds()
+        let whole = wall.rounded(.down)
+        date.update(epochSeconds: Int64(whole))
+        dateRefreshAt = loop.now &+ UInt64((1 - (wall - whole)) * 1e9) &+ 1
+    }
+
+    @inline(__always)
+    func append(_ bytes: UnsafeRawBufferPointer, to connection: Connection) {
+        if outputCount + bytes.count > output.count {
+            flush(to: connection)
+            if bytes.count > output.count {
+                connection.write(bytes)
+                return
+            }
+        }
+        (output.baseAddress! + outputCount).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        outputCount += bytes.count
+    }
+
+    @inline(__always)
+    func append(_ string: StaticString, to connection: Connection) {
+        append(UnsafeRawBufferPointer(start: string.utf8Start, count: string.utf8CodeUnitCount), to: connection)
+    }
+
+    func flush(to connection: Connection) {
+        guard outputCount > 0 else { return }
+        connection.write(UnsafeRawBufferPointer(start: output.baseAddress, count: outputCount))
+        outputCount = 0
+    }
+
+    func appendDate(to connection: Connection) {
+        guard configuration.sendDate else { return }
+        withUnsafeBytes(of: &date.bytes) {
+            append(UnsafeRawBufferPointer(rebasing: $0[0..<DateLine.count]), to: connection)
+        }
+    }
+
+    /// Copies a fixed response: head, Date, Connection line, then CRLF and the body (CRLF only for HEAD).
+    @inline(__always)
+    func emit(_ response: FixedResponse, headOnly: Bool, connectionLine: ConnectionLine, to connection: Connection) {
+        append(response.head, to: connection)
+        appendDate(to: connection)
+        appendConnectionLine(connectionLine, to: connection)
+        append(headOnly ? response.endOfHead : response.tail, to: connection)
+    }
+
+    /// Serialises a dynamic response.
+    func emit(_ response: Response, headOnly: Bool, connectionLine: ConnectionLine, to connection: Connection) {
+        headScratch.removeAll(keepingCapacity: true)
+        response.appendLeadingHead(into: &headScratch)
+        headScratch.withUnsafeBytes { append($0, to: connection) }
+        appendDate(to: connection)
+        appendConnectionLine(connectionLine, to: connection)
+        append("\r\n", to: connection)
+        if !headOnly && response.hasBody && !response.body.isEmpty {
+            response.body.withUnsafeBytes { append($0, to: connection) }
+        }
+    }
+
+    @inline(__always)
+    func appendConnectionLine(_ line: ConnectionLine, to connection: Connection) {
+        switch line {
+        case .none: break
+        case .close: append("Connection: close\r\n", to: connection)
+        case .keepAlive: append("Connection: keep-alive\r\n", to: connection)
+        }
+    }
+}
+
+/// The `Connection` field a response carries.
+enum ConnectionLine {
+    /// HTTP/1.1 keep-alive: nothing to say.
+    case none
+    case close
+    /// An HTTP/1.0 client asked for keep-alive and gets it.
+    case keepAlive
+}
+
+/// Canned answers for errors the server produces itself; all close the connection.
+enum ErrorResponses {
+    static let badRequest = make(400, "bad request\n")
+    static let requestTimeout = make(408, "request timeout\n")
+    static let contentTooLarge = make(413, "content too large\n")
+    static let uriTooLong = make(414, "uri too long\n")
+    static let headerFieldsTooLarge = make(431, "request header fields too large\n")
+    static let notImplemented = make(501, "not implemented\n")
+    static let versionNotSupported = make(505, "http version not supported\n")
+    static let internalError = make(500, "internal server error\n")
+
+    /// Sent raw on a socket refused for `maxConnections`.
+    static var overloaded: UnsafeRawBufferPointer {
+        let text: StaticString =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nConnection: close\r\n\r\nover capacity\n"
+        return UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    static func make(_ status: Int, _ body: String) -> FixedResponse {
+        FixedResponse(status: status, contentType: "text/plain; charset=utf-8", body: body)
+    }
+
+    static func forStatus(_ status: Int) -> FixedResponse {
+        switch status {
+        case 408: return requestTimeout
+        case 413: return contentTooLarge
+        case 414: return uriTooLong
+        case 431: return headerFieldsTooLarge
+        case 501: return notImplemented
+        case 505: return versionNotSupported
+        case 500: return internalError
+        default: return badRequest
+        }
+    }
+}

@@ -1,0 +1,141 @@
+// Steady state of the fixed-response path allocates nothing: keep-alive GET / served by HTTPServer, mallocs counted.
+import Foundation
+import Glibc
+import HTTPServer
+import Synchronization
+import Sys
+import TestSupport
+import Testing
+
+/// Counts `malloc` calls through glibc's `__malloc_hook`, honoured by the preloaded libc_malloc_debug.so, in a child
+/// run of this test binary that runs only `allocationProbe` (see Tests/ForwardingTests/AllocationTests.swift for
+/// why this way).
+enum MallocCounter {
+    static let environmentKey = "HTTPSERVER_ALLOCATION_PROBE"
+    static let debugLibrary = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
+
+    typealias MallocHook = @convention(c) (Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
+    // Written by the hook on whichever thread allocates; both the loop thread and the client thread may run
+    // it, so the count is atomic and the hook is never unhooked (it calls the real malloc through __libc_malloc).
+    nonisolated(unsafe) static var hook: UnsafeMutablePointer<MallocHook?>?
+    nonisolated(unsafe) static var realMalloc: (@convention(c) (Int) -> UnsafeMutableRawPointer?)?
+    static let count = Atomic<Int>(0)
+
+    static let counting: MallocHook = { size, _ in
+        MallocCounter.count.add(1, ordering: .relaxed)
+        return MallocCounter.realMalloc!(size)
+    }
+
+    /// Installs the hook; false without the preloaded debug library.
+    static func install() -> Bool {
+        typealias VersionedLookup =
+            @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>, UnsafePointer<CChar>) ->
+            UnsafeMutableRawPointer?
+        guard let library = dlopen(debugLibrary, RTLD_NOW | RTLD_NOLOAD), let lookup = dlsym(nil, "dlvsym"),
+            let address = unsafeBitCast(lookup, to: VersionedLookup.self)(library, "__malloc_hook", "GLIBC_2.2.5"),
+            let real = dlsym(nil, "__libc_malloc")
+        else { return false }
+        realMalloc = unsafeBitCast(real, to: (@convention(c) (Int) -> UnsafeMutableRawPointer?).self)
+        hook = address.assumingMemoryBound(to: MallocHook?.self)
+        return true
+    }
+
+    static func counted(_ body: () -> Void) -> Int {
+        count.store(0, ordering: .relaxed)
+        hook!.pointee = counting
+        body()
+        hook!.pointee = nil
+        return count.load(ordering: .relaxed)
+    }
+}
+
+/// A keep-alive client that allocates nothing per request: fixed request bytes, one preallocated receive buffer.
+final class QuietClient {
+    let fd: Int32
+    let request = Array("GET / HTTP/1.1\r\nHost: bench\r\n\r\n".utf8)
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var responseLength = 0
+
+    init(port: UInt16) throws {
+        let raw = try RawClient(port: port)
+        fd = dup(raw.fd)
+        buffer.withUnsafeMutableBytes { _ = $0 }
+    }
+
+    deinit { close(fd) }
+
+    /// One request and its whole response; returns the response's byte count.
+    func roundTrip() -> Int {
+        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else { return -1 }
+        var total = 0
+        // The response's length is known after the first round trip (Date keeps its length).
+        repeat {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + total, $0.count - total, 0) }
+            guard count > 0 else { return -1 }
+            total += count
+        } while responseLength == 0 ? !endsWithBody(total) : total < responseLength
+        return total
+    }
+
+    private func endsWithBody(_ total: Int) -> Bool {
+        total >= 4 && buffer[total - 2] == UInt8(ascii: "o") && buffer[total - 1] == UInt8(ascii: "k")
+    }
+}
+
+@Suite(.serialized) struct AllocationTests {
+    static let requests = 2_000
+
+    /// Runs only in the child started by `keepAliveFixedResponseAllocatesNothing`.
+    @Test func allocationProbe() throws {
+        guard let path = getenv(MallocCounter.environmentKey).map({ String(cString: $0) }) else { return }
+        guard MallocCounter.install() else {
+            try "-1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
+            return
+        }
+        var router = Router()
+        router.get("/", fixed: FixedResponse(status: 200, contentType: "text/plain", body: "ok"))
+        let server = try TestServer(router: router)
+        defer { server.stop() }
+        let client = try QuietClient(port: server.port)
+        // Warm-up: connection set-up, parser pool, lazy globals, the Date line.
+        for _ in 0..<200 { client.responseLength = client.roundTrip() }
+        var checksum = 0
+        let calibration = MallocCounter.counted {
+            for index in 0..<10 { checksum &+= [UInt8](repeating: UInt8(index), count: 100).count }
+        }
+        var bad = 0
+        let counted = MallocCounter.counted {
+            for _ in 0..<AllocationTests.requests where client.roundTrip() != client.responseLength { bad += 1 }
+        }
+        try "\(calibration) \(counted) \(bad)".write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    @Test func keepAliveFixedResponseAllocatesNothing() throws {
+        guard getenv(MallocCounter.environmentKey) == nil else { return }
+        try #require(FileManager.default.fileExists(atPath: MallocCounter.debugLibrary), "cannot count allocations")
+        let directory = try makeTemporaryDirectory("alloc")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/counts"
+        var environment = ProcessInfo.processInfo.environment
+        environment[MallocCounter.environmentKey] = path
+        environment["LD_PRELOAD"] = MallocCounter.debugLibrary
+        let child = try ChildProcess(
+            CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", "allocationProbe"],
+            environment: environment, logPath: directory + "/log")
+        let status = child.waitForExit(timeout: .seconds(60))
+        #expect(status == 0, "\((try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? "")")
+        let counts = try String(contentsOfFile: path, encoding: .utf8).split(separator: " ").compactMap { Int($0) }
+        try #require(counts.count == 3)
+        // The counter works: ten arrays are at least ten allocations.
+        #expect(counts[0] >= 10)
+        #expect(counts[2] == 0, "responses of an unexpected length")
+        print("HTTPServer keep-alive GET /: \(counts[1]) mallocs over \(AllocationTests.requests) requests")
+        #if DEBUG
+        // -Onone boxes captured variables and does not specialise: only optimized code is held to zero.
+        #expect(counts[1] >= 0)
+        #else
+        #expect(counts[1] == 0)
+        #endif
+    }
+}
