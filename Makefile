@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev
 	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
 	procps iproute2 valgrind
 
-.PHONY: all deps build release test test-swift test-k8s format format-check run clean help
+.PHONY: all deps build release test test-swift test-alloc test-k8s format format-check run clean help
 
 all: build
 
@@ -45,11 +45,18 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps build test-swift test-k8s format-check
+test: deps build test-swift test-alloc test-k8s format-check
 	@echo "make test: all checks passed"
 
 test-swift:
 	$(SWIFT) test --skip-build $(TEST_FLAGS)
+
+# Zero heap allocations per request in steady state only holds for optimized code: the allocation tests run
+# again on a release build (with -enable-testing, since some test targets use @testable imports).
+RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
+test-alloc:
+	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
+	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build --filter AllocationTests
 
 test-k8s:
 	bash k8s/test.sh

@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing"]),
-        .testTarget(name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig"]),
+        .testTarget(
+            name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig", "TestSupport"]),
         .testTarget(name: "SysTests", dependencies: ["Sys"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Sys", "TestSupport"]),
         .testTarget(
@@ -63,6 +64,10 @@ let package = Package(
             dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "Metrics", "TestSupport"]),
         .testTarget(
             name: "ResolverTests", dependencies: ["Resolver", "DNS", "EventLoop", "Sys", "Metrics", "TestSupport"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys", "TestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

@@ -374,12 +374,13 @@ backend be
 EOF2
 }
 
-# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT: a draft-grammar rtc-gateway config (gateway-config/gateway.conf)
-# proxying WebSocket upgrades; GATEWAY_CONF overrides it when the real grammar differs.
+# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT: an rtc-gateway config (one worker, admin on LISTEN_PORT+1000)
+# proxying WebSocket upgrades to one upstream; GATEWAY_CONF replaces it.
 gateway_ws_conf() {
   cat >"$1" <<EOF2
 workers 1;
 listen 127.0.0.1:$2;
+admin 127.0.0.1:$(($2 + 1000));
 timeouts {
     tunnel_idle 1h;
 }

@@ -127,8 +127,8 @@ struct ConnectionTokens {
 
     init(_ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
         var found = false
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.name(at: index).indices, "connection") {
-            forEachListElement(buf, head.value(at: index).indices) { token in
+        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
+            forEachListElement(buf, head.valueRange(at: index)) { token in
                 if equalsLowercase(buf, token, "close") || equalsLowercase(buf, token, "keep-alive")
                     || equalsLowercase(buf, token, "upgrade")
                 {
@@ -145,8 +145,8 @@ struct ConnectionTokens {
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
     func lists(_ name: Range<Int>, _ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
         guard namesOtherFields else { return false }
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.name(at: index).indices, "connection") {
-            let completed = forEachListElement(buf, head.value(at: index).indices) { token in
+        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
+            let completed = forEachListElement(buf, head.valueRange(at: index)) { token in
                 !equalsIgnoringCase(buf, token, name)
             }
             if !completed { return true }

@@ -55,11 +55,11 @@ public struct RequestRewriter: Sendable {
         let plan = routes[route]
         let storage = request.headBytes
         return storage.withUnsafeBufferPointer { buf -> RequestID in
-            let pathRange = request.path.indices
+            let pathRange = request.pathRange
             let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
 
             // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
-            append(buf, request.methodBytes.indices, to: &out)
+            append(buf, request.methodRange, to: &out)
             out.append(0x20)
             if let rewrite = plan.rewrite {
                 let mark = out.count
@@ -69,7 +69,7 @@ public struct RequestRewriter: Sendable {
             } else {
                 append(buf, pathRange, to: &out)
             }
-            if let query = request.query?.indices {
+            if let query = request.queryRange {
                 out.append(0x3F)
                 append(buf, query, to: &out)
             }
@@ -99,7 +99,7 @@ public struct RequestRewriter: Sendable {
             var forwardedFor = false
             var clientRequestID: Range<Int>?
             for index in 0..<request.fieldCount {
-                let name = request.name(at: index).indices
+                let name = request.nameRange(at: index)
                 let role = FieldRole(buf, name, request: true)
                 switch role {
                 case .host:
@@ -117,13 +117,13 @@ public struct RequestRewriter: Sendable {
                     case .realIP, .forwardedProto:
                         continue
                     case .requestID:
-                        if clientRequestID == nil { clientRequestID = request.value(at: index).indices }
+                        if clientRequestID == nil { clientRequestID = request.valueRange(at: index) }
                         continue
                     default:
                         if isReplaced(name, plan.headers, buf) { continue }
                     }
                 }
-                appendField(buf, name: name, value: request.value(at: index).indices, to: &out)
+                appendField(buf, name: name, value: request.valueRange(at: index), to: &out)
             }
 
             if plan.websocket && request.isWebSocketUpgrade {
@@ -137,9 +137,9 @@ public struct RequestRewriter: Sendable {
                 if forwardedFor {
                     // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
                     for index in 0..<request.fieldCount {
-                        let name = request.name(at: index).indices
+                        let name = request.nameRange(at: index)
                         guard equalsLowercase(buf, name, "x-forwarded-for") else { continue }
-                        let value = request.value(at: index).indices
+                        let value = request.valueRange(at: index)
                         guard !value.isEmpty else { continue }
                         append(buf, value, to: &out)
                         append(", ", to: &out)

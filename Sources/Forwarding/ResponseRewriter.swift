@@ -24,13 +24,13 @@ public enum ResponseRewriter {
             append("HTTP/1.1 ", to: &out)
             HeadSerializer.appendDecimal(UInt64(response.status), into: &out)
             out.append(0x20)
-            append(buf, response.reason.indices, to: &out)
+            append(buf, response.reasonRange, to: &out)
             append("\r\n", to: &out)
 
             let tokens = ConnectionTokens(response, buf)
             var hasRequestID = false
             for index in 0..<response.fieldCount {
-                let name = response.name(at: index).indices
+                let name = response.nameRange(at: index)
                 switch FieldRole(buf, name, request: false) {
                 case .connection, .hopByHop:
                     continue
@@ -42,7 +42,7 @@ public enum ResponseRewriter {
                 default:
                     if tokens.lists(name, response, buf) { continue }
                 }
-                appendField(buf, name: name, value: response.value(at: index).indices, to: &out)
+                appendField(buf, name: name, value: response.valueRange(at: index), to: &out)
             }
 
             let status = response.status

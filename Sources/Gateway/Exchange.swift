@@ -105,6 +105,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         if phase == .idle {
             phase = .head
             deadline = worker.loop.now &+ worker.clientHeaderTimeout
+            // Answers before routing (400, 408, 414, 431, 505) count under no route, timed from the first byte.
+            route = -1
+            startedAt = worker.loop.now
         }
         switch request.parse(bytes) {
         case .needMore:
@@ -124,16 +127,15 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     private func dispatch() {
         startedAt = worker.loop.now
         deadline = 0
-        let config = snapshot.config
         let framing = request.bodyFraming
-        if case .contentLength(let length) = framing, length > UInt64(config.limits.bodySize) {
+        if case .contentLength(let length) = framing, length > snapshot.bodySizeLimit {
             answer(.contentTooLarge, closing: true)
             return
         }
         requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
         let decision = request.path.withUnsafeBytes { path in
-            config.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+            snapshot.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
         }
         switch decision {
         case .notFound:
@@ -154,14 +156,13 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     // MARK: Choosing and reaching the upstream
 
     private func proxy() {
-        let routeValue = snapshot.config.routes.routes[route]
-        forwardedUpgrade = routeValue.websocket && request.isWebSocketUpgrade
+        let plan = snapshot.plans[route]
+        forwardedUpgrade = plan.websocket && request.isWebSocketUpgrade
         generation &+= 1
         retried = false
-        guard case .proxy(let target) = routeValue.action else { return }
-        switch target {
-        case .named:
-            guard let groupIndex = snapshot.routeGroups[route] else {
+        switch plan.target {
+        case .group(let groupIndex):
+            guard groupIndex >= 0 else {
                 fail(.badGateway, kind: .dns)
                 return
             }
@@ -182,6 +183,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             }
             upstreamHost = String(decoding: name, as: UTF8.self)
             resolve(upstreamHost)
+        case .respond:
+            answerRoute(route)
         }
     }
 
@@ -227,7 +230,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         phase = .connecting
         connectStartedAt = worker.loop.now
         reusedUpstream = false
-        let timeout = group.map { snapshot.groups[$0].connectTimeout } ?? snapshot.config.timeouts.upstreamConnect
+        let timeout = group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
         do {
             connector = try Connector.connect(
                 loop: worker.loop, to: address, timeout: timeout, handler: self, tag: generation)
@@ -265,8 +268,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     private func sendRequest() {
         guard let upstream else { return }
         // The matcher is shared by the loop: run the match again so it holds this request's captures.
-        let routes = snapshot.config.routes
-        _ = request.path.withUnsafeBytes { routes.match(path: $0, matcher: worker.matcher) }
+        _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
         worker.scratch.removeAll(keepingCapacity: true)
         worker.writeClientAddress(peer)
         requestID = worker.clientAddress.withUnsafeBytes { address in
@@ -296,7 +298,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         case .invalid:
             answerOrAbort(.badRequest)
         case .body(let count, let ended):
-            if requestBody.total > UInt64(snapshot.config.limits.bodySize) {
+            if requestBody.total > snapshot.bodySizeLimit {
                 answerOrAbort(.contentTooLarge)
                 return
             }
@@ -401,7 +403,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 !extraBytes && requestBody.isDone
                 && ForwardingDecision.upstreamReusable(response: response, requestMethod: request.method)
             if reusable {
-                let capacity = group.map { snapshot.groups[$0].keepalive } ?? worker.dynamicKeepalive
+                let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
                 worker.pool.put(upstream, address: upstreamAddress, capacity: capacity)
             } else {
                 upstream.close()
@@ -486,7 +488,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     }
 
     private func answerRoute(_ index: Int) {
-        guard case .respond(let status, let body) = snapshot.config.routes.routes[index].action else { return }
+        guard case .respond(let status, let body) = snapshot.plans[index].target else { return }
         let keepAlive = requestBody.isDone && request.keepAlive && !worker.draining && !downstreamEOF
         worker.scratch.removeAll(keepingCapacity: true)
         if body.isEmpty, let canned = ErrorResponse(rawValue: status) {
@@ -659,7 +661,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     private func connectFresh() {
         phase = .connecting
         connectStartedAt = worker.loop.now
-        let timeout = group.map { snapshot.groups[$0].connectTimeout } ?? snapshot.config.timeouts.upstreamConnect
+        let timeout = group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
         do {
             connector = try Connector.connect(
                 loop: worker.loop, to: upstreamAddress, timeout: timeout, handler: self, tag: generation)

@@ -17,6 +17,16 @@ public final class Snapshot: Sendable {
     let groups: [GroupPlan]
     /// Largest capture count of any route (sizes each loop's matcher).
     let captureCapacity: Int
+    /// What the engine needs of each route, flattened so a request never copies a `Route` (or the whole
+    /// `GatewayConfig`, whose arrays would each be retained and released again).
+    let plans: [RoutePlan]
+    /// `config.routes`, held directly for the same reason.
+    let routes: RouteTable
+    let bodySizeLimit: UInt64
+    let connectTimeout: Duration
+    /// Per group (same order as `groups`): its keep-alive pool size and connect timeout.
+    let groupKeepalive: [Int]
+    let groupConnectTimeout: [Duration]
 
     public init(config: GatewayConfig) {
         self.config = config
@@ -37,7 +47,37 @@ public final class Snapshot: Sendable {
         }
         routeLabels = config.routes.routes.map(\.label)
         captureCapacity = max(9, config.routes.maximumCaptureCount + 1)
+        routes = config.routes
+        bodySizeLimit = UInt64(config.limits.bodySize)
+        connectTimeout = config.timeouts.upstreamConnect
+        groupKeepalive = groups.map(\.keepalive)
+        groupConnectTimeout = groups.map(\.connectTimeout)
+        plans = config.routes.routes.enumerated().map { index, route in
+            switch route.action {
+            case .respond(let status, let body):
+                return RoutePlan(websocket: route.websocket, target: .respond(status: status, body: body))
+            case .proxy(.named(let name)):
+                return RoutePlan(websocket: route.websocket, target: .group(indexByName[name] ?? -1))
+            case .proxy(.dynamic(let host, let port)):
+                return RoutePlan(websocket: route.websocket, target: .dynamic(host: host, port: port))
+            }
+        }
     }
+}
+
+/// One route as the engine uses it.
+struct RoutePlan: Sendable {
+    enum Target: Sendable {
+        /// A named upstream: index into `Snapshot.groups` (-1: unknown, which the loader prevents).
+        case group(Int)
+        /// A host rendered from the captures, on a fixed port.
+        case dynamic(host: Template, port: UInt16)
+        /// `return STATUS [BODY]`.
+        case respond(status: Int, body: [UInt8])
+    }
+
+    let websocket: Bool
+    let target: Target
 }
 
 /// A named upstream block as the engine uses it.

@@ -44,6 +44,13 @@ private let allDirectiveNames = mainDirectives.union(upstreamDirectives).union(t
     limitDirectives
 ).union(routeDirectives)
 // Directives that may appear more than once in their block.
+/// Fields a route may not set: hop-by-hop ones (RFC 9110 §7.6.1), body framing (RFC 9112 §6) and the request id.
+/// The engine writes or drops them itself, so a `set_header` for them could only desynchronise or be ignored.
+private let gatewayOwnedHeaders: Set<String> = [
+    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+    "http2-settings", "proxy-authorization", "content-length", "x-request-id",
+]
+
 private let repeatable: Set<String> = ["listen", "upstream", "route", "server", "set_header"]
 
 private struct Loader {
@@ -507,6 +514,13 @@ private struct Loader {
                 guard simple(inner, 2...2) else { continue }
                 guard !values[0].text.isEmpty, values[0].text.utf8.allSatisfy(isTokenByte) else {
                     error(values[0].line, "'set_header' name '\(values[0].text)' is not a valid header field name")
+                    continue
+                }
+                if gatewayOwnedHeaders.contains(values[0].text.lowercased()) {
+                    error(
+                        values[0].line,
+                        "'set_header' cannot set '\(values[0].text)': the gateway writes it itself (hop-by-hop, "
+                            + "framing or request id)")
                     continue
                 }
                 guard !values[1].text.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) else {

@@ -165,6 +165,21 @@ extension HeadParser {
         firstIndex(ofField: name).map { value(at: $0) }
     }
 
+    // MARK: Offsets (into `headBytes`; no slice is made, so nothing is retained: for hot loops)
+
+    /// Offsets of `methodBytes`.
+    public var methodRange: Range<Int> { startLineStart..<methodEnd }
+    /// Offsets of `path`.
+    public var pathRange: Range<Int> { targetStart..<(queryMark < 0 ? targetEnd : queryMark) }
+    /// Offsets of `query`, or nil.
+    public var queryRange: Range<Int>? { queryMark < 0 ? nil : (queryMark + 1)..<targetEnd }
+    /// Offsets of `reason`.
+    public var reasonRange: Range<Int> { reasonStart..<reasonEnd }
+    /// Offsets of `name(at:)`.
+    public func nameRange(at index: Int) -> Range<Int> { fields[index].nameStart..<fields[index].nameEnd }
+    /// Offsets of `value(at:)`.
+    public func valueRange(at index: Int) -> Range<Int> { fields[index].valueStart..<fields[index].valueEnd }
+
     // MARK: Semantics
 
     /// Whether the connection stays open after this message (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`,

@@ -13,8 +13,9 @@ import Sys
 ///   (RFC 7766 §5).
 /// - Answers are cached per candidate name with their TTL, capped by `maximumTTL`; NXDOMAIN and NODATA are
 ///   cached too (RFC 2308 §5, capped by `negativeTTLCap`). Concurrent lookups of one name share one query.
-/// - An expired answer still inside `staleWindow` is served at once while a refresh runs in the background, and
-///   again whenever a refresh fails; the next lookup of the name starts the next refresh (RFC 8767).
+/// - An expired answer is refreshed first: the caller waits for the new answer like on a miss. Only when that
+///   refresh fails is the expired answer (still inside `staleWindow`) served, and from then on at once while the
+///   name's refreshes keep failing; each such lookup starts the next refresh in the background (RFC 8767 §4).
 public final class Resolver {
     /// The loop this resolver runs on.
     public unowned let loop: EventLoop
@@ -31,6 +32,8 @@ public final class Resolver {
     private var freeWaiters: [UInt32] = []
     private var ids = QueryIDGenerator()
     private var idsInUse: Set<UInt16> = []
+    /// Lookups whose last refresh failed: their stale answers are served at once until one succeeds.
+    private var failingRefreshes: Set<CacheKey> = []
     private var sweepTimer: TimerID?
     private let sweeper = Sweeper()
     /// Whether `close()` was called.
@@ -81,7 +84,7 @@ public final class Resolver {
         for lookup in lookups.values { lookup.cancel(resolverGone: true) }
     }
 
-    /// Looks `name` up (A records). Answers at once from the cache (fresh, or stale while a refresh runs or keeps
+    /// Looks `name` up (A records). Answers at once from the cache (fresh, or stale while the name's refreshes keep
     /// failing), with `.failed(.malformed)` for a name that is not a valid DNS name (nothing is sent), or returns
     /// `nil` and later calls `handler.resolved(_:name:tag:)` exactly once on the loop thread, never inside this
     /// call. The handler is held strongly until then.
@@ -97,9 +100,11 @@ public final class Resolver {
             metrics?.cacheHits.increment(shard: metrics!.shard)
             return outcome
         case .stale(let outcome):
+            let key = lookupKey(name, candidates)
+            // Wait for the refresh unless the name's refreshes are known to fail (SYSTEM §2.2: stale only then).
+            guard failingRefreshes.contains(key) else { break }
             metrics?.cacheHits.increment(shard: metrics!.shard)
             metrics?.staleAnswers.increment(shard: metrics!.shard)
-            let key = lookupKey(name, candidates)
             if !coalescer.isInFlight(name: key.name, type: key.type) {
                 _ = startLookup(key: key, candidates: candidates, waiter: Self.refreshOnly)
             }
@@ -139,6 +144,7 @@ public final class Resolver {
 
     fileprivate func sweep() {
         cache.removeExpired(now: loop.now)
+        failingRefreshes.removeAll()
         sweepTimer = loop.schedule(deadline: loop.now &+ Self.sweepInterval, handler: sweeper)
     }
 
@@ -222,6 +228,11 @@ public final class Resolver {
         lookups[lookup.key] = nil
         let waiting = coalescer.finish(name: lookup.key.name, type: lookup.key.type)
         let result: ResolveOutcome
+        if case .failed = outcome {
+            failingRefreshes.insert(lookup.key)
+        } else {
+            failingRefreshes.remove(lookup.key)
+        }
         switch outcome {
         case .addresses(let name, let addresses, let ttl):
             if case .fresh(let entry) = cache.lookup(name: name, type: .a, now: loop.now) {

@@ -15,6 +15,10 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     case .hardLimit: _ = try? raiseOpenFileLimit()
     case .count(let count): try? setOpenFileSoftLimit(UInt64(count))
     }
+    if let tls = config.listeners.first(where: { $0.tls != nil }) {
+        // Serving plain HTTP where the file asks for TLS would expose traffic the operator meant to encrypt.
+        fail("listen \(tls.address) asks for TLS, which this build does not terminate yet", status: 1)
+    }
     let workers = workersOverride ?? config.workers
     let registry = Registry(shards: workers + 1)
     let metrics: GatewayMetrics

@@ -5,48 +5,15 @@ import GatewayConfig
 import Glibc
 import HTTP1
 import Routing
+import TestSupport
 import Testing
 
-/// Counts `malloc` calls through glibc's `__malloc_hook`, which libc_malloc_debug.so (preloaded) still honours,
-/// in a child run of this test binary that runs only `allocationProbe`, so no other test allocates meanwhile.
+/// The child run that counts lives in `allocationProbe`; `MallocCounter` (TestSupport) explains the method.
 /// Tried first and dropped: `mallinfo2()` (misses allocations freed within the loop, sees other tests' ones),
 /// `mtrace` (its compat symbol is not what `dlsym` finds), and the Swift runtime's `_swift_allocObject`
 /// instrumentation hook (enabling it on Linux routes retains through an adapter that crashes).
 enum AllocationProbe {
     static let environmentKey = "FORWARDING_ALLOCATION_PROBE"
-    static let debugLibrary = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
-
-    typealias MallocHook = @convention(c) (Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
-    nonisolated(unsafe) static var count = 0
-    nonisolated(unsafe) static var hook: UnsafeMutablePointer<MallocHook?>?
-
-    // A glibc malloc hook in the classic shape: unhook, allocate, count, rehook. Other threads of the child are
-    // idle while the probe runs; a racing allocation would only be counted too, never hidden.
-    static let counting: MallocHook = { size, _ in
-        AllocationProbe.hook!.pointee = nil
-        let pointer = malloc(size)
-        AllocationProbe.count += 1
-        AllocationProbe.hook!.pointee = AllocationProbe.counting
-        return pointer
-    }
-
-    /// `malloc` calls made while `body` runs, or nil without the preloaded debug library. `__malloc_hook` was
-    /// removed from libc.so.6 in glibc 2.34; libc_malloc_debug.so keeps honouring it (a compat symbol: dlvsym).
-    static func count(_ body: () -> Void) -> Int? {
-        // dlvsym(3) is not in the Glibc module; look it up like any other function.
-        typealias VersionedLookup =
-            @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>, UnsafePointer<CChar>) ->
-            UnsafeMutableRawPointer?
-        guard let library = dlopen(debugLibrary, RTLD_NOW | RTLD_NOLOAD), let lookup = dlsym(nil, "dlvsym"),
-            let address = unsafeBitCast(lookup, to: VersionedLookup.self)(library, "__malloc_hook", "GLIBC_2.2.5")
-        else { return nil }
-        hook = address.assumingMemoryBound(to: MallocHook?.self)
-        count = 0
-        hook!.pointee = counting
-        body()
-        hook!.pointee = nil
-        return count
-    }
 }
 
 /// The steady-state workload: per request, decide, upstream head, keep-alive decision, downstream head, a 502.
@@ -118,34 +85,41 @@ final class Workload {
     /// and writes both counts to the file the parent named.
     @Test func allocationProbe() throws {
         guard let path = getenv(AllocationProbe.environmentKey).map({ String(cString: $0) }) else { return }
+        guard MallocCounter.install() else {
+            try "-1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
+            return
+        }
         var sink: [[UInt8]] = []
         sink.reserveCapacity(10)
-        let calibration = AllocationProbe.count {
+        let calibration = MallocCounter.counted {
             for index in 0..<10 { sink.append([UInt8](repeating: UInt8(index), count: 100)) }
         }
         let workload = Workload()
-        _ = workload.round()  // warm-up: lazy globals, buffer growth
+        for _ in 0..<100 { _ = workload.round() }  // warm-up: lazy globals, buffer growth
         var proxied = 0
-        let counted = AllocationProbe.count {
+        let counted = MallocCounter.counted {
             for _ in 0..<2_500 { proxied += workload.round() }
         }
-        try "\(calibration ?? -1) \(counted ?? -1) \(proxied)".write(toFile: path, atomically: false, encoding: .utf8)
+        try "\(calibration) \(counted) \(proxied)".write(toFile: path, atomically: false, encoding: .utf8)
     }
 
     @Test func steadyStateAllocatesNothing() throws {
         guard getenv(AllocationProbe.environmentKey) == nil else { return }
-        guard FileManager.default.fileExists(atPath: AllocationProbe.debugLibrary) else {
-            Issue.record("\(AllocationProbe.debugLibrary) is missing: cannot count allocations")
+        guard FileManager.default.fileExists(atPath: MallocCounter.debugLibrary) else {
+            Issue.record("\(MallocCounter.debugLibrary) is missing: cannot count allocations")
             return
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("forwarding-alloc-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let child = Process()
         child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = ["--testing-library", "swift-testing", "--filter", "allocationProbe"]
+        child.arguments = [
+            "--testing-library", "swift-testing", "--no-parallel", "--filter",
+            "ForwardingTests.AllocationTests/allocationProbe",
+        ]
         var environment = ProcessInfo.processInfo.environment
         environment[AllocationProbe.environmentKey] = path
-        environment["LD_PRELOAD"] = AllocationProbe.debugLibrary
+        environment["LD_PRELOAD"] = MallocCounter.debugLibrary
         child.environment = environment
         child.standardOutput = FileHandle.nullDevice
         child.standardError = FileHandle.nullDevice

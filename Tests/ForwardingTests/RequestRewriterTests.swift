@@ -87,7 +87,7 @@ let rewriteVectors: [RewriteVector] = [
             + "X-Forwarded-Proto: http\r\nX-Request-ID: \(firstGeneratedID)\r\n\r\n"),
     RewriteVector(
         name:
-            "set_header replaces (any case) and adds; Host and X-Forwarded-Proto from the route; gateway-owned ignored",
+            "set_header replaces (any case) and adds; Host and X-Forwarded-Proto from the route",
         request: "POST /api/orders?page=2 HTTP/1.0\r\nHost: client.example\r\nUser-Agent: curl/8\r\n"
             + "x-api: spoofed\r\nX-Forwarded-Proto: http\r\nContent-Length: 0\r\nX-Request-ID: r1\r\n\r\n",
         expected: "POST /v2/orders/items?page=2 HTTP/1.1\r\nHost: api.internal\r\nContent-Length: 0\r\n"

@@ -24,8 +24,6 @@ let testConfigText = """
         set_header user-agent "rtc-gateway";
         set_header Host "api.internal";
         set_header X-Forwarded-Proto "https";
-        set_header Connection "close";
-        set_header X-Request-ID "fixed";
     }
     route prefix /plain/ { proxy http://web; }
     route regex "^/opt(?<tail>/x)?$" { proxy http://web; set_header X-Tail "$tail"; }

@@ -144,6 +144,11 @@ private let variants: [Variant] = [
         "'websocket on' needs 'proxy'"),
     variant("set_header X-Gateway \"rtc\";", "set_header \"X Gateway\" rtc;", 30, "is not a valid header field name"),
     variant(
+        "set_header X-Gateway \"rtc\";", "set_header Transfer-Encoding chunked;", 30,
+        "'set_header' cannot set 'Transfer-Encoding'"),
+    variant(
+        "set_header X-Gateway \"rtc\";", "set_header connection close;", 30, "'set_header' cannot set 'connection'"),
+    variant(
         "set_header X-Gateway \"rtc\";", "set_header X-Gateway;", 30,
         "wrong number of arguments for 'set_header': expected 2, got 1"),
     variant(

@@ -7,48 +7,6 @@ import Sys
 import TestSupport
 import Testing
 
-/// Counts `malloc` calls through glibc's `__malloc_hook`, honoured by the preloaded libc_malloc_debug.so, in a child
-/// run of this test binary that runs only `allocationProbe` (see Tests/ForwardingTests/AllocationTests.swift for
-/// why this way).
-enum MallocCounter {
-    static let environmentKey = "HTTPSERVER_ALLOCATION_PROBE"
-    static let debugLibrary = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
-
-    typealias MallocHook = @convention(c) (Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
-    // Written by the hook on whichever thread allocates; both the loop thread and the client thread may run
-    // it, so the count is atomic and the hook is never unhooked (it calls the real malloc through __libc_malloc).
-    nonisolated(unsafe) static var hook: UnsafeMutablePointer<MallocHook?>?
-    nonisolated(unsafe) static var realMalloc: (@convention(c) (Int) -> UnsafeMutableRawPointer?)?
-    static let count = Atomic<Int>(0)
-
-    static let counting: MallocHook = { size, _ in
-        MallocCounter.count.add(1, ordering: .relaxed)
-        return MallocCounter.realMalloc!(size)
-    }
-
-    /// Installs the hook; false without the preloaded debug library.
-    static func install() -> Bool {
-        typealias VersionedLookup =
-            @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>, UnsafePointer<CChar>) ->
-            UnsafeMutableRawPointer?
-        guard let library = dlopen(debugLibrary, RTLD_NOW | RTLD_NOLOAD), let lookup = dlsym(nil, "dlvsym"),
-            let address = unsafeBitCast(lookup, to: VersionedLookup.self)(library, "__malloc_hook", "GLIBC_2.2.5"),
-            let real = dlsym(nil, "__libc_malloc")
-        else { return false }
-        realMalloc = unsafeBitCast(real, to: (@convention(c) (Int) -> UnsafeMutableRawPointer?).self)
-        hook = address.assumingMemoryBound(to: MallocHook?.self)
-        return true
-    }
-
-    static func counted(_ body: () -> Void) -> Int {
-        count.store(0, ordering: .relaxed)
-        hook!.pointee = counting
-        body()
-        hook!.pointee = nil
-        return count.load(ordering: .relaxed)
-    }
-}
-
 /// A keep-alive client that allocates nothing per request: fixed request bytes, one preallocated receive buffer.
 final class QuietClient {
     let fd: Int32
@@ -88,7 +46,7 @@ final class QuietClient {
 
     /// Runs only in the child started by `keepAliveFixedResponseAllocatesNothing`.
     @Test func allocationProbe() throws {
-        guard let path = getenv(MallocCounter.environmentKey).map({ String(cString: $0) }) else { return }
+        guard let path = getenv(AllocationProbeKey.httpServer).map({ String(cString: $0) }) else { return }
         guard MallocCounter.install() else {
             try "-1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
             return
@@ -112,16 +70,20 @@ final class QuietClient {
     }
 
     @Test func keepAliveFixedResponseAllocatesNothing() throws {
-        guard getenv(MallocCounter.environmentKey) == nil else { return }
+        guard getenv(AllocationProbeKey.httpServer) == nil else { return }
         try #require(FileManager.default.fileExists(atPath: MallocCounter.debugLibrary), "cannot count allocations")
         let directory = try makeTemporaryDirectory("alloc")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/counts"
         var environment = ProcessInfo.processInfo.environment
-        environment[MallocCounter.environmentKey] = path
+        environment[AllocationProbeKey.httpServer] = path
         environment["LD_PRELOAD"] = MallocCounter.debugLibrary
         let child = try ChildProcess(
-            CommandLine.arguments[0], ["--testing-library", "swift-testing", "--filter", "allocationProbe"],
+            CommandLine.arguments[0],
+            [
+                "--testing-library", "swift-testing", "--no-parallel", "--filter",
+                "HTTPServerTests.AllocationTests/allocationProbe",
+            ],
             environment: environment, logPath: directory + "/log")
         let status = child.waitForExit(timeout: .seconds(60))
         #expect(status == 0, "\((try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? "")")

@@ -3,29 +3,32 @@ import HTTP1
 
 /// Follows one body as its bytes are relayed unchanged (chunked stays chunked): says how many leading bytes of
 /// each input belong to the body and when the body ended (RFC 9112 §6.3).
-struct BodyCursor {
-    enum Kind: UInt8 {
+public struct BodyCursor: Sendable {
+    public enum Kind: UInt8, Sendable {
         case none
         case length
         case chunked
         case untilClose
     }
 
-    enum Step {
+    public enum Step: Sendable, Equatable {
         /// The first `count` bytes belong to the body; `ended` when the body is complete after them.
         case body(count: Int, ended: Bool)
         /// Bad chunked framing.
         case invalid
     }
 
-    private(set) var kind: Kind = .none
+    public private(set) var kind: Kind = .none
     private var remaining: UInt64 = 0
     /// Body bytes seen so far (chunked: payload bytes, without the framing).
-    private(set) var total: UInt64 = 0
+    public private(set) var total: UInt64 = 0
     private var decoder = ChunkedDecoder()
-    private(set) var isDone = true
+    public private(set) var isDone = true
 
-    mutating func start(_ framing: BodyFraming) {
+    public init() {}
+
+    /// Starts following a body framed as `framing`.
+    public mutating func start(_ framing: BodyFraming) {
         total = 0
         switch framing {
         case .none:
@@ -46,11 +49,12 @@ struct BodyCursor {
     }
 
     /// Marks an until-close body complete (the peer closed).
-    mutating func finishAtClose() {
+    public mutating func finishAtClose() {
         if kind == .untilClose { isDone = true }
     }
 
-    mutating func take(_ bytes: UnsafeRawBufferPointer) -> Step {
+    /// How many leading bytes of `bytes` belong to the body, and whether the body ended after them.
+    public mutating func take(_ bytes: UnsafeRawBufferPointer) -> Step {
         if isDone { return .body(count: 0, ended: true) }
         switch kind {
         case .none:
