@@ -207,7 +207,9 @@ final class EchoClient: ConnectHandler, ConnectionHandler, @unchecked Sendable {
             // Both peers send, so both server sockets are ready in the same epoll_wait batch.
             for fd in clients { _ = try [UInt8(1)].withUnsafeBytes { try fd.write($0) } }
         }
-        #expect(waitUntil(timeout: .seconds(5)) { (try? running.sync { swapper.swapped }) == true })
+        // Polled without `running.sync`: each sync makes an eventfd on this thread, which could take the number the
+        // loop thread has just closed and is about to dup2 onto (that race once hung the whole test run).
+        #expect(waitUntil(timeout: .seconds(5)) { swapper.done.load(ordering: .acquiring) })
         usleepMilliseconds(50)
         let (reused, readyCount, bits) = try running.sync { (swapper.reusedNumber, probe.readyCount, probe.lastEvents) }
         #expect(reused)
@@ -291,6 +293,8 @@ final class Swapper: ConnectionHandler, @unchecked Sendable {
     var swapped = false
     var reusedNumber = false
     var pipeEnds: (FileDescriptor, FileDescriptor)?
+    /// Set once the swap is over; read from the test thread.
+    let done = Atomic<Bool>(false)
 
     init(probe: Dummy) { self.probe = probe }
 
@@ -308,6 +312,7 @@ final class Swapper: ConnectionHandler, @unchecked Sendable {
         pipe.read.close()
         pipeEnds = (reused, pipe.write)
         _ = try? loop.register(reused, interest: .readable, handler: probe)
+        done.store(true, ordering: .releasing)
     }
 
     func closed(_ connection: Connection, error: Errno?) {}
