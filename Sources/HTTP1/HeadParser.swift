@@ -175,6 +175,18 @@ public struct HeadParser: Sendable {
                 state = .target
                 continue  // validated as a target byte below
             case .target:
+                if byte > 0x20 && byte < 0x7F && byte != 0x23 && byte != ByteClass.question {
+                    // Fast scan over plain target bytes within the request-line and head limits.
+                    let end = min(count, limits.maxHeaderBytes - base, startLineStart + limits.maxRequestLine - base)
+                    var j = i + 1
+                    while j < end {
+                        let next = bytes[j]
+                        guard next > 0x20 && next < 0x7F && next != 0x23 && next != ByteClass.question else { break }
+                        j += 1
+                    }
+                    i = j
+                    continue
+                }
                 if byte == ByteClass.sp {
                     targetEnd = offset
                     versionStart = offset + 1
@@ -238,6 +250,15 @@ public struct HeadParser: Sendable {
                     return fail(.invalidFieldName)
                 }
             case .name:
+                // Fast scan over the rest of the name (tchars), within the head limit; the byte it stops at is
+                // handled below like any other.
+                if ByteClass.isTchar(byte) {
+                    let end = min(count, limits.maxHeaderBytes - base)
+                    var j = i + 1
+                    while j < end && ByteClass.isTchar(bytes[j]) { j += 1 }
+                    i = j
+                    continue
+                }
                 if byte == ByteClass.colon {
                     nameEnd = offset
                     state = .valueOWS
@@ -259,8 +280,24 @@ public struct HeadParser: Sendable {
                     return fail(.invalidFieldValue)
                 }
             case .value:
-                if ByteClass.isFieldVchar(byte) {
-                    valueEnd = offset + 1
+                if ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte) {
+                    // Fast scan over the run of value bytes within the head limit; `valueEnd` follows the last
+                    // non-whitespace byte (trailing OWS is not part of the value, RFC 9110 §5.5).
+                    let end = min(count, limits.maxHeaderBytes - base)
+                    var j = i
+                    var last = -1
+                    while j < end {
+                        let next = bytes[j]
+                        if ByteClass.isFieldVchar(next) {
+                            last = j
+                        } else if !ByteClass.isWhitespace(next) {
+                            break
+                        }
+                        j += 1
+                    }
+                    if last >= 0 { valueEnd = base + last + 1 }
+                    i = j
+                    continue
                 } else if byte == ByteClass.cr {
                     state = .valueLF
                 } else if !ByteClass.isWhitespace(byte) {
