@@ -125,7 +125,7 @@ enum FieldRole {
 struct ConnectionTokens {
     let namesOtherFields: Bool
 
-    init(_ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
+    init(_ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
         var found = false
         for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
             forEachListElement(buf, head.valueRange(at: index)) { token in
@@ -143,7 +143,7 @@ struct ConnectionTokens {
     }
 
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
-    func lists(_ name: Range<Int>, _ head: HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    func lists(_ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
         guard namesOtherFields else { return false }
         for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
             let completed = forEachListElement(buf, head.valueRange(at: index)) { token in

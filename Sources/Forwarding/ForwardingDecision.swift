@@ -36,7 +36,7 @@ public enum ForwardingDecision {
     /// `downstream(...)` read from the parsed heads; `forwardedUpgrade` is whether the request was sent upstream
     /// as a WebSocket upgrade (a `websocket on` route and `request.isWebSocketUpgrade`).
     public static func downstream(
-        request: HeadParser, forwardedUpgrade: Bool, response: HeadParser, draining: Bool = false
+        request: borrowing HeadParser, forwardedUpgrade: Bool, response: borrowing HeadParser, draining: Bool = false
     ) -> AfterResponse {
         downstream(
             requestKeepAlive: request.keepAlive, forwardedUpgrade: forwardedUpgrade, responseStatus: response.status,
@@ -46,7 +46,7 @@ public enum ForwardingDecision {
     /// Whether the upstream connection may go back to the keep-alive pool once the response body was read
     /// completely: the upstream keeps it open (RFC 9112 §9.3), the body has its own delimiter, and it did not
     /// switch protocols.
-    public static func upstreamReusable(response: HeadParser, requestMethod: Method) -> Bool {
+    public static func upstreamReusable(response: borrowing HeadParser, requestMethod: Method) -> Bool {
         guard response.keepAlive, response.status != 101 else { return false }
         switch response.responseFraming(requestMethod: requestMethod) {
         case .none, .contentLength, .chunked: return true

@@ -49,7 +49,8 @@ public struct RequestRewriter: Sendable {
     ///   - requestIDs: the loop's generator, used when the client sent no valid id.
     @discardableResult
     public func writeUpstreamHead(
-        request: HeadParser, route: Int, server: Int = 0, matcher: Matcher, clientAddress: UnsafeRawBufferPointer,
+        request: borrowing HeadParser, route: Int, server: Int = 0, matcher: Matcher,
+        clientAddress: UnsafeRawBufferPointer,
         scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout [UInt8]
     ) -> RequestID {
         let plan = routes[route]
@@ -180,7 +181,7 @@ public struct RequestRewriter: Sendable {
     /// `writeUpstreamHead` with the client address as an array (tests and cold paths).
     @discardableResult
     public func writeUpstreamHead(
-        request: HeadParser, route: Int, server: Int = 0, matcher: Matcher, clientAddress: [UInt8],
+        request: borrowing HeadParser, route: Int, server: Int = 0, matcher: Matcher, clientAddress: [UInt8],
         scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout [UInt8]
     ) -> RequestID {
         clientAddress.withUnsafeBytes { address in

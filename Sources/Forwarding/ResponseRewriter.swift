@@ -16,7 +16,7 @@ public enum ResponseRewriter {
     /// - Otherwise `Connection: keep-alive` or `Connection: close` from `keepAlive` (see `ForwardingDecision`).
     /// - `X-Request-ID: requestID` when the upstream sent none (not on interim responses).
     public static func writeDownstreamHead(
-        response: HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
+        response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
         into out: inout [UInt8]
     ) {
         let storage = response.headBytes

@@ -219,25 +219,51 @@ final class Worker: AcceptHandler, TimerHandler {
         checkDrained()
     }
 
-    func phaseChanged(from old: Exchange.Phase?, to new: Exchange.Phase?) {
-        if let old, let gauge = gauge(for: old) { gauge.sub(shard: index, 1) }
-        if let new, let gauge = gauge(for: new) { gauge.add(shard: index, 1) }
+    /// Open exchanges per state (indexes of `StateCounts`); published to the gauges by the sweep, so a request
+    /// changing state costs two integer updates instead of two atomic adds on shared cache lines.
+    private var stateCounts = StateCounts()
+    private var publishedCounts = StateCounts()
+
+    struct StateCounts {
+        var idle = 0
+        var reading = 0
+        var waiting = 0
+        var writing = 0
+
+        mutating func add(_ phase: Exchange.Phase, _ delta: Int) {
+            switch phase {
+            case .idle: idle += delta
+            case .head: reading += delta
+            case .resolving, .connecting, .sending, .awaiting: waiting += delta
+            case .relaying: writing += delta
+            case .closed: break
+            }
+        }
     }
 
-    private func gauge(for phase: Exchange.Phase) -> Gauge? {
-        switch phase {
-        case .idle: return metrics.idle
-        case .head: return metrics.reading
-        case .resolving, .connecting, .sending, .awaiting: return metrics.waiting
-        case .relaying: return metrics.relaying
-        case .closed: return nil
+    func phaseChanged(from old: Exchange.Phase?, to new: Exchange.Phase?) {
+        if let old { stateCounts.add(old, -1) }
+        if let new { stateCounts.add(new, 1) }
+    }
+
+    /// Moves the by-state gauges to this worker's current counts (each worker writes only its own shard).
+    private func publishStateCounts() {
+        let now = stateCounts
+        let before = publishedCounts
+        if now.idle != before.idle { metrics.idle.add(shard: index, Double(now.idle - before.idle)) }
+        if now.reading != before.reading { metrics.reading.add(shard: index, Double(now.reading - before.reading)) }
+        if now.waiting != before.waiting { metrics.waiting.add(shard: index, Double(now.waiting - before.waiting)) }
+        if now.writing != before.writing {
+            metrics.relaying.add(shard: index, Double(now.writing - before.writing))
         }
+        publishedCounts = now
     }
 
     // MARK: Timeouts and drain
 
     func timerFired(tag: UInt64) {
         let now = loop.now
+        defer { publishStateCounts() }
         var position = exchanges.count - 1
         while position >= 0 {
             if position < exchanges.count {

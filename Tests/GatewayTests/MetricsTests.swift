@@ -6,6 +6,26 @@ import Testing
 extension EndToEnd {
     @Suite("metrics and load")
     struct GatewayMetricsTests {
+        /// Every gateway and process metric that k8s/monitoring/metric-names.txt lets the dashboard use is a family
+        /// of the real output (its `# TYPE` line; labelled families such as the per-pod tunnel gauge have no sample
+        /// while empty), so a rename cannot silently break the dashboard.
+        @Test func dashboardMetricNamesExist() throws {
+            let stack = try Stack()
+            defer { stack.stop() }
+            let names = try String(
+                contentsOfFile: Paths.packageRoot + "/k8s/monitoring/metric-names.txt", encoding: .utf8
+            )
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            .map { $0.hasPrefix("histogram ") ? String($0.dropFirst("histogram ".count)) : $0 }
+            let wanted = names.filter { $0.hasPrefix("rtc_gateway_") || $0.hasPrefix("process_") }
+            #expect(wanted.count >= 20)
+            let text = try stack.metrics().text
+            for name in wanted {
+                #expect(text.contains("\n# TYPE \(name) "), "\(name) is not a family of /metrics")
+            }
+        }
+
         /// N proxied requests add exactly N to the route's 2xx counter, M unknown paths add M to the default route's
         /// 4xx; tunnels_active and the per-pod gauge follow live tunnels; `promtool check metrics` accepts the text.
         @Test func metricsMoveWithTraffic() throws {
