@@ -9,7 +9,7 @@ extension EndToEnd {
         /// SYSTEM.md §2.2: SIGHUP swaps the configuration atomically. 1,000 tunnels stay up and keep echoing, the new
         /// route answers; then a broken file is rejected, counted as a failure and logged, and the old one keeps serving.
         @Test func reloadUnderLoadKeepsTunnelsAndRejectsBrokenConfig() throws {
-            let stack = try Stack()
+            let stack = try Stack(.manyTunnels)
             defer { stack.stop() }
             let hashBefore = try configHash(stack)
             let ready = stack.scratchPath("ready")

@@ -65,6 +65,15 @@ struct StackSettings {
     var secondEcho = false
     var workers = 2
     var extraMain = ""
+
+    /// For tests that open a thousand tunnels or more at once: the Python echo upstream answers a burst of
+    /// handshakes slowly on a loaded machine, so the wait for its 101 (`upstream_response`) must not be the 1 s
+    /// the other tests use to provoke 504s quickly.
+    static var manyTunnels: StackSettings {
+        var settings = StackSettings()
+        settings.timeouts = settings.timeouts.map { $0.hasPrefix("upstream_response") ? "upstream_response 15s" : $0 }
+        return settings
+    }
 }
 
 /// One test's servers: dnsmasq, the Python upstream (balancer stand-in), WebSocket echo servers, the gateway.

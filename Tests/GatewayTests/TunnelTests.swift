@@ -9,7 +9,7 @@ extension EndToEnd {
         /// 2,000 tunnels open at once from one asyncio client, each echoing binary messages of frame-boundary and random
         /// sizes plus a text message; every echo is compared byte for byte by the client.
         @Test func twoThousandConcurrentTunnelsEchoByteExact() throws {
-            let stack = try Stack()
+            let stack = try Stack(.manyTunnels)
             defer { stack.stop() }
             let result = try stack.wsclient(["load", stack.wsURL(), "2000"], timeout: .seconds(60))
             let metrics = try stack.metrics()
