@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "DNS", dependencies: []),
         .target(name: "Routing", dependencies: ["CPCRE2", "DNS"], swiftSettings: hotPath),
         .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
+        .target(name: "WebSocket", dependencies: [], swiftSettings: hotPath),
         .target(name: "Forwarding", dependencies: ["HTTP1", "Routing", "GatewayConfig"], swiftSettings: hotPath),
 
         // MARK: Runtime: the only code that calls libc I/O (Sys), and the event loop on top of it
@@ -40,7 +41,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "DNS", "EventLoop", "Forwarding", "GatewayConfig", "HTTP1", "HTTPServer", "Metrics", "Resolver",
-                "Routing", "Sys",
+                "Routing", "Sys", "WebSocket",
             ],
             swiftSettings: hotPath),
 
@@ -48,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "rtc-gateway",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
-        .executableTarget(name: "rtc-bench", dependencies: ["HTTPServer", "EventLoop", "Sys"]),
+        .executableTarget(name: "rtc-bench", dependencies: ["HTTPServer", "EventLoop", "Sys", "HTTP1", "COpenSSL"]),
 
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
@@ -58,6 +59,7 @@ let package = Package(
             name: "CModulesTests",
             dependencies: ["TestSupport", "CLinux", "COpenSSL", "CPCRE2", "CRdKafka", "CHiredis"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),

@@ -2,6 +2,7 @@
 import EventLoop
 import Metrics
 import Sys
+import WebSocket
 
 /// Two connections joined after a forwarded upgrade's 101 (RFC 6455 §4; the gateway does not parse frames).
 ///
@@ -24,6 +25,15 @@ final class Tunnel: ConnectionHandler {
     var lastActivity: UInt64
     private var ended: UInt8 = 0
     private var finished = false
+    /// Frames of the upstream → client direction, so a drain can put a Close between two of them.
+    private var serverFrames = FrameBoundaries()
+    /// A drain asked this tunnel to end: true once asked (the worker asks each tunnel once).
+    private(set) var drainRequested = false
+    /// The Close went to the client: its bytes are discarded until it closes too (or the drain window ends).
+    private var closingClient = false
+
+    /// Close 1001 "going away" (RFC 6455 §7.4.1), unmasked as a server sends it, without a reason.
+    static let goingAway: [UInt8] = [0x88, 0x02, 0x03, 0xE9]
 
     init(worker: Worker, downstream: Connection, upstream: Connection, label: String, peer: SocketAddress) {
         self.worker = worker
@@ -37,12 +47,41 @@ final class Tunnel: ConnectionHandler {
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
         lastActivity = worker.loop.now
         if connection === downstream {
+            // After our Close, the client's bytes (its Close reply, late frames) have nowhere to go.
+            if closingClient { return }
             upstream.write(bytes)
             worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(bytes.count))
+        } else if drainRequested {
+            // Relay up to the next frame boundary, then the Close; the rest is dropped.
+            guard let cut = serverFrames.advance(bytes, stopAtBoundary: true) else {
+                downstream.write(bytes)
+                return
+            }
+            downstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<cut]))
+            sendGoingAway()
         } else {
+            _ = serverFrames.advance(bytes)
             downstream.write(bytes)
             worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(bytes.count))
         }
+    }
+
+    /// Drain: ends the tunnel with a WebSocket Close 1001 to the client at the next frame boundary (at once when
+    /// the upstream is between frames), instead of cutting TCP under a half-sent frame (SYSTEM §2.3).
+    func drainClose() {
+        guard !finished, !drainRequested else { return }
+        drainRequested = true
+        if serverFrames.isAtBoundary { sendGoingAway() }
+    }
+
+    private func sendGoingAway() {
+        guard !closingClient, !finished else { return }
+        closingClient = true
+        // The upstream sees the client leave (EOF); the client gets the Close, then our FIN, and closes its side.
+        upstream.close()
+        Self.goingAway.withUnsafeBytes { downstream.write($0) }
+        downstream.shutdownWrite()
+        downstream.resumeReading()
     }
 
     func writabilityChanged(_ connection: Connection, writable: Bool) {
@@ -52,6 +91,10 @@ final class Tunnel: ConnectionHandler {
     }
 
     func readEOF(_ connection: Connection) {
+        if closingClient {
+            if connection === downstream { cut() }
+            return
+        }
         let isDownstream = connection === downstream
         ended |= isDownstream ? 1 : 2
         (isDownstream ? upstream : downstream).shutdownWrite()
@@ -59,6 +102,8 @@ final class Tunnel: ConnectionHandler {
     }
 
     func closed(_ connection: Connection, error: Errno?) {
+        // The upstream closed by `sendGoingAway` while the client still reads the Close: not the end yet.
+        if closingClient && connection === upstream { return }
         cut()
     }
 

@@ -304,15 +304,19 @@ final class Worker: AcceptHandler, TimerHandler {
 
     private func closeTunnelsForDrain(now: UInt64) {
         guard !tunnels.isEmpty else { return }
-        // Spread the closes evenly: by each sweep, the share of tunnels whose turn has come.
+        // A second past the window, whatever is left (a frame that never ended, a client that never closed) is cut.
+        if now >= drainDeadline &+ 1_000_000_000 {
+            while let tunnel = tunnels.last { tunnel.cut() }
+            return
+        }
+        // Spread the Closes evenly: by each sweep, the share of the tunnels not yet asked whose turn has come.
+        let waiting = tunnels.filter { !$0.drainRequested }
+        guard !waiting.isEmpty else { return }
         let remaining = drainDeadline > now ? drainDeadline - now : 0
         let interval = nanoseconds(Self.sweepInterval)
         let ticksLeft = max(1, (remaining + interval - 1) / interval)
-        let count = (UInt64(tunnels.count) + ticksLeft - 1) / ticksLeft
-        for _ in 0..<Int(count) {
-            guard let tunnel = tunnels.last else { break }
-            tunnel.close()
-        }
+        let count = Int((UInt64(waiting.count) + ticksLeft - 1) / ticksLeft)
+        for tunnel in waiting.prefix(count) { tunnel.drainClose() }
     }
 
     private var reportedDrained = false

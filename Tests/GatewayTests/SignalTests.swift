@@ -106,6 +106,8 @@ extension EndToEnd {
 
             let result = try stack.clientResult(tunnel)
             #expect(result["echo"] as? Bool == true)
+            // A WebSocket Close "going away" at a frame boundary, not a cut connection (1006).
+            #expect(result["code"] as? Int == 1001, "close code \(result["code"] ?? "none")")
             let closedAt = try #require(result["closed_at"] as? Double, "the tunnel was not closed")
             let closedAfter = closedAt - signalled.timeIntervalSince1970
             #expect(closedAfter >= 0 && closedAfter <= 2.5, "tunnel closed \(closedAfter) s after SIGTERM")
