@@ -49,7 +49,9 @@ let package = Package(
         .executableTarget(
             name: "rtc-gateway",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
-        .executableTarget(name: "rtc-bench", dependencies: ["HTTPServer", "EventLoop", "Sys", "HTTP1", "COpenSSL"]),
+        .executableTarget(
+            name: "rtc-bench", dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL"],
+            swiftSettings: hotPath),
 
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
@@ -77,6 +79,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys", "TestSupport"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

@@ -47,7 +47,10 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     private var snapshot: Snapshot
     private var request: HeadParser
-    private var response = HeadParser(kind: .response)
+    private var response = Worker.noResponseParser
+    /// Whether `request` / `response` are parsers lent by the worker (else the memory-less placeholders).
+    private var lentRequest = false
+    private var lentResponse = false
     private var requestBody = BodyCursor()
     private var responseBody = BodyCursor()
     private var stash: [UInt8] = []
@@ -74,7 +77,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         self.worker = worker
         self.peer = peer
         snapshot = worker.snapshot
-        request = HeadParser(kind: .request, limits: worker.headLimits)
+        request = Worker.noRequestParser
     }
 
     // MARK: Downstream
@@ -103,6 +106,10 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     private func parseHead(_ bytes: UnsafeRawBufferPointer) {
         if phase == .idle {
+            if !lentRequest {
+                request = worker.lendRequestParser()
+                lentRequest = true
+            }
             phase = .head
             deadline = worker.loop.now &+ worker.clientHeaderTimeout
             // Answers before routing (400, 408, 414, 431, 505) count under no route, timed from the first byte.
@@ -277,7 +284,12 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
         }
         worker.scratch.withUnsafeBytes { upstream.write($0) }
-        response.reset()
+        if lentResponse {
+            response.reset()
+        } else {
+            response = worker.lendResponseParser()
+            lentResponse = true
+        }
         responseStarted = false
         if requestBody.isDone {
             phase = .awaiting
@@ -419,8 +431,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     /// Ready for the next request on this connection (pipelined bytes first).
     private func nextRequest() {
-        request.reset()
-        response.reset()
+        returnParsers()
         phase = .idle
         snapshot = worker.snapshot
         generation &+= 1
@@ -437,6 +448,18 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             pending.withUnsafeBytes { downstreamBytes($0) }
         }
         if phase == .idle || phase == .head { downstream.resumeReading() }
+    }
+
+    /// Gives the parsers back to the worker: a connection between requests (or a tunnel) owns none.
+    private func returnParsers() {
+        if lentRequest {
+            worker.returnParser(&request)
+            lentRequest = false
+        }
+        if lentResponse {
+            worker.returnParser(&response)
+            lentResponse = false
+        }
     }
 
     private func takeStash() -> [UInt8] {
@@ -457,6 +480,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             into: &worker.scratch)
         worker.scratch.withUnsafeBytes { head in downstream.write(head, rest) }
         worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(rest.count))
+        returnParsers()
         let label = upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : upstreamHost
         let tunnel = Tunnel(worker: worker, downstream: downstream, upstream: upstream, label: label, peer: peer)
         if !stash.isEmpty {
@@ -618,6 +642,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         if connection === downstream {
             phase = .closed
             closeUpstream()
+            returnParsers()
             worker.remove(self)
             worker.connectionClosed(peer: peer)
         } else if connection === upstream {

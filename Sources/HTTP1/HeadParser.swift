@@ -82,10 +82,12 @@ public struct HeadParser: Sendable {
     var upgradeField = -1
     var websocketToken = false
 
-    /// A parser for one kind of head; storage for a typical head is reserved once here.
-    public init(kind: Kind, limits: Limits = Limits()) {
+    /// A parser for one kind of head; storage for a typical head is reserved once here unless `reserving` is
+    /// false (a placeholder that owns no memory, e.g. for a connection between requests).
+    public init(kind: Kind, limits: Limits = Limits(), reserving: Bool = true) {
         self.kind = kind
         self.limits = limits
+        guard reserving else { return }
         storage.reserveCapacity(min(1024, limits.maxHeaderBytes))
         fields.reserveCapacity(min(16, limits.maxHeaderCount))
     }

@@ -1,4 +1,5 @@
-// rtc-bench: load tools for the whole flow; for now `http-server`, the fixed-response server the HTTP bench measures.
+// rtc-bench: load tools for the whole flow: `http-server` (the HTTP bench's fixed-response server), `ws-echo` and
+// `ws-load` (the WebSocket bench's compiled echo upstream and load client).
 import EventLoop
 import HTTPServer
 import Sys
@@ -12,6 +13,23 @@ let usage = """
       http-server --port PORT [--host ADDRESS] [--workers N]
           Serve GET / with 200 "ok" (text/plain) through the zero-allocation fixed-response path,
           N event loops (default 1), one SO_REUSEPORT listener each. Runs until killed.
+
+      ws-echo --port PORT [--host ADDRESS] [--workers N]
+          RFC 6455 echo server: answers the upgrade (101 with Sec-WebSocket-Accept), then echoes every data
+          frame unmasked with its own opcode, Ping with Pong, Close with Close. Frames stream through as they
+          arrive (any size, split or batched). N event loops, one SO_REUSEPORT listener each; logs
+          "listening on ADDRESS:PORT" on stderr. Runs until killed.
+
+      ws-load --url ws://HOST:PORT/PATH [--connections C] [--in-flight K] [--size S] [--duration D]
+              [--warmup W] [--workers N] [--check content|length] [--cpu-pids PID,...]
+          Opens C WebSocket connections (default 1) over N event loops (default 1), keeps K messages (default
+          1) of S bytes (default 64) in flight on each, one binary frame per message, a new one for each echo.
+          Each echo must be one binary frame of S bytes in sending order; with --check content (default) also
+          byte for byte (an 8-byte sequence number, then a fixed pattern). Counts echoes for D seconds
+          (default 5) starting W seconds (default 0) after every connection is upgraded, then prints one line:
+            msgs=N seconds=S rate=MSGS_PER_S errors=E connect_failures=F client_cpu_s=X [cpu_ticks=T]
+          (cpu_ticks: utime+stime of the --cpu-pids processes over the window, in clock ticks). HOST is an IP
+          literal or localhost. Exits 1 when a connection failed or an echo was wrong, 2 on bad arguments.
 
     options:
       --help       this text
@@ -29,6 +47,39 @@ func fail(_ text: String) -> Never {
     log("rtc-bench: \(text)")
     log("try 'rtc-bench --help'")
     exitProcess(2)
+}
+
+/// The value after `flag`, or a usage failure.
+func value(of flag: String, _ rest: inout ArraySlice<String>) -> String {
+    guard let value = rest.popFirst() else { fail("\(flag) needs a value") }
+    return value
+}
+
+/// The integer after `flag`, which must lie in `range`.
+func number(of flag: String, _ rest: inout ArraySlice<String>, in range: ClosedRange<Int>) -> Int {
+    guard let parsed = Int(value(of: flag, &rest)), range.contains(parsed) else {
+        fail("\(flag) needs a number in \(range.lowerBound)...\(range.upperBound)")
+    }
+    return parsed
+}
+
+/// Non-negative seconds after `flag` (a decimal number).
+func seconds(of flag: String, _ rest: inout ArraySlice<String>) -> Double {
+    guard let parsed = Double(value(of: flag, &rest)), parsed >= 0, parsed < 1e6 else {
+        fail("\(flag) needs a number of seconds")
+    }
+    return parsed
+}
+
+/// `value` with `decimals` digits after the point (no Foundation formatting).
+func fixed(_ value: Double, _ decimals: Int) -> String {
+    var scale = 1
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = Int((abs(value) * Double(scale)).rounded())
+    let sign = value < 0 && scaled != 0 ? "-" : ""
+    guard decimals > 0 else { return sign + String(scaled) }
+    let fraction = String(scaled % scale)
+    return sign + String(scaled / scale) + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
 }
 
 func runHTTPServer(_ arguments: ArraySlice<String>) {
@@ -81,6 +132,10 @@ case "--version":
     log("rtc-bench \(version)", to: FileDescriptor(1))
 case "http-server":
     runHTTPServer(arguments)
+case "ws-echo":
+    runWSEcho(arguments)
+case "ws-load":
+    runWSLoad(arguments)
 case let other?:
     fail("unknown command \(other)")
 }
