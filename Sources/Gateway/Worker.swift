@@ -145,7 +145,8 @@ final class Worker: AcceptHandler, TimerHandler {
     /// requests owns none (a parser keeps its storage: about 1.5 KiB once used).
     private var requestParsers: [HeadParser] = []
     private var responseParsers: [HeadParser] = []
-    static let maximumPooledParsers = 1024
+    // Enough for the heads in flight at once on a busy loop; more would only hold memory after a burst.
+    static let maximumPooledParsers = 128
     /// What an exchange holds while it has no parser lent: owns no memory.
     static let noRequestParser = HeadParser(kind: .request, reserving: false)
     static let noResponseParser = HeadParser(kind: .response, reserving: false)
