@@ -65,6 +65,15 @@ public final class Connection: EventHandler {
         }
     }
 
+    /// Takes over a registration already made for `fd` with interest `[.readable, .writable]` (a connector's).
+    init(loop: EventLoop, fd: FileDescriptor, adopting token: UInt64, handler: any ConnectionHandler) {
+        self.loop = loop
+        self.fd = fd
+        self.handler = handler
+        self.token = token
+        _ = loop.replaceHandler(token, with: self)
+    }
+
     public var isClosed: Bool { state.contains(.closed) }
 
     /// Hands the connection to another handler (e.g. an upstream connection going back to a keep-alive pool).

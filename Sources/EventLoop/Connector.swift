@@ -12,6 +12,17 @@ public enum ConnectResult: Equatable, Sendable {
 /// Receives the result of `Connector.connect`, on the loop, never from inside `connect`.
 public protocol ConnectHandler: AnyObject {
     func connectCompleted(_ result: ConnectResult, tag: UInt64)
+    /// What the connector calls. The default leaves the loop's registration (so the handler may register the fd
+    /// itself) and calls `connectCompleted(_:tag:)`; a handler that implements this one may keep the registration
+    /// with `connector.connection(handler:)`.
+    func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector)
+}
+
+extension ConnectHandler {
+    public func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector) {
+        connector.releaseRegistration()
+        connectCompleted(result, tag: tag)
+    }
 }
 
 /// One connect attempt in flight.
@@ -93,12 +104,34 @@ public final class Connector: EventHandler, TimerHandler {
         self.handler = nil
         if let timer { loop.cancel(timer) }
         timer = nil
-        if case .connected = result {
-            loop.deregister(fd, token: token, willClose: false)
-        } else {
+        guard case .connected = result else {
             loop.deregister(fd, token: token, willClose: true)
             fd.close()
+            if let result { handler.connectCompleted(result, tag: tag) }
+            return
         }
-        if let result { handler.connectCompleted(result, tag: tag) }
+        // The handler may take the registration over with `connection(handler:)` while it is told; otherwise
+        // the fd leaves the loop before it gets it (it may register it anew).
+        handingOver = true
+        handler.connectCompleted(.connected(fd), tag: tag, connector: self)
+        releaseRegistration()
+    }
+
+    /// Takes the connected fd out of the loop if `connection(handler:)` did not take the registration over.
+    public func releaseRegistration() {
+        guard handingOver else { return }
+        handingOver = false
+        loop.deregister(fd, token: token, willClose: false)
+    }
+
+    private var handingOver = false
+
+    /// Inside `connectCompleted(.connected(fd))` only: a `Connection` for the connected fd that keeps this
+    /// connector's registration, which saves the two `epoll_ctl` calls of deregistering and registering again.
+    /// Nil anywhere else.
+    public func connection(handler: any ConnectionHandler) -> Connection? {
+        guard handingOver else { return nil }
+        handingOver = false
+        return Connection(loop: loop, fd: fd, adopting: token, handler: handler)
     }
 }

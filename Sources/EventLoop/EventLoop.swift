@@ -85,6 +85,11 @@ public final class EventLoop: @unchecked Sendable {
         if !willClose { try? selector.deregister(fd) }
     }
 
+    /// Gives a live registration to another handler (same fd, interest and token): no `epoll_ctl` needed.
+    func replaceHandler(_ token: UInt64, with handler: any EventHandler) -> Bool {
+        handlers.replace(token, with: handler)
+    }
+
     /// Delivers `ready([.readable, .readHangup])` to the registration on the next iteration, if it is still
     /// registered then. Edge-triggered handlers that stop before `EAGAIN` (fairness, paused reading) use this.
     public func retryLater(_ token: UInt64) {

@@ -52,6 +52,17 @@ struct SlotTable<Value> {
         return true
     }
 
+    /// Puts `value` in the slot of a live token (same token, same generation); false for a stale token.
+    @discardableResult
+    mutating func replace(_ token: UInt64, with value: Value) -> Bool {
+        let index = Self.index(token)
+        guard index < values.count, generations[index] == Self.generation(token), values[index] != nil else {
+            return false
+        }
+        values[index] = value
+        return true
+    }
+
     /// Every live value (for shutdown).
     var liveValues: [Value] { values.compactMap { $0 } }
 }

@@ -247,18 +247,34 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     }
 
     func connectCompleted(_ result: ConnectResult, tag: UInt64) {
+        connected(result, tag: tag, connector: nil)
+    }
+
+    func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector) {
+        connected(result, tag: tag, connector: connector)
+    }
+
+    private func connected(_ result: ConnectResult, tag: UInt64, connector: Connector?) {
         guard tag == generation, phase == .connecting else {
-            if case .connected(let fd) = result { fd.close() }
+            if case .connected(let fd) = result {
+                connector?.releaseRegistration()
+                fd.close()
+            }
             return
         }
-        connector = nil
+        self.connector = nil
         switch result {
         case .connected(let fd):
-            do {
-                upstream = try Connection(loop: worker.loop, fd: fd, handler: self)
-            } catch {
-                fail(.badGateway, kind: .connectRefused)
-                return
+            // Keep the connector's epoll registration (no deregister + register on the upgrade path).
+            if let adopted = connector?.connection(handler: self) {
+                upstream = adopted
+            } else {
+                do {
+                    upstream = try Connection(loop: worker.loop, fd: fd, handler: self)
+                } catch {
+                    fail(.badGateway, kind: .connectRefused)
+                    return
+                }
             }
             worker.metrics.connectDuration.observe(
                 shard: worker.index, Double(worker.loop.now &- connectStartedAt) / 1e9)
