@@ -109,3 +109,43 @@ extension EndToEnd {
         }
     }
 }
+
+extension EndToEnd {
+    @Suite("named upstream addresses")
+    struct NamedUpstreamTests {
+        /// SYSTEM.md §2.1: the balancer Service name is resolved through DNS, its addresses are used round-robin,
+        /// and it is resolved again when the TTL runs out (here 1 s): a removed address stops getting requests.
+        @Test func roundRobinOverTheNamesAddressesAndReresolutionByTTL() throws {
+            var settings = StackSettings(echo: false)
+            settings.secondUpstream = true
+            settings.dnsTTL = 1
+            settings.workers = 1
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            let first = "\(stack.upstreamHost):\(stack.upstreamPort)"
+            let second = "\(stack.upstream2Host):\(stack.upstreamPort)"
+
+            var servers: [String] = []
+            for index in 0..<8 {
+                let answer = try stack.get("/ws/connect?clientId=rr\(index)")
+                #expect(answer.status == 200)
+                servers.append(try SeenRequest(answer).server)
+            }
+            // Both addresses take turns (a TTL expiry in between may restart the rotation once).
+            #expect(servers.filter { $0 == first }.count >= 3, "\(servers)")
+            #expect(servers.filter { $0 == second }.count >= 3, "\(servers)")
+
+            try stack.dns.update(records: [
+                Stack.balancerName: [stack.upstream2Host], "pod-a" + Stack.podSuffix: [stack.echoHost],
+            ])
+            // Once the 1 s TTL has run out, the name is asked again and only the remaining address is used.
+            #expect(
+                waitUntil(timeout: .seconds(5)) {
+                    (try? (0..<4).map { _ in try SeenRequest(stack.get("/ws/connect?clientId=ttl")).server })
+                        == Array(repeating: second, count: 4)
+                })
+            let later = try (0..<6).map { _ in try SeenRequest(stack.get("/ws/connect?clientId=after")).server }
+            #expect(later == Array(repeating: second, count: 6))
+        }
+    }
+}

@@ -63,6 +63,8 @@ struct StackSettings {
     /// Start the WebSocket echo servers (pod-a on .3; with `secondEcho` also one on .4).
     var echo = true
     var secondEcho = false
+    /// A second HTTP upstream on .6 (same port), and the balancer name answering with .2 and .6.
+    var secondUpstream = false
     var workers = 2
     var extraMain = ""
 
@@ -91,6 +93,7 @@ final class Stack: @unchecked Sendable {
     let upstream: ChildProcess
     let echo: ChildProcess?
     let echo2: ChildProcess?
+    let upstream2: ChildProcess?
     private(set) var gateway: ChildProcess!
     let gatewayPort = freeTCPPort()
     let adminPort = freeTCPPort()
@@ -104,6 +107,7 @@ final class Stack: @unchecked Sendable {
     var upstreamHost: String { net + "2" }
     var echoHost: String { net + "3" }
     var echo2Host: String { net + "4" }
+    var upstream2Host: String { net + "6" }
     var deadHost: String { net + "9" }
 
     init(_ settings: StackSettings = StackSettings()) throws {
@@ -140,8 +144,18 @@ final class Stack: @unchecked Sendable {
         } else {
             echo2 = nil
         }
+        if settings.secondUpstream {
+            upstream2 = try ChildProcess(
+                Paths.python, ["-u", Paths.fixtures + "/upstream.py", net + "6", "\(upstreamPort)"],
+                logPath: directory + "/upstream2.log")
+            waits.append((directory + "/upstream2.log", "second upstream"))
+        } else {
+            upstream2 = nil
+        }
+        let balancerAddresses = settings.secondUpstream ? [net + "2", net + "6"] : [net + "2"]
         dns = try Self.startDnsmasq(
-            records: [Self.balancerName: [net + "2"], "pod-a" + Self.podSuffix: [net + "3"]], ttl: settings.dnsTTL)
+            records: [Self.balancerName: balancerAddresses, "pod-a" + Self.podSuffix: [net + "3"]], ttl: settings.dnsTTL
+        )
         for (log, name) in waits {
             guard waitUntil(timeout: .seconds(10), { readText(log).contains("listening") }) else {
                 throw SetupError("the \(name) server did not start: \(readText(log))")
@@ -219,6 +233,7 @@ final class Stack: @unchecked Sendable {
         echo?.stop(grace: .seconds(2))
         echo2?.stop(grace: .seconds(2))
         upstream.stop(grace: .seconds(2))
+        upstream2?.stop(grace: .seconds(2))
         dns.stop()
     }
 
