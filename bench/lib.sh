@@ -393,3 +393,36 @@ route default {
 }
 EOF2
 }
+
+# gateway_ws_start NAME PORT UPSTREAM_PORT: when GATEWAY_BIN is an executable, start it (`--workers 1`) with
+# GATEWAY_CONF or, when unset, a gateway_ws_conf config proxying PORT to UPSTREAM_PORT, and wait for PORT; the
+# pid is left in BENCH_LAST_PID. Returns 1 and logs why when GATEWAY_BIN is unset or not an executable.
+gateway_ws_start() {
+  local name=$1 port=$2 upstream=$3 conf
+  if [[ -z "${GATEWAY_BIN:-}" ]]; then
+    log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
+    return 1
+  fi
+  if [[ ! -x "$GATEWAY_BIN" ]]; then
+    log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
+    return 1
+  fi
+  conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
+  [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$port" "$upstream"
+  bench_start "$name" "$GATEWAY_BIN" --config "$conf" --workers 1
+  wait_port "$port" "$BENCH_LAST_PID"
+}
+
+# contender_cpu_pids C: comma list of the processes whose CPU counts for contender C: every pid of the comma
+# list PID[C] (the caller's global map) and its descendants.
+contender_cpu_pids() {
+  local p out=()
+  # shellcheck disable=SC2153 # PID is the caller's global map
+  for p in ${PID[$1]//,/ }; do
+    mapfile -t -O "${#out[@]}" out < <(proc_tree "$p")
+  done
+  (
+    IFS=,
+    echo "${out[*]}"
+  )
+}

@@ -41,7 +41,7 @@ public final class Connection: EventHandler {
     public var tag: UInt32 = 0
 
     struct State: OptionSet {
-        let rawValue: UInt8
+        let rawValue: UInt16
         static let closed = State(rawValue: 1)
         static let readingPaused = State(rawValue: 2)
         static let sawEOF = State(rawValue: 4)
@@ -49,6 +49,10 @@ public final class Connection: EventHandler {
         static let writeShut = State(rawValue: 16)
         static let aboveHighWater = State(rawValue: 32)
         static let closeWhenFlushed = State(rawValue: 64)
+        /// Reading was paused inside `received` after a read that emptied the socket.
+        static let drainedBeforePause = State(rawValue: 128)
+        /// A readiness event arrived while reading was paused.
+        static let edgeWhilePaused = State(rawValue: 256)
     }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -100,13 +104,20 @@ public final class Connection: EventHandler {
 
     // MARK: Reading
 
-    public func pauseReading() { state.insert(.readingPaused) }
+    public func pauseReading() {
+        // Outside a read callback nothing is known about unread bytes: `resumeReading` will look.
+        if !state.contains(.readingPaused) { state.remove([.drainedBeforePause, .edgeWhilePaused]) }
+        state.insert(.readingPaused)
+    }
 
     public func resumeReading() {
         guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
-        state.remove(.readingPaused)
-        // Edge-triggered: data that arrived while paused raised no new edge, so look again next iteration.
-        loop.retryLater(token)
+        let mustLook = !state.contains(.drainedBeforePause) || state.contains(.edgeWhilePaused)
+        state.remove([.readingPaused, .drainedBeforePause, .edgeWhilePaused])
+        // Edge-triggered: bytes that arrived while paused were reported then and ignored, and bytes left unread
+        // raise no new edge, so look again next iteration. When the socket was emptied before the pause and no
+        // event came since, there is nothing to read and the next arrival raises its own edge: no read is wasted.
+        if mustLook { loop.retryLater(token) }
     }
 
     public func ready(_ events: ReadyEvents) {
@@ -123,7 +134,12 @@ public final class Connection: EventHandler {
             flush()
             if state.contains(.closed) { return }
         }
-        if !state.isDisjoint(with: [.readingPaused, .sawEOF]) { return }
+        if !state.isDisjoint(with: [.readingPaused, .sawEOF]) {
+            if state.contains(.readingPaused) && !events.isDisjoint(with: [.readable, .readHangup, .hangup]) {
+                state.insert(.edgeWhilePaused)
+            }
+            return
+        }
         if !events.isDisjoint(with: [.readable, .readHangup, .hangup]) {
             readAvailable(drain: !events.isDisjoint(with: [.readHangup, .hangup]))
         }
@@ -141,8 +157,15 @@ public final class Connection: EventHandler {
             }
             switch result {
             case .count(let count):
+                let wasPaused = state.contains(.readingPaused)
                 handler?.received(self, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-                if !state.isDisjoint(with: [.closed, .readingPaused]) { return }
+                if !state.isDisjoint(with: [.closed, .readingPaused]) {
+                    // Paused by this callback after a short read (and no pending hang-up): the socket is empty.
+                    if !wasPaused && state.contains(.readingPaused) && count < buffer.count && !drain {
+                        state.insert(.drainedBeforePause)
+                    }
+                    return
+                }
                 // A short read emptied the socket; a later arrival raises a new edge. With a hang-up pending,
                 // keep reading to see the EOF now (no further edge would report it).
                 if count < buffer.count && !drain { return }

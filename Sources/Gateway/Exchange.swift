@@ -312,6 +312,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             deadline = worker.loop.now &+ worker.upstreamResponseTimeout
         } else {
             phase = .sending
+            // A body must keep coming: `client_header` is also the longest pause between two of its reads.
+            deadline = worker.loop.now &+ worker.clientHeaderTimeout
         }
         if !stash.isEmpty && phase == .sending {
             let pending = takeStash()
@@ -333,6 +335,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             if count > 0 {
                 upstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
                 worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(count))
+                if phase == .sending && deadline != 0 { deadline = worker.loop.now &+ worker.clientHeaderTimeout }
             }
             if ended {
                 if count < bytes.count {
@@ -606,7 +609,10 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             downstream.close()
         case .head:
             answer(.requestTimeout, closing: true)
-        case .sending, .awaiting:
+        case .sending:
+            // The client stopped sending its body (a slow-body attack, or a dead client).
+            answerOrAbort(.requestTimeout)
+        case .awaiting:
             fail(.gatewayTimeout, kind: .responseTimeout)
         default:
             break
@@ -646,10 +652,15 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         if connection === downstream {
             if writable { upstream?.resumeReading() } else { upstream?.pauseReading() }
         } else if connection === upstream {
+            // While the upstream is backed up, the client is not read: that pause is not the client's.
             if writable {
-                if phase == .sending { downstream.resumeReading() }
+                if phase == .sending {
+                    downstream.resumeReading()
+                    deadline = worker.loop.now &+ worker.clientHeaderTimeout
+                }
             } else {
                 downstream.pauseReading()
+                if phase == .sending { deadline = 0 }
             }
         }
     }

@@ -97,8 +97,12 @@ final class Tunnel: ConnectionHandler {
         }
         let isDownstream = connection === downstream
         ended |= isDownstream ? 1 : 2
-        (isDownstream ? upstream : downstream).shutdownWrite()
-        if ended == 3 { close() }
+        // Both directions ended: closing sends the last FIN, a shutdown first would be one more system call.
+        if ended == 3 {
+            close()
+        } else {
+            (isDownstream ? upstream : downstream).shutdownWrite()
+        }
     }
 
     func closed(_ connection: Connection, error: Errno?) {

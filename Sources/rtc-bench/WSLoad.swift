@@ -419,20 +419,22 @@ final class LoadController: TimerHandler {
         loop.stop()
     }
 
-    /// utime + stime of the processes (/proc/PID/stat fields 14 and 15, all threads), in clock ticks.
-    private func cpuTicks() -> Int {
-        var total = 0
-        for pid in cpuPIDs {
-            guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")"))
-            else { continue }
-            let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
-            guard fields.count > 12 else { continue }
-            for field in fields[11...12] {
-                total += Int(String(decoding: field, as: UTF8.self)) ?? 0
-            }
+    private func cpuTicks() -> Int { processCPUTicks(cpuPIDs) }
+}
+
+/// utime + stime of the processes (/proc/PID/stat fields 14 and 15, all threads), in clock ticks.
+func processCPUTicks(_ pids: [Int32]) -> Int {
+    var total = 0
+    for pid in pids {
+        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")"))
+        else { continue }
+        let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
+        guard fields.count > 12 else { continue }
+        for field in fields[11...12] {
+            total += Int(String(decoding: field, as: UTF8.self)) ?? 0
         }
-        return total
     }
+    return total
 }
 
 /// Runs `ws-load` and exits: 0 when every connection upgraded and every echo was right, 1 otherwise.
@@ -462,11 +464,7 @@ func runWSLoad(_ arguments: ArraySlice<String>) {
             case "length": checkContent = false
             default: fail("ws-load: --check takes content or length")
             }
-        case "--cpu-pids":
-            for part in value(of: flag, &rest).split(separator: ",") {
-                guard let pid = Int32(part), pid > 0 else { fail("ws-load: --cpu-pids takes a comma list of pids") }
-                cpuPIDs.append(pid)
-            }
+        case "--cpu-pids": cpuPIDs = pids(of: flag, &rest)
         case "--help", "-h":
             log(usage, to: FileDescriptor(1))
             exitProcess(0)

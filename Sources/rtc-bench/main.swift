@@ -1,5 +1,5 @@
-// rtc-bench: load tools for the whole flow: `http-server` (the HTTP bench's fixed-response server), `ws-echo` and
-// `ws-load` (the WebSocket bench's compiled echo upstream and load client).
+// rtc-bench: load tools for the whole flow: `http-server` (the HTTP bench's fixed-response server), `ws-echo`,
+// `ws-load` and `ws-upgrades` (the WebSocket bench's compiled echo upstream, load client and upgrade client).
 import EventLoop
 import HTTPServer
 import Sys
@@ -30,6 +30,18 @@ let usage = """
             msgs=N seconds=S rate=MSGS_PER_S errors=E connect_failures=F client_cpu_s=X [cpu_ticks=T]
           (cpu_ticks: utime+stime of the --cpu-pids processes over the window, in clock ticks). HOST is an IP
           literal or localhost. Exits 1 when a connection failed or an echo was wrong, 2 on bad arguments.
+
+      ws-upgrades --url ws://HOST:PORT/PATH [--total N] [--concurrency C] [--workers W] [--sources K]
+                  [--timeout T] [--cpu-pids PID,...]
+          Opens N new WebSocket connections (default 10000), at most C at a time (default 64), over W event
+          loops (default 1). Each one: TCP connect, upgrade (101 and Sec-WebSocket-Accept checked), one masked
+          16-byte binary message and its echo (checked byte for byte), a masked Close 1000 and the Close echoed
+          back, then the server's FIN, and only then the client closes (the server closes first, so TIME_WAIT
+          stays on the server side, RFC 6455 §7.1.1). --sources K binds the sockets to 127.0.1.1..127.0.1.K in
+          turn (default 0: the kernel's choice). Gives up after T seconds (default 60). Prints one line:
+            upgrades=N seconds=S rate=UPGRADES_PER_S failures=F client_cpu_s=X [cpu_ticks=T]
+          (seconds: from the first connect to the end of the last connection; cpu_ticks: utime+stime of the
+          --cpu-pids processes over that window, in clock ticks). Exits 1 when any connection failed.
 
     options:
       --help       this text
@@ -69,6 +81,16 @@ func seconds(of flag: String, _ rest: inout ArraySlice<String>) -> Double {
         fail("\(flag) needs a number of seconds")
     }
     return parsed
+}
+
+/// The comma list of process ids after `flag`.
+func pids(of flag: String, _ rest: inout ArraySlice<String>) -> [Int32] {
+    var pids: [Int32] = []
+    for part in value(of: flag, &rest).split(separator: ",") {
+        guard let pid = Int32(part), pid > 0 else { fail("\(flag) takes a comma list of pids") }
+        pids.append(pid)
+    }
+    return pids
 }
 
 /// `value` with `decimals` digits after the point (no Foundation formatting).
@@ -136,6 +158,8 @@ case "ws-echo":
     runWSEcho(arguments)
 case "ws-load":
     runWSLoad(arguments)
+case "ws-upgrades":
+    runWSUpgrades(arguments)
 case let other?:
     fail("unknown command \(other)")
 }

@@ -127,6 +127,35 @@ extension EndToEnd {
             #expect(try stack.upstreamCount() == 0)
         }
 
+        /// A body that stops coming is answered 408 after `client_header` (1 s here) of silence, and the upstream
+        /// never sees a complete request; a body that keeps coming, slowly, is not cut.
+        @Test func stalledBodyTimesOut() throws {
+            let stack = try Self.limitedStack()
+            defer { stack.stop() }
+            let clock = ContinuousClock()
+
+            let stalled = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try stalled.send("POST /ws/connect HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n0123456789")
+            let started = clock.now
+            let answer = try stalled.readResponse(timeout: .seconds(4))
+            let elapsed = clock.now - started
+            #expect(answer.status == 408)
+            #expect(elapsed >= .milliseconds(800) && elapsed < .milliseconds(2500), "\(elapsed)")
+            #expect(stalled.waitForClose())
+            #expect(try stack.upstreamCount() == 0)
+
+            // 100 bytes, 10 every 300 ms: 3 s in all, but never 1 s of silence.
+            let steady = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try steady.send("POST /ws/connect?clientId=slow HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n")
+            for _ in 0..<10 {
+                _ = steady.fill(timeout: .milliseconds(300))
+                try steady.send("0123456789")
+            }
+            let done = try steady.readResponse(timeout: .seconds(4))
+            #expect(done.status == 200)
+            #expect(try stack.upstreamCount() == 1)
+        }
+
         /// `per_client_ip 5`: the sixth connection from one address gets 503 and is closed; the five stay usable and
         /// another address is still admitted.
         @Test func perClientIPLimit() throws {
