@@ -265,6 +265,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         self.connector = nil
         switch result {
         case .connected(let fd):
+            // A head and then its body are two writes: without TCP_NODELAY the body would wait for the head's ACK.
+            try? fd.set(.noDelay(true))
             // Keep the connector's epoll registration (no deregister + register on the upgrade path).
             if let adopted = connector?.connection(handler: self) {
                 upstream = adopted

@@ -186,6 +186,9 @@ final class Worker: AcceptHandler, TimerHandler {
             fd.close()
             return
         }
+        // Small writes (a response head, a WebSocket frame) go out at once: Nagle's algorithm would hold one back
+        // until the peer ACKs the previous one, which a delayed ACK can stall for 40 ms (RFC 1122 §4.2.3.2).
+        try? fd.set(.noDelay(true))
         metrics.accepted.increment(shard: index)
         metrics.active.add(shard: index, 1)
         let exchange = Exchange(worker: self, peer: peer)
