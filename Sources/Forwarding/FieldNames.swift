@@ -170,6 +170,14 @@ func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inou
 /// Appends `name: buf[value] CRLF` with the name as received.
 @inline(__always)
 func appendField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]) {
+    // The common `name: value CRLF` line as received is what would be written: one copy instead of six appends.
+    let end = value.upperBound
+    if value.lowerBound == name.upperBound &+ 2 && buf[name.upperBound &+ 1] == 0x20 && end &+ 1 < buf.count
+        && buf[end] == 0x0D && !value.isEmpty
+    {
+        append(buf, name.lowerBound..<(end &+ 2), to: &out)
+        return
+    }
     append(buf, name, to: &out)
     out.append(0x3A)
     out.append(0x20)

@@ -60,19 +60,20 @@ public struct RequestRewriter: Sendable {
             let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
 
             // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
-            append(buf, request.methodRange, to: &out)
-            out.append(0x20)
             if let rewrite = plan.rewrite {
+                append(buf, request.methodRange, to: &out)
+                out.append(0x20)
                 let mark = out.count
                 rewrite.render(captures: matcher, path: path, into: &out)
                 // An empty request-target is invalid (RFC 9112 §3.2).
                 if out.count == mark { out.append(0x2F) }
+                if let query = request.queryRange {
+                    out.append(0x3F)
+                    append(buf, query, to: &out)
+                }
             } else {
-                append(buf, pathRange, to: &out)
-            }
-            if let query = request.queryRange {
-                out.append(0x3F)
-                append(buf, query, to: &out)
+                // Method SP target as received, in one piece (the parser allows exactly one SP between them).
+                append(buf, request.startLineRange, to: &out)
             }
             append(" HTTP/1.1\r\n", to: &out)
 

@@ -21,10 +21,19 @@ public enum ResponseRewriter {
     ) {
         let storage = response.headBytes
         storage.withUnsafeBufferPointer { buf in
-            append("HTTP/1.1 ", to: &out)
-            HeadSerializer.appendDecimal(UInt64(response.status), into: &out)
-            out.append(0x20)
-            append(buf, response.reasonRange, to: &out)
+            let line = response.startLineRange
+            let reason = response.reasonRange
+            if response.version == .http1_1 && reason.lowerBound > line.lowerBound
+                && buf[reason.lowerBound - 1] == 0x20
+            {
+                // `HTTP/1.1 NNN reason` as received is exactly what would be written: one copy.
+                append(buf, line, to: &out)
+            } else {
+                append("HTTP/1.1 ", to: &out)
+                HeadSerializer.appendDecimal(UInt64(response.status), into: &out)
+                out.append(0x20)
+                append(buf, reason, to: &out)
+            }
             append("\r\n", to: &out)
 
             let tokens = ConnectionTokens(response, buf)

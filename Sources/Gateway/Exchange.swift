@@ -452,7 +452,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     /// Ready for the next request on this connection (pipelined bytes first).
     private func nextRequest() {
-        returnParsers()
+        // The parsers stay lent while requests keep coming; the worker's sweep takes them back once idle.
+        if lentRequest { request.reset() }
+        if lentResponse { response.reset() }
         phase = .idle
         snapshot = worker.snapshot
         generation &+= 1
@@ -469,6 +471,11 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             pending.withUnsafeBytes { downstreamBytes($0) }
         }
         if phase == .idle || phase == .head { downstream.resumeReading() }
+    }
+
+    /// Between requests: gives the parsers back (the sweep calls this for idle connections).
+    func shedParsers() {
+        if phase == .idle { returnParsers() }
     }
 
     /// Gives the parsers back to the worker: a connection between requests (or a tunnel) owns none.

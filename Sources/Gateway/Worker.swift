@@ -54,6 +54,9 @@ final class Worker: AcceptHandler, TimerHandler {
         self.resolver = resolver
         matcher = Matcher(captureCapacity: snapshot.captureCapacity)
         scratch.reserveCapacity(8192)
+        // Returning a parser must not allocate: the pools never grow past this.
+        requestParsers.reserveCapacity(Self.maximumPooledParsers)
+        responseParsers.reserveCapacity(Self.maximumPooledParsers)
         clientAddress.reserveCapacity(64)
         install(snapshot)
         loop.schedule(after: Self.sweepInterval, handler: self)
@@ -304,7 +307,12 @@ final class Worker: AcceptHandler, TimerHandler {
         while position >= 0 {
             if position < exchanges.count {
                 let exchange = exchanges[position]
-                if exchange.deadline != 0 && exchange.deadline <= now { exchange.deadlineExpired() }
+                if exchange.deadline != 0 && exchange.deadline <= now {
+                    exchange.deadlineExpired()
+                } else if exchange.phase == .idle {
+                    // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
+                    exchange.shedParsers()
+                }
             }
             position -= 1
         }

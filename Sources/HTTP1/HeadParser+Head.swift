@@ -169,6 +169,11 @@ extension HeadParser {
 
     /// Offsets of `methodBytes`.
     public var methodRange: Range<Int> { startLineStart..<methodEnd }
+    /// Offsets of `target` (path and query as received).
+    public var targetRange: Range<Int> { targetStart..<targetEnd }
+    /// Offsets of the start line without its CRLF: up to the end of the target (a request: the version is not
+    /// included) or of the reason (a response, with its version).
+    public var startLineRange: Range<Int> { startLineStart..<(kind == .request ? targetEnd : reasonEnd) }
     /// Offsets of `path`.
     public var pathRange: Range<Int> { targetStart..<(queryMark < 0 ? targetEnd : queryMark) }
     /// Offsets of `query`, or nil.

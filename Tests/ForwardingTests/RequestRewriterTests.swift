@@ -18,6 +18,14 @@ struct RewriteVector: Sendable, CustomTestStringConvertible {
 
 let rewriteVectors: [RewriteVector] = [
     RewriteVector(
+        name: "fields are written as name: value whatever the received whitespace; HTTP/1.0 becomes 1.1",
+        request: "GET /ws/connect?a=1 HTTP/1.0\r\nHost: h\r\nX-Tight:v1\r\nX-Wide: \t v2 \t\r\nX-Empty: \r\n"
+            + "X-Plain: v3\r\n\r\n",
+        expected: "GET /ws/connect?a=1 HTTP/1.1\r\nHost: rtc-balancer.rtc.svc.cluster.local:8081\r\n"
+            + "X-Tight: v1\r\nX-Wide: v2\r\nX-Empty: \r\nX-Plain: v3\r\n"
+            + "Connection: keep-alive\r\nX-Forwarded-For: 203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\n"
+            + "X-Forwarded-Proto: http\r\nX-Request-ID: \(firstGeneratedID)\r\n\r\n"),
+    RewriteVector(
         name: "balancer route keeps the query, sets Host with port, adds forwarded fields",
         request: "GET /ws/connect?clientId=u1&x=%20y HTTP/1.1\r\nHost: gw.example.com\r\nUser-Agent: curl/8\r\n"
             + "Accept: */*\r\n\r\n",

@@ -15,6 +15,11 @@ struct ResponseVector: Sendable, CustomTestStringConvertible {
 
 let responseVectors: [ResponseVector] = [
     ResponseVector(
+        name: "status line without a reason, and odd field whitespace, written canonically",
+        response: "HTTP/1.1 204\r\nX-A:1\r\nX-B: \t2 \r\nX-C: 3\r\n\r\n",
+        expected: "HTTP/1.1 204 \r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nConnection: keep-alive\r\n"
+            + "X-Request-ID: req-1\r\n\r\n"),
+    ResponseVector(
         name: "200 keep-alive: upstream Connection and Keep-Alive removed, id added",
         response: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
             + "Keep-Alive: timeout=5\r\n\r\n",

@@ -112,7 +112,15 @@ enum ProbeError: Error {
             for index in 0..<10 { checksum &+= [UInt8](repeating: UInt8(index), count: 100).count }
         }
         var bad = 0
-        let counted = MallocCounter.counted {
+        let gatewayThread = ThreadRecorder()
+        let upstreamThreadID = ThreadRecorder()
+        gateway.group.loop(at: 0).execute { gatewayThread.record() }
+        upstreamLoop.execute { upstreamThreadID.record() }
+        guard let worker = gatewayThread.wait(), let server = upstreamThreadID.wait() else {
+            throw ProbeError.config("loop threads did not answer")
+        }
+        // The gateway's loop, the upstream's loop and this (client) thread; not the test runner's own threads.
+        let counted = MallocCounter.counted(threads: [worker, server, MallocCounter.currentThread()]) {
             for _ in 0..<AllocationTests.requests where client.roundTrip() != client.responseLength { bad += 1 }
         }
         try "\(calibration) \(counted) \(bad) \(client.responseLength)".write(
