@@ -437,7 +437,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 && ForwardingDecision.upstreamReusable(response: response, requestMethod: request.method)
             if reusable {
                 let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
-                worker.pool.put(upstream, address: upstreamAddress, capacity: capacity)
+                let keep = group.map { snapshot.groupKeepaliveTimeout[$0] } ?? Worker.dynamicKeepaliveTimeout
+                worker.pool.put(
+                    upstream, address: upstreamAddress, capacity: capacity, deadline: worker.loop.now &+ keep)
             } else {
                 upstream.close()
             }

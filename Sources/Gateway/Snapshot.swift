@@ -27,6 +27,8 @@ public final class Snapshot: Sendable {
     /// Per group (same order as `groups`): its keep-alive pool size and connect timeout.
     let groupKeepalive: [Int]
     let groupConnectTimeout: [Duration]
+    /// Per group: how long an idle pooled connection is kept, in nanoseconds.
+    let groupKeepaliveTimeout: [UInt64]
 
     public init(config: GatewayConfig) {
         self.config = config
@@ -38,6 +40,7 @@ public final class Snapshot: Sendable {
             groups.append(
                 GroupPlan(
                     name: upstream.name, servers: upstream.servers, keepalive: upstream.keepalive,
+                    keepaliveTimeout: upstream.keepaliveTimeout,
                     connectTimeout: upstream.connectTimeout ?? config.timeouts.upstreamConnect))
         }
         self.groups = groups
@@ -52,6 +55,7 @@ public final class Snapshot: Sendable {
         connectTimeout = config.timeouts.upstreamConnect
         groupKeepalive = groups.map(\.keepalive)
         groupConnectTimeout = groups.map(\.connectTimeout)
+        groupKeepaliveTimeout = groups.map { nanoseconds($0.keepaliveTimeout) }
         plans = config.routes.routes.enumerated().map { index, route in
             switch route.action {
             case .respond(let status, let body):
@@ -85,5 +89,6 @@ struct GroupPlan: Sendable {
     let name: String
     let servers: [UpstreamServer]
     let keepalive: Int
+    let keepaliveTimeout: Duration
     let connectTimeout: Duration
 }

@@ -11,6 +11,8 @@ final class UpstreamPool: ConnectionHandler {
     /// The idle connections to one address; a class so that taking and putting mutate the array in place.
     final class Bucket {
         var connections: [Connection] = []
+        /// When each connection (same index) stops being worth keeping (monotonic ns).
+        var deadlines: [UInt64] = []
     }
 
     private var idle: [SocketAddress: Bucket] = [:]
@@ -19,12 +21,14 @@ final class UpstreamPool: ConnectionHandler {
     /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
     func take(_ address: SocketAddress) -> Connection? {
         guard let bucket = idle[address], let connection = bucket.connections.popLast() else { return nil }
+        bucket.deadlines.removeLast()
         count -= 1
         return connection
     }
 
-    /// Keeps `connection` for reuse if fewer than `capacity` connections to `address` are idle; closes it otherwise.
-    func put(_ connection: Connection, address: SocketAddress, capacity: Int) {
+    /// Keeps `connection` for reuse until `deadline` if fewer than `capacity` connections to `address` are idle;
+    /// closes it otherwise.
+    func put(_ connection: Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
         guard !connection.isClosed else { return }
         let bucket: Bucket
         if let existing = idle[address] {
@@ -32,6 +36,7 @@ final class UpstreamPool: ConnectionHandler {
         } else {
             bucket = Bucket()
             bucket.connections.reserveCapacity(capacity)
+            bucket.deadlines.reserveCapacity(capacity)
             idle[address] = bucket
         }
         guard bucket.connections.count < capacity else {
@@ -41,7 +46,26 @@ final class UpstreamPool: ConnectionHandler {
         connection.setHandler(self)
         connection.tag = 0
         bucket.connections.append(connection)
+        bucket.deadlines.append(deadline)
         count += 1
+    }
+
+    /// Closes the idle connections whose keep-alive time is over.
+    func closeExpired(now: UInt64) {
+        var expired: [Connection] = []
+        for bucket in idle.values {
+            var index = 0
+            while index < bucket.connections.count {
+                if bucket.deadlines[index] <= now {
+                    expired.append(bucket.connections.remove(at: index))
+                    bucket.deadlines.remove(at: index)
+                    count -= 1
+                } else {
+                    index += 1
+                }
+            }
+        }
+        for connection in expired { connection.close() }
     }
 
     /// Closes every idle connection (drain, stop).
@@ -56,6 +80,7 @@ final class UpstreamPool: ConnectionHandler {
         for bucket in idle.values {
             guard let index = bucket.connections.firstIndex(where: { $0 === connection }) else { continue }
             bucket.connections.remove(at: index)
+            bucket.deadlines.remove(at: index)
             count -= 1
             return
         }

@@ -41,8 +41,9 @@ final class Worker: AcceptHandler, TimerHandler {
     private(set) var clientKeepaliveTimeout: UInt64 = 0
     private(set) var upstreamResponseTimeout: UInt64 = 0
     private var tunnelIdleTimeout: UInt64 = 0
-    /// Keep-alive pool size for dynamic (per-pod) upstreams.
+    /// Keep-alive pool size for dynamic (per-pod) upstreams, and how long their idle connections are kept.
     let dynamicKeepalive = 4
+    static let dynamicKeepaliveTimeout: UInt64 = 60_000_000_000
 
     static let sweepInterval: Duration = .milliseconds(100)
 
@@ -316,6 +317,7 @@ final class Worker: AcceptHandler, TimerHandler {
             }
             position -= 1
         }
+        pool.closeExpired(now: now)
         if draining {
             closeTunnelsForDrain(now: now)
         } else if tunnelIdleTimeout > 0 {

@@ -104,12 +104,15 @@ public struct ResolverSettings: Sendable, Equatable {
     public static let defaults = ResolverSettings(servers: .system, valid: nil, timeout: .seconds(2), attempts: 2)
 }
 
-/// `upstream NAME { server HOST:PORT [weight=N]; keepalive N; connect_timeout DUR; }`.
+/// `upstream NAME { server HOST:PORT [weight=N]; keepalive N; keepalive_timeout DUR; connect_timeout DUR; }`.
 public struct Upstream: Sendable, Equatable {
     public let name: String
     public let servers: [UpstreamServer]
     /// Idle keep-alive connections kept per worker. Default 32.
     public let keepalive: Int
+    /// How long an idle pooled connection is kept (like nginx's upstream `keepalive_timeout`). Default 60 s: a
+    /// connection a middlebox dropped silently is not kept, and reused, forever.
+    public let keepaliveTimeout: Duration
     /// Overrides `timeouts.upstream_connect` for this upstream.
     public let connectTimeout: Duration?
     /// Line of the `upstream` directive.

@@ -32,7 +32,7 @@ private let mainDirectives: Set<String> = [
     "workers", "worker_rlimit_nofile", "listen", "admin", "resolver", "upstream", "timeouts", "limits", "access_log",
     "route",
 ]
-private let upstreamDirectives: Set<String> = ["server", "keepalive", "connect_timeout"]
+private let upstreamDirectives: Set<String> = ["server", "keepalive", "keepalive_timeout", "connect_timeout"]
 private let timeoutDirectives: Set<String> = [
     "client_header", "client_keepalive", "upstream_connect", "upstream_response", "tunnel_idle", "drain",
 ]
@@ -328,6 +328,7 @@ private struct Loader {
         var servers: [UpstreamServer] = []
         var keepalive = 32
         var connectTimeout: Duration? = nil
+        var keepaliveTimeout = Duration.seconds(60)
         for directive in checked(block, context: "'upstream'", allowed: upstreamDirectives) {
             let arguments = directive.arguments
             switch directive.name.text {
@@ -359,6 +360,9 @@ private struct Loader {
             case "connect_timeout":
                 guard simple(directive, 1...1) else { continue }
                 connectTimeout = duration(arguments[0], directive: "connect_timeout") ?? connectTimeout
+            case "keepalive_timeout":
+                guard simple(directive, 1...1) else { continue }
+                keepaliveTimeout = duration(arguments[0], directive: "keepalive_timeout") ?? keepaliveTimeout
             default:
                 break
             }
@@ -369,7 +373,8 @@ private struct Loader {
         }
         guard !servers.isEmpty else { return nil }
         return Upstream(
-            name: name.text, servers: servers, keepalive: keepalive, connectTimeout: connectTimeout, line: line)
+            name: name.text, servers: servers, keepalive: keepalive, keepaliveTimeout: keepaliveTimeout,
+            connectTimeout: connectTimeout, line: line)
     }
 
     mutating func duration(_ token: Token, directive: String, allowZero: Bool = false) -> Duration? {

@@ -95,6 +95,8 @@ private let variants: [Variant] = [
     variant("keepalive 64;", "keepalive many;", 8, "'keepalive' expects a number of connections"),
     variant("keepalive 64;", "tunnel_idle 1h;", 8, "'tunnel_idle' is not allowed in 'upstream'"),
     variant("connect_timeout 2s;", "connect_timeout 2x;", 9, "'connect_timeout' expects a duration"),
+    variant("connect_timeout 2s;", "keepalive_timeout 0s;", 9, "'keepalive_timeout' expects a duration"),
+    variant("connect_timeout 2s;", "keepalive_timeout 1s 2s;", 9, "wrong number of arguments for 'keepalive_timeout'"),
     variant("connect_timeout 2s;", "connect_timeout 2s", 9, "missing ';' after 'connect_timeout'"),
     // Timeouts block
     variant("client_header 10s;", "client_header 10 s;", 12, "wrong number of arguments for 'client_header'"),
@@ -178,6 +180,11 @@ private let variants: [Variant] = [
     #expect(config.routes.routes.count == 4)
     #expect(config.upstreams[0].servers[0].weight == 2)
     #expect(config.upstreams[0].connectTimeout == .seconds(2))
+    // Not set in the file: nginx's upstream keepalive_timeout default.
+    #expect(config.upstreams[0].keepaliveTimeout == .seconds(60))
+    let custom = baseConfig.replacingOccurrences(of: "connect_timeout 2s;", with: "keepalive_timeout 1500ms;")
+    let set = try loadConfig(text: custom, file: "base.conf", environment: testEnvironment, cores: 3).get()
+    #expect(set.upstreams[0].keepaliveTimeout == .milliseconds(1500))
     #expect(
         config.routes.routes[0].headers == [
             HeaderSetting(name: Array("X-Gateway".utf8), value: try Template(parsing: "rtc", pattern: nil))

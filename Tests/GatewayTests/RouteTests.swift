@@ -147,5 +147,34 @@ extension EndToEnd {
             let later = try (0..<6).map { _ in try SeenRequest(stack.get("/ws/connect?clientId=after")).server }
             #expect(later == Array(repeating: second, count: 6))
         }
+
+        /// `keepalive_timeout 1s`: the pooled connection to the upstream is used again while requests keep coming,
+        /// and closed by the gateway once it has been idle for the timeout.
+        @Test func idlePooledConnectionsCloseAfterKeepaliveTimeout() throws {
+            var settings = StackSettings(echo: false)
+            settings.balancerExtra = "keepalive_timeout 1s;"
+            settings.workers = 1
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            for index in 0..<3 { #expect(try stack.get("/ws/connect?clientId=k\(index)").status == 200) }
+            // One connection to the upstream carried the three requests, and it is still open.
+            #expect(try established(to: stack.upstreamHost, port: stack.upstreamPort) == 1)
+            #expect(
+                waitUntil(timeout: .seconds(4)) {
+                    (try? established(to: stack.upstreamHost, port: stack.upstreamPort)) == 0
+                })
+            // A new request opens a new one.
+            #expect(try stack.get("/ws/connect?clientId=again").status == 200)
+            #expect(try established(to: stack.upstreamHost, port: stack.upstreamPort) == 1)
+        }
     }
+}
+
+/// Established TCP connections to `host:port` on this machine (`ss`), counting the client sides only.
+private func established(to host: String, port: UInt16) throws -> Int {
+    let (status, output) = try runProgram(
+        "/usr/bin/ss", ["-Htn", "state", "established", "dst", "\(host):\(port)"],
+        scratch: NSTemporaryDirectory() + "ss-\(UUID().uuidString)")
+    guard status == 0 else { throw SetupError("ss failed: \(output)") }
+    return output.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.count
 }

@@ -65,6 +65,9 @@ struct StackSettings {
     var secondEcho = false
     /// A second HTTP upstream on .6 (same port), and the balancer name answering with .2 and .6.
     var secondUpstream = false
+    /// Extra directives inside the balancer's upstream block.
+    var balancerExtra = ""
+
     var workers = 2
     var extraMain = ""
 
@@ -203,6 +206,7 @@ final class Stack: @unchecked Sendable {
         upstream balancer {
             server \(Self.balancerName):\(upstreamPort);
             keepalive 16;
+            \(settings.balancerExtra)
         }
         \(settings.upstreams)
         timeouts {
