@@ -54,7 +54,7 @@ let package = Package(
             swiftSettings: hotPath),
 
         // MARK: Test support (child processes, condition waits); used by tests only
-        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["EventLoop", "Sys"], path: "Tests/TestSupport"),
 
         // MARK: Tests mirror targets
         .testTarget(

@@ -84,31 +84,11 @@ listen relay
   PORT[relay-floor]=$RELAY_PORT
 fi
 
-if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
-  conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
-  [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$GATEWAY_PORT" "$UPSTREAM_PORT"
-  bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers 1
-  wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"
+if gateway_ws_start gateway "$GATEWAY_PORT" "$UPSTREAM_PORT"; then
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
-elif [[ -n "${GATEWAY_BIN:-}" ]]; then
-  log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
-else
-  log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
 fi
-
-# cpu_pids C: comma list of the processes whose CPU counts for contender C (proxy and children; upstream for direct).
-cpu_pids() {
-  local p out=()
-  for p in ${PID[$1]//,/ }; do
-    mapfile -t -O "${#out[@]}" out < <(proc_tree "$p")
-  done
-  (
-    IFS=,
-    echo "${out[*]}"
-  )
-}
 
 # run_client C: one measured run against contender C; sets RUN_RATE (msg/s) and RUN_US (proxy µs per message).
 # Runs in this shell (not in $(...)) so that a failing client stops the script.
@@ -120,13 +100,13 @@ run_client() {
     [[ "$ECHO" == rtc ]] && check=content
     line=$("$RTC_BENCH_BIN" ws-load --url "ws://127.0.0.1:${PORT[$c]}/" --connections "$CONNS" \
       --in-flight "$INFLIGHT" --size "$WS_SIZE" --duration "$DURATION" --warmup 0.3 --workers "$CLIENT_WORKERS" \
-      --check "$check" --cpu-pids "$(cpu_pids "$c")") || die "round $r $c: ws-load failed: $line"
+      --check "$check" --cpu-pids "$(contender_cpu_pids "$c")") || die "round $r $c: ws-load failed: $line"
     rate=$(sed -E 's/.* rate=([0-9.]+).*/\1/' <<<"$line")
     us=$(awk -v l="$line" -v hz="$CLK_TCK" 'BEGIN { n = split(l, f, /[ =]/); for (i = 1; i < n; i += 2) v[f[i]] = f[i + 1];
       printf "%.2f", v["msgs"] ? v["cpu_ticks"] / hz * 1e6 / v["msgs"] : 0 }')
   else
     line=$("$PY" "$BENCH_DIR/ws_tools.py" throughput-client "ws://127.0.0.1:${PORT[$c]}/" \
-      "$CONNS" "$INFLIGHT" "$DURATION" "$CLIENT_PROCS" "$(cpu_pids "$c")")
+      "$CONNS" "$INFLIGHT" "$DURATION" "$CLIENT_PROCS" "$(contender_cpu_pids "$c")")
     rate=$(sed -E 's/.*msg_per_s=([0-9.]+).*/\1/' <<<"$line")
     us=$(awk -v l="$line" 'BEGIN { n = split(l, f, /[ =]/); for (i = 1; i < n; i += 2) v[f[i]] = f[i + 1];
       printf "%.2f", v["msgs"] ? v["cpu_s"] * 1e6 / v["msgs"] : 0 }')

@@ -144,6 +144,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         let decision = request.path.withUnsafeBytes { path in
             snapshot.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
         }
+        worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
         case .notFound:
             route = -1
@@ -212,8 +213,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 upstreamGroup.update(server: server, addresses: addresses, ttl: ttl, now: worker.loop.now)
                 connect(to: upstreamGroup.staleAddress(server: server)!)
             } else {
-                let address = addresses[Int(worker.turn() % UInt64(addresses.count))]
-                connect(to: socketAddress(address, port: UInt16(server)))
+                // The resolver already hands successive lookups the addresses in turn: take its first.
+                connect(to: socketAddress(addresses[0], port: UInt16(server)))
             }
         default:
             // A named upstream whose refresh failed keeps its last addresses.
@@ -234,16 +235,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             sendRequest()
             return
         }
-        phase = .connecting
-        connectStartedAt = worker.loop.now
         reusedUpstream = false
-        let timeout = group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
-        do {
-            connector = try Connector.connect(
-                loop: worker.loop, to: address, timeout: timeout, handler: self, tag: generation)
-        } catch {
-            fail(.badGateway, kind: .connectRefused)
-        }
+        connectFresh()
     }
 
     func connectCompleted(_ result: ConnectResult, tag: UInt64) {
@@ -292,8 +285,12 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     private func sendRequest() {
         guard let upstream else { return }
-        // The matcher is shared by the loop: run the match again so it holds this request's captures.
-        _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
+        // The matcher is shared by the loop: if another request matched since this one's `dispatch` (while this
+        // one waited for DNS or a connect), match again so it holds this request's captures.
+        if worker.matcherHolder != ObjectIdentifier(self) {
+            _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
+            worker.matcherHolder = ObjectIdentifier(self)
+        }
         worker.scratch.removeAll(keepingCapacity: true)
         worker.writeClientAddress(peer)
         requestID = worker.clientAddress.withUnsafeBytes { address in
@@ -721,6 +718,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         }
     }
 
+    /// Opens a new connection to `upstreamAddress`.
     private func connectFresh() {
         phase = .connecting
         connectStartedAt = worker.loop.now

@@ -91,14 +91,13 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// A tunnel to `upstream` opened; returns the gauge the tunnel decrements through `tunnelClosed`.
-    func tunnelOpened(upstream: String) -> Gauge {
+    /// A tunnel to `upstream` opened.
+    func tunnelOpened(upstream: String) {
         podTunnels.withLock { table in
             var entry = table[upstream] ?? (0, tunnelsByUpstream.labels(upstream))
             entry.count += 1
             entry.gauge.add(1)
             table[upstream] = entry
-            return entry.gauge
         }
     }
 

@@ -70,6 +70,4 @@ final class Shared: Sendable {
         let count = drainedWorkers.add(1, ordering: .relaxed).newValue
         drainedHandler.withLock { $0 }?(count)
     }
-
-    var drainedWorkerCount: Int { drainedWorkers.load(ordering: .relaxed) }
 }

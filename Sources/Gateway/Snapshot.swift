@@ -9,8 +9,6 @@ import Routing
 public final class Snapshot: Sendable {
     public let config: GatewayConfig
     let rewriter: RequestRewriter
-    /// Per route: the upstream group index for `.named` routes (into `groups`), else nil.
-    let routeGroups: [Int?]
     /// Per route: its label for `rtc_gateway_requests_total{route=...}`.
     let routeLabels: [String]
     /// Named upstream blocks, in file order.
@@ -44,10 +42,6 @@ public final class Snapshot: Sendable {
                     connectTimeout: upstream.connectTimeout ?? config.timeouts.upstreamConnect))
         }
         self.groups = groups
-        routeGroups = config.routes.routes.map { route in
-            if case .proxy(.named(let name)) = route.action { return indexByName[name] }
-            return nil
-        }
         routeLabels = config.routes.routes.map(\.label)
         captureCapacity = max(9, config.routes.maximumCaptureCount + 1)
         routes = config.routes

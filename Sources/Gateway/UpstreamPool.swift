@@ -44,7 +44,6 @@ final class UpstreamPool: ConnectionHandler {
             return
         }
         connection.setHandler(self)
-        connection.tag = 0
         bucket.connections.append(connection)
         bucket.deadlines.append(deadline)
         count += 1

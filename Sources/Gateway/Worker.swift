@@ -21,6 +21,8 @@ final class Worker: AcceptHandler, TimerHandler {
     private var requestCounters: [[Counter]] = []
     private var unroutedCounters: [Counter] = []
     let matcher: Matcher
+    /// The exchange whose request `matcher` matched last (its captures are the ones the matcher holds).
+    var matcherHolder: ObjectIdentifier?
     var requestIDs = RequestIDGenerator()
     /// Reused for every head the worker writes (one at a time: the loop is single-threaded).
     var scratch: [UInt8] = []
@@ -33,7 +35,6 @@ final class Worker: AcceptHandler, TimerHandler {
     private var listeners: [LoopListener] = []
     private(set) var draining = false
     private var drainDeadline: UInt64 = 0
-    private var turnCounter: UInt64 = 0
 
     // Per-snapshot values in the units the engine uses.
     private(set) var headLimits = HTTP1.Limits()
@@ -110,11 +111,6 @@ final class Worker: AcceptHandler, TimerHandler {
         let name = snapshot.groups[index].name
         if let current = groups.first(where: { $0.plan.name == name }) { return current }
         return UpstreamGroup(plan: snapshot.groups[index])
-    }
-
-    func turn() -> UInt64 {
-        turnCounter &+= 1
-        return turnCounter
     }
 
     func countRequest(route: Int, status: Int, snapshot: Snapshot) {
@@ -224,14 +220,7 @@ final class Worker: AcceptHandler, TimerHandler {
     // MARK: Bookkeeping
 
     func remove(_ exchange: Exchange) {
-        let slot = exchange.slot
-        guard slot >= 0, slot < exchanges.count, exchanges[slot] === exchange else { return }
-        let last = exchanges.removeLast()
-        if last !== exchange {
-            exchanges[slot] = last
-            last.slot = slot
-        }
-        exchange.slot = -1
+        guard removeSlotted(exchange, from: &exchanges) else { return }
         checkDrained()
     }
 
@@ -240,18 +229,11 @@ final class Worker: AcceptHandler, TimerHandler {
         tunnels.append(tunnel)
         metrics.tunnel.add(shard: index, 1)
         metrics.tunnelsActive.add(shard: index, 1)
-        _ = metrics.tunnelOpened(upstream: tunnel.label)
+        metrics.tunnelOpened(upstream: tunnel.label)
     }
 
     func remove(_ tunnel: Tunnel) {
-        let slot = tunnel.slot
-        guard slot >= 0, slot < tunnels.count, tunnels[slot] === tunnel else { return }
-        let last = tunnels.removeLast()
-        if last !== tunnel {
-            tunnels[slot] = last
-            last.slot = slot
-        }
-        tunnel.slot = -1
+        guard removeSlotted(tunnel, from: &tunnels) else { return }
         metrics.tunnel.sub(shard: index, 1)
         metrics.tunnelsActive.sub(shard: index, 1)
         metrics.tunnelClosed(upstream: tunnel.label)
@@ -381,6 +363,27 @@ final class Worker: AcceptHandler, TimerHandler {
         pool.closeAll()
         resolver.close()
     }
+}
+
+/// Something a worker keeps in an array and knows the index of (`slot`, -1 when not in it).
+protocol Slotted: AnyObject {
+    var slot: Int { get set }
+}
+
+extension Exchange: Slotted {}
+extension Tunnel: Slotted {}
+
+/// Removes `item` from `array` in O(1) by moving the last element into its slot; false when it was not there.
+private func removeSlotted<Item: Slotted>(_ item: Item, from array: inout [Item]) -> Bool {
+    let slot = item.slot
+    guard slot >= 0, slot < array.count, array[slot] === item else { return false }
+    let last = array.removeLast()
+    if last !== item {
+        array[slot] = last
+        last.slot = slot
+    }
+    item.slot = -1
+    return true
 }
 
 func nanoseconds(_ duration: Duration) -> UInt64 {

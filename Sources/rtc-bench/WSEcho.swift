@@ -33,9 +33,8 @@ final class EchoConnection: ConnectionHandler {
     unowned(unsafe) let worker: EchoWorker
     /// The request head parser until the upgrade is done; nil after (its storage is released).
     private var handshake: HeadParser? = HeadParser(kind: .request)
-    /// Header bytes that arrived without the rest of their header (at most 13).
-    private var carry: (UInt64, UInt64) = (0, 0)
-    private var carried = 0
+    /// Frame headers, possibly split across reads.
+    private var headers = FrameHeaderReader()
     /// Payload bytes of the current frame still to come, its masking key and the key byte due next.
     private var remaining: UInt64 = 0
     private var maskKey: UInt32 = 0
@@ -75,34 +74,9 @@ final class EchoConnection: ConnectionHandler {
                 if remaining == 0 && closing { done = true }
                 continue
             }
-            let header: FrameHeader
-            if carried == 0 && left >= 2
-                && left
-                    >= FrameHeader.size(
-                        first: from.load(as: UInt8.self), second: from.load(fromByteOffset: 1, as: UInt8.self))
-            {
-                header = FrameHeader.decode(from)
-                cursor = from + header.size
-                left -= header.size
-            } else {
-                // A header split across reads: gather it byte by byte (rare: only at a read boundary).
-                var complete: FrameHeader?
-                withUnsafeMutableBytes(of: &carry) { slot in
-                    while left > 0 {
-                        slot[carried] = cursor!.load(as: UInt8.self)
-                        carried += 1
-                        cursor = cursor! + 1
-                        left -= 1
-                        if carried >= 2 && carried == FrameHeader.size(first: slot[0], second: slot[1]) {
-                            complete = FrameHeader.decode(slot.baseAddress!)
-                            return
-                        }
-                    }
-                }
-                guard let complete else { break }
-                carried = 0
-                header = complete
-            }
+            var position = from
+            guard let header = headers.next(&position, &left) else { break }
+            cursor = position
             used += start(header, at: out + used)
         }
         if used > 0 { connection.write(UnsafeRawBufferPointer(start: out, count: used)) }

@@ -122,10 +122,9 @@ final class LoadConnection: ConnectionHandler {
     private var finished = false
     private var nextSend: UInt64 = 0
     private var nextReceive: UInt64 = 0
-    /// Header bytes carried over from the previous read (at most 9), payload bytes left and the offset reached
-    /// in the message being received.
-    private var carry: UInt128 = 0
-    private var carried = 0
+    /// Frame headers (possibly split across reads), payload bytes left and the offset reached in the message
+    /// being received.
+    private var headers = FrameHeaderReader()
     private var remaining = 0
     private var offset = 0
     private var inPayload = false
@@ -184,33 +183,9 @@ final class LoadConnection: ConnectionHandler {
                 }
                 continue
             }
-            let header: FrameHeader
-            if carried == 0 && left >= 2
-                && left
-                    >= FrameHeader.size(
-                        first: from.load(as: UInt8.self), second: from.load(fromByteOffset: 1, as: UInt8.self))
-            {
-                header = FrameHeader.decode(from)
-                cursor = from + header.size
-                left -= header.size
-            } else {
-                var complete: FrameHeader?
-                withUnsafeMutableBytes(of: &carry) { slot in
-                    while left > 0 {
-                        slot[carried] = cursor!.load(as: UInt8.self)
-                        carried += 1
-                        cursor = cursor! + 1
-                        left -= 1
-                        if carried >= 2 && carried == FrameHeader.size(first: slot[0], second: slot[1]) {
-                            complete = FrameHeader.decode(slot.baseAddress!)
-                            return
-                        }
-                    }
-                }
-                guard let complete else { break }
-                carried = 0
-                header = complete
-            }
+            var position = from
+            guard let header = headers.next(&position, &left) else { break }
+            cursor = position
             // Server frames are unmasked (RFC 6455 §5.1); each echo is one final binary frame of our size.
             guard header.fin, header.opcode == Opcode.binary, !header.masked, header.reserved == 0,
                 header.length == UInt64(size), nextReceive < nextSend

@@ -145,3 +145,41 @@ func applyMask(
         index += 1
     }
 }
+
+/// Reads frame headers from a byte stream that may split a header across reads: keeps the bytes of a partial
+/// header (at most 14) until the rest arrives. Used by ws-echo and ws-load alike.
+struct FrameHeaderReader {
+    private var carry: (UInt64, UInt64) = (0, 0)
+    private var carried = 0
+
+    /// The next header starting at `cursor` (advanced past it, `left` reduced), or nil when the `left` bytes end
+    /// inside a header (they are kept for the next call).
+    mutating func next(_ cursor: inout UnsafeRawPointer, _ left: inout Int) -> FrameHeader? {
+        if carried == 0 && left >= 2
+            && left
+                >= FrameHeader.size(
+                    first: cursor.load(as: UInt8.self), second: cursor.load(fromByteOffset: 1, as: UInt8.self))
+        {
+            let header = FrameHeader.decode(cursor)
+            cursor += header.size
+            left -= header.size
+            return header
+        }
+        // A header split across reads: gather it byte by byte (rare: only at a read boundary).
+        var complete: FrameHeader?
+        withUnsafeMutableBytes(of: &carry) { slot in
+            while left > 0 {
+                slot[carried] = cursor.load(as: UInt8.self)
+                carried += 1
+                cursor += 1
+                left -= 1
+                if carried >= 2 && carried == FrameHeader.size(first: slot[0], second: slot[1]) {
+                    complete = FrameHeader.decode(UnsafeRawPointer(slot.baseAddress!))
+                    return
+                }
+            }
+        }
+        if complete != nil { carried = 0 }
+        return complete
+    }
+}

@@ -1,37 +1,8 @@
-// Helpers for loop tests: run a loop on its own thread, run code on it synchronously, deterministic byte patterns.
+// Helpers for loop tests: deterministic byte patterns, echo handlers (the running loop is in TestSupport).
 import EventLoop
 import Synchronization
 import Sys
-
-/// A loop running on its own thread until `stop()`.
-final class RunningLoop: Sendable {
-    let loop: EventLoop
-    let thread: Sys.Thread
-
-    init() throws {
-        let loop = try EventLoop()
-        self.loop = loop
-        thread = try Sys.Thread { try? loop.run() }
-    }
-
-    /// Runs `body` on the loop thread and returns its result.
-    func sync<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let latch = try Latch()
-        let result = Mutex<Result<T, any Error>?>(nil)
-        loop.execute {
-            let value = Result { try body() }
-            result.withLock { $0 = value }
-            latch.signal()
-        }
-        latch.wait()
-        return try result.withLock { $0! }.get()
-    }
-
-    func stop() {
-        loop.stop()
-        thread.join()
-    }
-}
+import TestSupport
 
 /// Byte `offset` of stream `stream`: a pattern that exposes reordering, loss and duplication.
 @inline(__always)

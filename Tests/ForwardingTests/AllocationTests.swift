@@ -8,13 +8,10 @@ import Routing
 import TestSupport
 import Testing
 
-/// The child run that counts lives in `allocationProbe`; `MallocCounter` (TestSupport) explains the method.
-/// Tried first and dropped: `mallinfo2()` (misses allocations freed within the loop, sees other tests' ones),
-/// `mtrace` (its compat symbol is not what `dlsym` finds), and the Swift runtime's `_swift_allocObject`
-/// instrumentation hook (enabling it on Linux routes retains through an adapter that crashes).
-enum AllocationProbe {
-    static let environmentKey = "FORWARDING_ALLOCATION_PROBE"
-}
+// The child run that counts lives in `allocationProbe`; `MallocCounter` (TestSupport) explains the method.
+// Tried first and dropped: `mallinfo2()` (misses allocations freed within the loop, sees other tests' ones),
+// `mtrace` (its compat symbol is not what `dlsym` finds), and the Swift runtime's `_swift_allocObject`
+// instrumentation hook (enabling it on Linux routes retains through an adapter that crashes).
 
 /// The steady-state workload: per request, decide, upstream head, keep-alive decision, downstream head, a 502.
 final class Workload {
@@ -84,7 +81,7 @@ final class Workload {
     /// Runs only in the child started by `steadyStateAllocatesNothing`: counts a calibration and the workload
     /// and writes both counts to the file the parent named.
     @Test func allocationProbe() throws {
-        guard let path = getenv(AllocationProbe.environmentKey).map({ String(cString: $0) }) else { return }
+        guard let path = getenv(AllocationProbeKey.forwarding).map({ String(cString: $0) }) else { return }
         guard MallocCounter.install() else {
             try "-1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
             return
@@ -104,29 +101,15 @@ final class Workload {
     }
 
     @Test func steadyStateAllocatesNothing() throws {
-        guard getenv(AllocationProbe.environmentKey) == nil else { return }
+        guard getenv(AllocationProbeKey.forwarding) == nil else { return }
         guard FileManager.default.fileExists(atPath: MallocCounter.debugLibrary) else {
             Issue.record("\(MallocCounter.debugLibrary) is missing: cannot count allocations")
             return
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("forwarding-alloc-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = [
-            "--testing-library", "swift-testing", "--no-parallel", "--filter",
-            "ForwardingTests.AllocationTests/allocationProbe",
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment[AllocationProbe.environmentKey] = path
-        environment["LD_PRELOAD"] = MallocCounter.debugLibrary
-        child.environment = environment
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try child.run()
-        child.waitUntilExit()
-        #expect(child.terminationStatus == 0)
-        let counts = try String(contentsOfFile: path, encoding: .utf8).split(separator: " ").compactMap { Int($0) }
+        let report = try MallocCounter.runProbe(
+            key: AllocationProbeKey.forwarding, probe: "ForwardingTests.AllocationTests/allocationProbe")
+        #expect(report.status == 0, "\(report.log)")
+        let counts = report.counts
         try #require(counts.count == 3)
         // The counter works: ten arrays are at least ten allocations.
         #expect(counts[0] >= 10)

@@ -10,54 +10,7 @@ import Sys
 import TestSupport
 import Testing
 
-/// A blocking keep-alive client that allocates nothing per request: fixed request bytes, one receive buffer.
-final class SteadyClient {
-    let fd: Int32
-    let request = Array("GET /alloc?x=1 HTTP/1.1\r\nHost: gateway\r\nUser-Agent: probe\r\n\r\n".utf8)
-    var buffer = [UInt8](repeating: 0, count: 8192)
-    var responseLength = 0
-
-    init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0 else {
-            Glibc.close(fd)
-            throw ProbeError.connect(errno)
-        }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { Glibc.close(fd) }
-
-    /// One request and its whole response (the first call learns the length); returns the byte count or -1.
-    func roundTrip() -> Int {
-        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == request.count else { return -1 }
-        var total = 0
-        repeat {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + total, $0.count - total, 0) }
-            guard count > 0 else { return -1 }
-            total += count
-        } while responseLength == 0 ? !endsWithBody(total) : total < responseLength
-        return total
-    }
-
-    private func endsWithBody(_ total: Int) -> Bool {
-        total >= 4 && buffer[total - 2] == UInt8(ascii: "o") && buffer[total - 1] == UInt8(ascii: "k")
-    }
-}
-
 enum ProbeError: Error {
-    case connect(Int32)
     case config(String)
 }
 
@@ -104,7 +57,8 @@ enum ProbeError: Error {
             upstreamThread.join()
         }
 
-        let client = try SteadyClient(port: port)
+        let client = try KeepAliveClient(
+            port: port, request: "GET /alloc?x=1 HTTP/1.1\r\nHost: gateway\r\nUser-Agent: probe\r\n\r\n")
         // Warm-up: connections, the pool, parser storage, lazy globals, metric children.
         for _ in 0..<300 { client.responseLength = client.roundTrip() }
         var checksum = 0
@@ -130,22 +84,10 @@ enum ProbeError: Error {
     @Test func proxiedKeepAliveRequestAllocatesNothing() throws {
         guard getenv(AllocationProbeKey.gateway) == nil else { return }
         try #require(FileManager.default.fileExists(atPath: MallocCounter.debugLibrary), "cannot count allocations")
-        let directory = try makeTemporaryDirectory("gateway-alloc")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = directory + "/counts"
-        var environment = ProcessInfo.processInfo.environment
-        environment[AllocationProbeKey.gateway] = path
-        environment["LD_PRELOAD"] = MallocCounter.debugLibrary
-        let child = try ChildProcess(
-            CommandLine.arguments[0],
-            [
-                "--testing-library", "swift-testing", "--no-parallel", "--filter",
-                "GatewayTests.AllocationTests/allocationProbe",
-            ],
-            environment: environment, logPath: directory + "/log")
-        let status = child.waitForExit(timeout: .seconds(60))
-        #expect(status == 0, "\((try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? "")")
-        let counts = try String(contentsOfFile: path, encoding: .utf8).split(separator: " ").compactMap { Int($0) }
+        let report = try MallocCounter.runProbe(
+            key: AllocationProbeKey.gateway, probe: "GatewayTests.AllocationTests/allocationProbe")
+        #expect(report.status == 0, "\(report.log)")
+        let counts = report.counts
         try #require(counts.count == 4)
         // The counter works: ten arrays are at least ten allocations.
         #expect(counts[0] >= 10)

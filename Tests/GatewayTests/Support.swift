@@ -127,34 +127,24 @@ final class Stack: @unchecked Sendable {
         defer { if !started { try? FileManager.default.removeItem(atPath: scratch) } }
         configPath = directory + "/gateway.conf"
         gatewayLog = directory + "/gateway.log"
-        let upstreamLog = directory + "/upstream.log"
-        upstream = try ChildProcess(
-            Paths.python, ["-u", Paths.fixtures + "/upstream.py", net + "2", "\(upstreamPort)"], logPath: upstreamLog)
-        var waits = [(upstreamLog, "upstream")]
-        if settings.echo {
-            echo = try ChildProcess(
-                Paths.python, ["-u", Paths.fixtures + "/wsecho.py", net + "3", "\(echoPort)"],
-                logPath: directory + "/echo.log")
-            waits.append((directory + "/echo.log", "echo"))
-        } else {
-            echo = nil
+        var waits: [(log: String, name: String)] = []
+        /// Starts a fixture server on `host` when `wanted`; its log is waited on below.
+        func fixture(
+            _ script: String, _ host: String, _ port: UInt16, _ name: String, wanted: Bool = true
+        ) throws
+            -> ChildProcess?
+        {
+            guard wanted else { return nil }
+            let log = scratch + "/" + name.replacingOccurrences(of: " ", with: "-") + ".log"
+            waits.append((log, name))
+            return try ChildProcess(
+                Paths.python, ["-u", Paths.fixtures + "/" + script, host, "\(port)"], logPath: log)
         }
-        if settings.secondEcho {
-            echo2 = try ChildProcess(
-                Paths.python, ["-u", Paths.fixtures + "/wsecho.py", net + "4", "\(echoPort)"],
-                logPath: directory + "/echo2.log")
-            waits.append((directory + "/echo2.log", "second echo"))
-        } else {
-            echo2 = nil
-        }
-        if settings.secondUpstream {
-            upstream2 = try ChildProcess(
-                Paths.python, ["-u", Paths.fixtures + "/upstream.py", net + "6", "\(upstreamPort)"],
-                logPath: directory + "/upstream2.log")
-            waits.append((directory + "/upstream2.log", "second upstream"))
-        } else {
-            upstream2 = nil
-        }
+        upstream = try fixture("upstream.py", net + "2", upstreamPort, "upstream")!
+        echo = try fixture("wsecho.py", net + "3", echoPort, "echo", wanted: settings.echo)
+        echo2 = try fixture("wsecho.py", net + "4", echoPort, "second echo", wanted: settings.secondEcho)
+        upstream2 = try fixture(
+            "upstream.py", net + "6", upstreamPort, "second upstream", wanted: settings.secondUpstream)
         let balancerAddresses = settings.secondUpstream ? [net + "2", net + "6"] : [net + "2"]
         dns = try Self.startDnsmasq(
             records: [Self.balancerName: balancerAddresses, "pod-a" + Self.podSuffix: [net + "3"]], ttl: settings.dnsTTL

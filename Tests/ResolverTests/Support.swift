@@ -1,4 +1,4 @@
-// Helpers for the resolver tests: a loop on its own thread, a recording handler, reply builders, a hostile server.
+// Helpers for the resolver tests: a recording handler, reply builders, a hostile server.
 import DNS
 import EventLoop
 import Metrics
@@ -6,44 +6,6 @@ import Resolver
 import Synchronization
 import Sys
 import TestSupport
-
-/// A loop running on its own thread until `stop()`.
-final class RunningLoop: Sendable {
-    let loop: EventLoop
-    let thread: Sys.Thread
-
-    init() throws {
-        let loop = try EventLoop()
-        self.loop = loop
-        thread = try Sys.Thread { try? loop.run() }
-    }
-
-    /// Runs `body` on the loop thread and returns its result.
-    func sync<T>(_ body: @escaping () throws -> T) throws -> T {
-        let latch = try Latch()
-        let result = Mutex<Unchecked<Result<T, any Error>>?>(nil)
-        let task = Unchecked(body)
-        loop.execute {
-            let value = Result { try task.value() }
-            result.withLock { $0 = Unchecked(value) }
-            latch.signal()
-        }
-        latch.wait()
-        return try result.withLock { $0!.value }.get()
-    }
-
-    func stop() {
-        loop.stop()
-        thread.join()
-    }
-}
-
-/// Moves a loop-confined value across the test thread and the loop thread; only one of them touches it at a time
-/// (the test thread waits in `sync` while the loop runs the body).
-struct Unchecked<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
 
 /// Records every outcome delivered to it, from the loop thread, for the test thread to read.
 final class Recorder: ResolveHandler, Sendable {

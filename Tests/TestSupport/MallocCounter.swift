@@ -6,6 +6,7 @@ import Synchronization
 public enum AllocationProbeKey {
     public static let httpServer = "HTTPSERVER_ALLOCATION_PROBE"
     public static let gateway = "GATEWAY_ALLOCATION_PROBE"
+    public static let forwarding = "FORWARDING_ALLOCATION_PROBE"
 }
 
 /// Counts `malloc` calls through glibc's `__malloc_hook`, honoured by the preloaded libc_malloc_debug.so, in a child
