@@ -109,13 +109,13 @@ public final class EventLoop: @unchecked Sendable {
 
     @discardableResult
     public func schedule(after delay: Duration, handler: any TimerHandler, tag: UInt64 = 0) -> TimerID {
-        timers.schedule(deadline: now &+ Self.nanoseconds(delay), handler: handler, tag: tag, closure: nil)
+        timers.schedule(deadline: now &+ nanoseconds(delay), handler: handler, tag: tag, closure: nil)
     }
 
     /// Closure convenience for control-plane code (allocates the closure).
     @discardableResult
     public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
-        timers.schedule(deadline: now &+ Self.nanoseconds(delay), handler: nil, tag: 0, closure: body)
+        timers.schedule(deadline: now &+ nanoseconds(delay), handler: nil, tag: 0, closure: body)
     }
 
     /// Cancels a timer; returns whether it was still pending.
@@ -124,12 +124,6 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Pending timers.
     public var timerCount: Int { timers.count }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
-    }
 
     // MARK: Cross-thread tasks
 

@@ -214,7 +214,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 connect(to: upstreamGroup.staleAddress(server: server)!)
             } else {
                 // The resolver already hands successive lookups the addresses in turn: take its first.
-                connect(to: socketAddress(addresses[0], port: UInt16(server)))
+                connect(to: SocketAddress(addresses[0], port: UInt16(server)))
             }
         default:
             // A named upstream whose refresh failed keeps its last addresses.

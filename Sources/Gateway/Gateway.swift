@@ -55,7 +55,7 @@ public final class Gateway: Sendable {
     /// Binds the listeners of the configuration on every loop; returns the bound addresses (real ports).
     public func bind() throws(GatewayError) -> [SocketAddress] {
         let addresses = current.withLock { $0 }.config.listeners.map {
-            socketAddress($0.address.host, port: $0.address.port)
+            SocketAddress($0.address.host, port: $0.address.port)
         }
         var bound: [SocketAddress] = []
         var ports: [SocketAddress] = addresses
@@ -133,7 +133,7 @@ public final class Gateway: Sendable {
             configuration = .system()
         case .addresses(let addresses):
             configuration = ResolverConfiguration()
-            configuration.servers = addresses.map { socketAddress($0.host, port: $0.port) }
+            configuration.servers = addresses.map { SocketAddress($0.host, port: $0.port) }
             configuration.search = []
         }
         configuration.timeout = settings.timeout

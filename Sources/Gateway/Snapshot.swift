@@ -3,6 +3,7 @@ import DNS
 import Forwarding
 import GatewayConfig
 import Routing
+import Sys
 
 /// An immutable configuration as the engine uses it. Exchanges keep the snapshot they started with, so a reload
 /// never changes a request in flight; tunnels hold no snapshot at all.

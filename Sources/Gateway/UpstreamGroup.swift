@@ -1,6 +1,7 @@
 // A named upstream's servers on one loop: their resolved addresses (re-resolved by TTL) and round-robin.
 import DNS
 import GatewayConfig
+import Resolver
 import Sys
 
 /// Runtime state of one `upstream` block on one loop.
@@ -70,14 +71,6 @@ final class UpstreamGroup {
         let server = servers[index]
         let address = server.addresses[server.turn % server.addresses.count]
         servers[index].turn &+= 1
-        return socketAddress(address, port: server.port)
-    }
-}
-
-/// `address:port` as a socket address.
-func socketAddress(_ address: IPAddress, port: UInt16) -> SocketAddress {
-    switch address {
-    case .v4(let v4): return .v4(address: v4.value, port: port)
-    case .v6(let v6): return .v6(high: v6.high, low: v6.low, port: port, scope: 0)
+        return SocketAddress(address, port: server.port)
     }
 }

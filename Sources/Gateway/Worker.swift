@@ -386,12 +386,6 @@ private func removeSlotted<Item: Slotted>(_ item: Item, from array: inout [Item]
     return true
 }
 
-func nanoseconds(_ duration: Duration) -> UInt64 {
-    let (seconds, attoseconds) = duration.components
-    guard seconds >= 0 else { return 0 }
-    return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
-}
-
 extension UpstreamGroup {
     /// A group for `plan` that keeps this group's resolved addresses.
     func adopting(_ plan: GroupPlan) -> UpstreamGroup {

@@ -39,18 +39,12 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
         headScratch.reserveCapacity(1024)
         parsers.reserveCapacity(LoopContext.maxPooledParsers)
         connections.reserveCapacity(1024)
-        headerTimeout = LoopContext.nanoseconds(configuration.headerTimeout)
-        idleTimeout = LoopContext.nanoseconds(configuration.idleTimeout)
-        lingerTimeout = LoopContext.nanoseconds(configuration.lingerTimeout)
+        headerTimeout = nanoseconds(configuration.headerTimeout)
+        idleTimeout = nanoseconds(configuration.idleTimeout)
+        lingerTimeout = nanoseconds(configuration.lingerTimeout)
     }
 
     deinit { output.deallocate() }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
-    }
 
     /// Runs `body` on the loop thread: now when already there, else as a loop task.
     func onLoop(_ body: @escaping @Sendable (LoopContext) -> Void) {

@@ -64,11 +64,3 @@ extension SocketAddress {
         }
     }
 }
-
-/// Whole nanoseconds in `duration`; negative durations are 0.
-func nanoseconds(_ duration: Duration) -> UInt64 {
-    let (seconds, attoseconds) = duration.components
-    guard seconds >= 0 else { return 0 }
-    let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-    return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
-}

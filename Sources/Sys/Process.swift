@@ -10,6 +10,15 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
 }
 
+/// Whole nanoseconds in `duration`, as the monotonic clock counts them; 0 for negative durations, `UInt64.max`
+/// past it (timeouts and deadlines everywhere use this one conversion).
+public func nanoseconds(_ duration: Duration) -> UInt64 {
+    let (seconds, attoseconds) = duration.components
+    guard seconds >= 0 else { return 0 }
+    let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+    return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
+}
+
 /// CLOCK_REALTIME in seconds since the Unix epoch, with fractions.
 public func wallClockSeconds() -> Double {
     var time = timespec()
