@@ -27,7 +27,10 @@ let package = Package(
         .target(name: "DNS", dependencies: []),
         .target(name: "Routing", dependencies: ["CPCRE2", "DNS"], swiftSettings: hotPath),
         .target(name: "GatewayConfig", dependencies: ["Routing", "DNS"]),
-        .target(name: "WebSocket", dependencies: [], swiftSettings: hotPath),
+        .target(name: "JSON", dependencies: []),
+        .target(name: "WebSocket", dependencies: ["COpenSSL"], swiftSettings: hotPath),
+        .target(name: "Ring", dependencies: ["JSON", "COpenSSL"]),
+        .target(name: "Wire", dependencies: ["JSON", "COpenSSL"]),
         .target(name: "Forwarding", dependencies: ["HTTP1", "Routing", "GatewayConfig"], swiftSettings: hotPath),
 
         // MARK: Runtime: the only code that calls libc I/O (Sys), and the event loop on top of it
@@ -35,6 +38,8 @@ let package = Package(
         .target(name: "EventLoop", dependencies: ["Sys"], swiftSettings: hotPath),
         .target(name: "HTTPServer", dependencies: ["HTTP1", "EventLoop", "Sys", "Metrics"], swiftSettings: hotPath),
         .target(name: "Resolver", dependencies: ["DNS", "EventLoop", "Sys", "Metrics"]),
+        .target(name: "Redis", dependencies: ["CHiredis", "DNS", "EventLoop", "Resolver", "Sys"]),
+        .target(name: "Kafka", dependencies: ["CRdKafka", "EventLoop", "Sys"]),
 
         // MARK: Program libraries: the gateway's proxy engine
         .target(
@@ -45,12 +50,22 @@ let package = Package(
             ],
             swiftSettings: hotPath),
 
+        // MARK: Program libraries: the socket node (WebSocket sessions, delivery, drain, heartbeats)
+        .target(
+            name: "SocketNode",
+            dependencies: [
+                "DNS", "EventLoop", "HTTP1", "HTTPServer", "JSON", "Kafka", "Metrics", "Redis", "Resolver", "Ring",
+                "Sys", "WebSocket", "Wire",
+            ]),
+
         // MARK: Programs: thin executables that parse arguments and wire the libraries together
         .executableTarget(
             name: "rtc-gateway",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
         .executableTarget(
-            name: "rtc-bench", dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL"],
+            name: "rtc-socket", dependencies: ["SocketNode", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
+        .executableTarget(
+            name: "rtc-bench", dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL", "WebSocket"],
             swiftSettings: hotPath),
 
         // MARK: Test support (child processes, condition waits); used by tests only
@@ -62,6 +77,9 @@ let package = Package(
             dependencies: ["TestSupport", "CLinux", "COpenSSL", "CPCRE2", "CRdKafka", "CHiredis"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "JSON"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "JSON"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),
@@ -79,6 +97,13 @@ let package = Package(
             name: "GatewayTests",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys", "TestSupport"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "EventLoop", "Sys", "Resolver", "TestSupport"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "EventLoop", "Sys", "CRdKafka", "TestSupport"]),
+        .testTarget(
+            name: "SocketNodeTests",
+            dependencies: [
+                "SocketNode", "WebSocket", "Wire", "Ring", "JSON", "Redis", "Kafka", "EventLoop", "Sys", "TestSupport",
+            ]),
         .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]

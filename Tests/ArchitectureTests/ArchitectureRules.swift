@@ -26,7 +26,7 @@ enum Layer: Int, Comparable, CustomStringConvertible {
 /// The declared layer of every library target. A new target must be added here, which makes its author decide.
 let declaredLayers: [String: Layer] = [
     "HTTP1": .pure, "Metrics": .pure, "DNS": .pure, "Routing": .pure, "GatewayConfig": .pure, "Forwarding": .pure,
-    "WebSocket": .pure, "Ring": .pure, "Wire": .pure,
+    "WebSocket": .pure, "Ring": .pure, "Wire": .pure, "JSON": .pure,
     "Sys": .runtime, "EventLoop": .runtime, "HTTPServer": .runtime, "Resolver": .runtime, "TLS": .runtime,
     "Redis": .runtime, "Kafka": .runtime, "Kube": .runtime,
     "Gateway": .program, "Balancer": .program, "SocketNode": .program, "Bench": .program,
@@ -41,7 +41,7 @@ let systemCallModules: Set<String> = ["Glibc", "Musl", "Darwin", "CLinux"]
 
 /// Targets on the per-byte or per-request path, where Foundation must not appear.
 let dataPathTargets: Set<String> = [
-    "HTTP1", "Metrics", "DNS", "Routing", "GatewayConfig", "Forwarding", "WebSocket", "Ring", "Wire",
+    "HTTP1", "Metrics", "DNS", "Routing", "GatewayConfig", "Forwarding", "WebSocket", "Ring", "Wire", "JSON",
     "Sys", "EventLoop", "HTTPServer", "Resolver", "TLS", "Gateway",
 ]
 

@@ -1,0 +1,1 @@
+// JSON values: a strict parser and a compact serializer (RFC 8259), without Foundation.

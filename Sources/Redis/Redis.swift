@@ -1,0 +1,1 @@
+// A Redis client on the event loop, through hiredis's asynchronous API.

@@ -1,0 +1,1 @@
+// Weighted rendezvous hashing and signed ring updates.

@@ -1,0 +1,1 @@
+// The socket node: WebSocket sessions, delivery, drain and heartbeats.

@@ -1,0 +1,4 @@
+// Tests of the JSON target.
+import Testing
+
+@testable import JSON

@@ -1,0 +1,4 @@
+// Tests of the Kafka target.
+import Testing
+
+@testable import Kafka

@@ -1,0 +1,4 @@
+// Tests of the Redis target.
+import Testing
+
+@testable import Redis

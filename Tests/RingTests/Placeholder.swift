@@ -1,0 +1,4 @@
+// Tests of the Ring target.
+import Testing
+
+@testable import Ring

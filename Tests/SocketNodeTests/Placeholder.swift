@@ -1,0 +1,4 @@
+// Tests of the SocketNode target.
+import Testing
+
+@testable import SocketNode

@@ -1,0 +1,4 @@
+// Tests of the Wire target.
+import Testing
+
+@testable import Wire
