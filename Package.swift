@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "JSON", dependencies: []),
         .target(name: "WebSocket", dependencies: ["COpenSSL"], swiftSettings: hotPath),
         .target(name: "Ring", dependencies: ["JSON", "COpenSSL"]),
-        .target(name: "Wire", dependencies: ["JSON", "COpenSSL"]),
+        .target(name: "Wire", dependencies: ["JSON", "Ring", "COpenSSL"]),
         .target(name: "Forwarding", dependencies: ["HTTP1", "Routing", "GatewayConfig"], swiftSettings: hotPath),
 
         // MARK: Runtime: the only code that calls libc I/O (Sys), and the event loop on top of it
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RingTests", dependencies: ["Ring", "JSON"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "JSON"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "JSON", "Ring"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),
