@@ -182,6 +182,19 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
         }
     }
 
+    /// `101 Switching Protocols` (RFC 9110 §15.2.2) with the protocol named in `Upgrade` and the handler's fields.
+    func emitSwitchingProtocols(upgrade: String, headers: [Headers.Field], to connection: Connection) {
+        headScratch.removeAll(keepingCapacity: true)
+        headScratch.append(contentsOf: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ".utf8)
+        headScratch.append(contentsOf: upgrade.utf8)
+        headScratch.append(contentsOf: "\r\nConnection: Upgrade\r\n".utf8)
+        for field in headers where Response.isAllowed(field) {
+            HeadSerializer.appendField(name: field.name.utf8, value: field.value.utf8, into: &headScratch)
+        }
+        headScratch.append(contentsOf: "\r\n".utf8)
+        headScratch.withUnsafeBytes { append($0, to: connection) }
+    }
+
     @inline(__always)
     func appendConnectionLine(_ line: ConnectionLine, to connection: Connection) {
         switch line {

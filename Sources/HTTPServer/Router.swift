@@ -1,4 +1,5 @@
 // Method + path routing: exact paths first, then the longest matching prefix; 404 and 405 (with Allow) answers.
+import EventLoop
 import HTTP1
 
 /// A dynamic handler: runs on the connection's loop thread, from any loop of the server, so it must be `@Sendable`.
@@ -10,6 +11,22 @@ public enum RouteAction: Sendable {
     case fixed(FixedResponse)
     /// A handler called with a `Request` value.
     case dynamic(Handler)
+    /// A protocol switch (RFC 9110 §7.8): the handler decides, and on `accept` takes the connection over.
+    case upgrade(UpgradeHandler)
+}
+
+/// Decides on a request that asks to switch protocols; runs on the connection's loop thread.
+public typealias UpgradeHandler = @Sendable (Request) -> UpgradeDecision
+
+/// What an upgrade handler answers.
+public enum UpgradeDecision {
+    /// An ordinary response; the connection then closes (a refused upgrade leaves it in an unknown state).
+    case reject(Response)
+    /// `101 Switching Protocols` with `Upgrade: <upgrade>`, `Connection: Upgrade` and `headers`; then `adopt` is
+    /// called on the loop thread with the connection and returns its new handler, which at once receives the bytes
+    /// that followed the request head in the same read, if any. From then on the server no longer counts or times
+    /// the connection.
+    case accept(upgrade: String, headers: [Headers.Field], adopt: (Connection) -> any ConnectionHandler)
 }
 
 /// The route table of a server. Build it before the server starts; it is immutable afterwards.
@@ -49,6 +66,11 @@ public struct Router: Sendable {
 
     /// `POST path` → `handler`.
     public mutating func post(_ path: String, _ handler: @escaping Handler) { add(.post, path, .dynamic(handler)) }
+
+    /// `GET path` → a protocol switch decided by `handler`.
+    public mutating func upgrade(_ path: String, _ handler: @escaping UpgradeHandler) {
+        add(.get, path, .upgrade(handler))
+    }
 
     /// `GET path` → a fixed response.
     public mutating func get(_ path: String, fixed response: FixedResponse) { add(.get, path, .fixed(response)) }

@@ -17,6 +17,8 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
         case chunked
         /// The last response is out (or going out); input is discarded until EOF or the linger timeout.
         case closing
+        /// A `101` went out: the rest of the read and the connection belong to the upgrade's handler.
+        case upgraded
     }
 
     let context: LoopContext
@@ -37,6 +39,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
     private var bodyReceived = 0
     private var body: [UInt8] = []
     private var decoder = ChunkedDecoder()
+    private var adopt: ((Connection) -> any ConnectionHandler)?
     // Lazy timer: `deadline` moves freely; the loop timer fires at `timerDeadline` and re-arms if needed, so a
     // request costs a store, not a timer-heap update.
     private var deadline: UInt64 = 0
@@ -62,7 +65,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
         var parser = self.parser.take() ?? context.takeParser()
         var offset = 0
         let count = bytes.count
-        while offset < count && phase != .closing {
+        while offset < count && phase != .closing && phase != .upgraded {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
             switch phase {
             case .head:
@@ -107,11 +110,16 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
                 default:
                     offset = count
                 }
-            case .closing:
+            case .closing, .upgraded:
                 break
             }
         }
         context.flush(to: connection)
+        if phase == .upgraded {
+            context.giveBack(&parser)
+            handOver(connection, rest: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            return
+        }
         if phase == .closing {
             context.giveBack(&parser)
             startClosing(connection)
@@ -180,6 +188,21 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
             body = []
             let response = handler(request)
             context.emit(response, headOnly: headOnly, connectionLine: connectionLine, to: connection)
+        case .action(.upgrade(let handler)):
+            let request = Request(parser: parser, body: body, remoteAddress: peer)
+            body = []
+            switch handler(request) {
+            case .reject(let response):
+                keepAlive = false
+                context.emit(response, headOnly: headOnly, connectionLine: .close, to: connection)
+            case .accept(let upgrade, let headers, let adopt):
+                context.emitSwitchingProtocols(upgrade: upgrade, headers: headers, to: connection)
+                self.adopt = adopt
+                resolution = nil
+                parser.reset()
+                phase = .upgraded
+                return
+            }
         case nil:
             break
         }
@@ -187,6 +210,21 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
         collectBody = false
         parser.reset()
         phase = keepAlive ? .head : .closing
+    }
+
+    /// After a `101`: the connection leaves this server (its books and its timer) for the upgrade's handler, which
+    /// gets the bytes that followed the head.
+    private func handOver(_ connection: Connection, rest: UnsafeRawBufferPointer) {
+        if let timer { context.loop.cancel(timer) }
+        timer = nil
+        let adopt = self.adopt
+        self.adopt = nil
+        context.removed(self)
+        self.connection = nil
+        guard let adopt, !connection.isClosed else { return }
+        let handler = adopt(connection)
+        connection.setHandler(handler)
+        if rest.count > 0 && !connection.isClosed { handler.received(connection, rest) }
     }
 
     /// Answers an error with `Connection: close` and stops reading requests (RFC 9112 §9.6 after a bad message).
@@ -264,7 +302,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
             context.flush(to: connection)
             if var parser = self.parser.take() { context.giveBack(&parser) }
             startClosing(connection)
-        case .closing:
+        case .closing, .upgraded:
             connection.close()
         }
     }
