@@ -23,7 +23,7 @@ public enum FrameEvent {
 ///
 /// A Close ends what the peer may send (§5.5.1); frames after it are still parsed if fed, and it is the caller
 /// that stops feeding. Extensions are not supported: any RSV bit fails the connection.
-public struct MessageReader {
+public struct MessageReader: Sendable {
     /// The side this reader serves: a server reads masked frames, a client unmasked ones (§5.1).
     public let role: Role
     /// The largest message (all fragments together) accepted; a larger one fails with 1009 (§7.4.1).

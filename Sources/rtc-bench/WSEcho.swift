@@ -126,9 +126,7 @@ final class EchoConnection: ConnectionHandler {
                 reject(connection)
                 return nil
             }
-            let response =
-                Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n".utf8)
-                + Array("Sec-WebSocket-Accept: ".utf8) + Handshake.acceptKey(for: key) + Array("\r\n\r\n".utf8)
+            let response = Handshake.acceptResponse(accept: Handshake.acceptKey(for: key))
             response.withUnsafeBytes { connection.write($0) }
             return UnsafeRawBufferPointer(rebasing: bytes[consumed...])
         }

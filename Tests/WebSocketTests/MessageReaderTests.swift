@@ -295,6 +295,42 @@ struct MessageReaderTests {
         }
     }
 
+    /// A message complete inside one read is never copied into the reader's own storage: a masked one is unmasked
+    /// into scratch, an unmasked single frame is delivered from the input, fragments are joined in scratch.
+    @Test(arguments: [Role.server, Role.client])
+    func completeMessagesUseScratchOrInput(_ role: Role) {
+        func make(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true) -> [UInt8] {
+            role == .server ? clientFrame(opcode, payload, fin: fin) : frame(opcode, payload, fin: fin)
+        }
+        let stream =
+            make(Opcode.text, hello) + make(Opcode.binary, binary256) + make(Opcode.text, bytes("He"), fin: false)
+            + make(Opcode.ping, [1]) + make(Opcode.continuation, bytes("llo"))
+        var reader = MessageReader(role: role)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { scratch.deallocate() }
+        func lies(_ inner: UnsafeRawBufferPointer, in outer: UnsafeRawBufferPointer) -> Bool {
+            guard let start = inner.baseAddress, let base = outer.baseAddress else { return false }
+            return start >= base && start + inner.count <= base + outer.count
+        }
+        var places: [String] = []
+        let failure = stream.withUnsafeBytes { input in
+            reader.feed(input, scratch: scratch) { event in
+                let payload: UnsafeRawBufferPointer
+                switch event {
+                case .text(let bytes), .binary(let bytes): payload = bytes
+                default: return
+                }
+                places.append(
+                    lies(payload, in: UnsafeRawBufferPointer(scratch))
+                        ? "scratch" : lies(payload, in: input) ? "input" : "elsewhere")
+            }
+        }
+        #expect(failure == nil)
+        let expected = role == .server ? ["scratch", "scratch", "scratch"] : ["input", "input", "scratch"]
+        #expect(places == expected)
+        #expect(reader.isIdle)
+    }
+
     @Test func notIdleInsideAHeader() {
         var reader = MessageReader(role: .client)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
