@@ -2,6 +2,7 @@
 import EventLoop
 import HTTP1
 import Sys
+import WebSocket
 
 /// One loop's share of the echo server: its SO_REUSEPORT listener's handler and the output buffer its connections
 /// share.
@@ -91,7 +92,8 @@ final class EchoConnection: ConnectionHandler {
             !control || (header.fin && header.length <= 125), header.length < 1 << 62
         else {
             done = true
-            let size = FrameHeader.encode(into: destination, fin: true, opcode: Opcode.close, length: 2, maskKey: nil)
+            let size = FrameWriter.writeHeader(
+                into: destination, fin: true, opcode: Opcode.close, length: 2, maskKey: nil)
             destination.storeBytes(of: UInt16(1002).bigEndian, toByteOffset: size, as: UInt16.self)
             return size + 2
         }
@@ -103,7 +105,7 @@ final class EchoConnection: ConnectionHandler {
         if remaining == 0 && closing { done = true }
         if discard { return 0 }
         let opcode = header.opcode == Opcode.ping ? Opcode.pong : header.opcode
-        return FrameHeader.encode(
+        return FrameWriter.writeHeader(
             into: destination, fin: header.fin, opcode: opcode, length: Int(header.length), maskKey: nil)
     }
 
@@ -124,9 +126,7 @@ final class EchoConnection: ConnectionHandler {
                 reject(connection)
                 return nil
             }
-            let response =
-                Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n".utf8)
-                + Array("Sec-WebSocket-Accept: ".utf8) + Handshake.acceptKey(for: key) + Array("\r\n\r\n".utf8)
+            let response = Handshake.acceptResponse(accept: Handshake.acceptKey(for: key))
             response.withUnsafeBytes { connection.write($0) }
             return UnsafeRawBufferPointer(rebasing: bytes[consumed...])
         }

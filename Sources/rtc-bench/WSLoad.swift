@@ -3,6 +3,7 @@ import EventLoop
 import HTTP1
 import Synchronization
 import Sys
+import WebSocket
 
 /// What every load connection does.
 struct LoadSettings {
@@ -251,7 +252,7 @@ final class LoadConnection: ConnectionHandler {
         let sequence = nextSend
         nextSend &+= 1
         let key = UInt32(truncatingIfNeeded: ((sequence &+ id &* 0x1_0000_0001) &* 0x9E37_79B9_7F4A_7C15) >> 32)
-        let headerSize = FrameHeader.encode(
+        let headerSize = FrameWriter.writeHeader(
             into: output + used, fin: true, opcode: Opcode.binary, length: size, maskKey: key)
         let payload = output + used + headerSize
         payload.copyMemory(from: worker.pattern.baseAddress!, byteCount: size)

@@ -4,6 +4,7 @@ import EventLoop
 import HTTP1
 import Synchronization
 import Sys
+import WebSocket
 
 /// What every upgrade connection does.
 struct UpgradeSettings {
@@ -289,14 +290,15 @@ final class UpgradeSlot: ConnectionHandler {
     private func sendMessage(_ connection: Connection) {
         let frame = worker.frame.baseAddress!
         let key = UInt32(truncatingIfNeeded: worker.nextRandom())
-        let header = FrameHeader.encode(
+        let header = FrameWriter.writeHeader(
             into: frame, fin: true, opcode: Opcode.binary, length: Wire.messageSize, maskKey: key)
         let payload = frame + header
         payload.storeBytes(of: id.littleEndian, as: UInt64.self)
         payload.storeBytes(of: UInt64(0x0123_4567_89AB_CDEF).littleEndian, toByteOffset: 8, as: UInt64.self)
         // The echo: the same payload unmasked, under an unmasked header.
         let echo = expected.baseAddress! + 32
-        _ = FrameHeader.encode(into: echo, fin: true, opcode: Opcode.binary, length: Wire.messageSize, maskKey: nil)
+        _ = FrameWriter.writeHeader(
+            into: echo, fin: true, opcode: Opcode.binary, length: Wire.messageSize, maskKey: nil)
         (echo + 2).copyMemory(from: payload, byteCount: Wire.messageSize)
         applyMask(key, phase: 0, from: payload, to: payload, count: Wire.messageSize)
         stage = .echo
@@ -308,7 +310,7 @@ final class UpgradeSlot: ConnectionHandler {
     private func sendClose(_ connection: Connection) {
         let frame = worker.frame.baseAddress!
         let key = UInt32(truncatingIfNeeded: worker.nextRandom())
-        let header = FrameHeader.encode(into: frame, fin: true, opcode: Opcode.close, length: 2, maskKey: key)
+        let header = FrameWriter.writeHeader(into: frame, fin: true, opcode: Opcode.close, length: 2, maskKey: key)
         (frame + header).storeBytes(of: UInt16(1000).bigEndian, as: UInt16.self)
         applyMask(key, phase: 0, from: frame + header, to: frame + header, count: 2)
         stage = .close

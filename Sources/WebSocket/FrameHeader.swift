@@ -1,78 +1,43 @@
-// RFC 6455 pieces ws-echo and ws-load share: the accept key, base64, masking, and frame headers.
-import COpenSSL
-
-/// Frame opcodes (RFC 6455 §5.2).
-enum Opcode {
-    static let continuation: UInt8 = 0x0
-    static let text: UInt8 = 0x1
-    static let binary: UInt8 = 0x2
-    static let close: UInt8 = 0x8
-    static let ping: UInt8 = 0x9
-    static let pong: UInt8 = 0xA
-
-    static func isKnown(_ opcode: UInt8) -> Bool { opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xA) }
-    static func isControl(_ opcode: UInt8) -> Bool { opcode >= 0x8 }
-}
-
-/// The opening handshake's key arithmetic (RFC 6455 §4.2.2 step 5.4 and §1.3).
-enum Handshake {
-    static let guid = Array("258EAFA5-E914-47DA-95CA-C5AB0DC85B11".utf8)
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
-    static func acceptKey<Key: Collection<UInt8>>(for key: Key) -> [UInt8] {
-        let input = Array(key) + guid
-        var digest = [UInt8](repeating: 0, count: 20)
-        _ = input.withUnsafeBufferPointer { SHA1($0.baseAddress, $0.count, &digest) }
-        return base64(digest)
-    }
-
-    /// Standard base64 with padding (RFC 4648 §4).
-    static func base64(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let word = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { out.append(alphabet[Int(word >> UInt32(shift) & 63)]) }
-            index += 3
-        }
-        let left = bytes.count - index
-        if left > 0 {
-            let word = UInt32(bytes[index]) << 16 | (left == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            out.append(alphabet[Int(word >> 18 & 63)])
-            out.append(alphabet[Int(word >> 12 & 63)])
-            out.append(left == 2 ? alphabet[Int(word >> 6 & 63)] : UInt8(ascii: "="))
-            out.append(UInt8(ascii: "="))
-        }
-        return out
-    }
-}
+// Frame headers (RFC 6455 §5.2) and masking (§5.3): decoding, encoding, and reading headers split across reads.
 
 /// A decoded frame header (RFC 6455 §5.2).
-struct FrameHeader {
-    var fin: Bool
+public struct FrameHeader: Sendable, Equatable {
+    public var fin: Bool
     /// RSV1–3 as the three bits below FIN; nonzero without a negotiated extension is a protocol error.
-    var reserved: UInt8
-    var opcode: UInt8
-    var masked: Bool
-    var length: UInt64
+    public var reserved: UInt8
+    public var opcode: UInt8
+    public var masked: Bool
+    public var length: UInt64
     /// The masking key as loaded little-endian from its four wire bytes (see `applyMask`).
-    var maskKey: UInt32
+    public var maskKey: UInt32
     /// Bytes the header occupies on the wire.
-    var size: Int
+    public var size: Int
+
+    @inlinable
+    public init(fin: Bool, reserved: UInt8, opcode: UInt8, masked: Bool, length: UInt64, maskKey: UInt32, size: Int) {
+        self.fin = fin
+        self.reserved = reserved
+        self.opcode = opcode
+        self.masked = masked
+        self.length = length
+        self.maskKey = maskKey
+        self.size = size
+    }
+
+    /// The most bytes a header occupies: 2, an 8-byte extended length and a 4-byte masking key.
+    public static let maximumSize = 14
 
     /// Header size from its first two bytes: 2, plus 2 or 8 for an extended length, plus 4 for a masking key.
-    @inline(__always)
-    static func size(first: UInt8, second: UInt8) -> Int {
+    @inlinable @inline(__always)
+    public static func size(first: UInt8, second: UInt8) -> Int {
         let length7 = second & 0x7F
         let extended = length7 == 126 ? 2 : (length7 == 127 ? 8 : 0)
         return 2 + extended + (second & 0x80 != 0 ? 4 : 0)
     }
 
     /// Decodes a header whose `size(first:second:)` bytes are all at `bytes`.
-    @inline(__always)
-    static func decode(_ bytes: UnsafeRawPointer) -> FrameHeader {
+    @inlinable @inline(__always)
+    public static func decode(_ bytes: UnsafeRawPointer) -> FrameHeader {
         let first = bytes.load(as: UInt8.self)
         let second = bytes.load(fromByteOffset: 1, as: UInt8.self)
         var length = UInt64(second & 0x7F)
@@ -95,8 +60,10 @@ struct FrameHeader {
 
     /// Writes a header with FIN set as given, `opcode`, `length`, and a masking key when `maskKey` is non-nil
     /// (the shortest length encoding, §5.2). Returns the bytes written (at most 14).
-    @inline(__always)
-    static func encode(
+    ///
+    /// `maskKey` is stored as its in-memory (little-endian) bytes, the same form `decode` and `applyMask` use.
+    @inlinable @inline(__always)
+    public static func encode(
         into destination: UnsafeMutableRawPointer, fin: Bool, opcode: UInt8, length: Int, maskKey: UInt32?
     ) -> Int {
         destination.storeBytes(of: (fin ? 0x80 : 0) | opcode, as: UInt8.self)
@@ -124,8 +91,10 @@ struct FrameHeader {
 
 /// XORs `count` bytes from `source` into `destination` with the masking key (RFC 6455 §5.3), starting at key byte
 /// `phase` (the payload offset modulo 4). `source` and `destination` may be the same; eight bytes per step.
-@inline(__always)
-func applyMask(
+///
+/// Invariant the caller keeps: `count` bytes are readable at `source` and writable at `destination`.
+@inlinable @inline(__always)
+public func applyMask(
     _ key: UInt32, phase: Int, from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int
 ) {
     // Key byte j of the wire sits at bit 8j of `key` (little-endian load); rotate so byte 0 is the one due now.
@@ -147,14 +116,21 @@ func applyMask(
 }
 
 /// Reads frame headers from a byte stream that may split a header across reads: keeps the bytes of a partial
-/// header (at most 14) until the rest arrives. Used by ws-echo and ws-load alike.
-struct FrameHeaderReader {
-    private var carry: (UInt64, UInt64) = (0, 0)
-    private var carried = 0
+/// header (at most 14, inline: no heap) until the rest arrives.
+public struct FrameHeaderReader: Sendable {
+    @usableFromInline var carry: (UInt64, UInt64) = (0, 0)
+    @usableFromInline var carried = 0
+
+    public init() {}
+
+    /// True when no bytes of a partial header are held.
+    @inlinable
+    public var isEmpty: Bool { carried == 0 }
 
     /// The next header starting at `cursor` (advanced past it, `left` reduced), or nil when the `left` bytes end
-    /// inside a header (they are kept for the next call).
-    mutating func next(_ cursor: inout UnsafeRawPointer, _ left: inout Int) -> FrameHeader? {
+    /// inside a header (they are kept for the next call). `left` bytes must be readable at `cursor`.
+    @inlinable
+    public mutating func next(_ cursor: inout UnsafeRawPointer, _ left: inout Int) -> FrameHeader? {
         if carried == 0 && left >= 2
             && left
                 >= FrameHeader.size(
@@ -165,8 +141,16 @@ struct FrameHeaderReader {
             left -= header.size
             return header
         }
-        // A header split across reads: gather it byte by byte (rare: only at a read boundary).
+        return gather(&cursor, &left)
+    }
+
+    /// A header split across reads: gathered byte by byte (rare: only at a read boundary).
+    @usableFromInline
+    mutating func gather(_ cursor: inout UnsafeRawPointer, _ left: inout Int) -> FrameHeader? {
         var complete: FrameHeader?
+        var carried = self.carried
+        // `slot` is the 16 bytes of `carry`; `carried` stays below 14 between calls (a full header is decoded
+        // and cleared at once), so the store at `slot[carried]` is in bounds.
         withUnsafeMutableBytes(of: &carry) { slot in
             while left > 0 {
                 slot[carried] = cursor.load(as: UInt8.self)
@@ -179,7 +163,7 @@ struct FrameHeaderReader {
                 }
             }
         }
-        if complete != nil { carried = 0 }
+        self.carried = complete == nil ? carried : 0
         return complete
     }
 }
