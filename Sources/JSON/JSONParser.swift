@@ -15,7 +15,8 @@ public struct JSONError: Error, Equatable, Sendable {
 /// Parses one JSON text (RFC 8259 §2) and rejects everything the grammar does not allow: trailing commas,
 /// leading zeros, `NaN`/`Infinity`, unescaped control characters in strings, lone surrogates in `\u` escapes
 /// (a pair must combine, §7), invalid UTF-8 anywhere (§8.1), a byte order mark, anything after the value,
-/// and containers nested deeper than `maxDepth`.
+/// and containers nested deeper than `maxDepth` (`maxDepth` containers inside one another are allowed; 0 allows
+/// only a scalar). Objects may repeat a key; both members are kept, in order.
 public enum JSONParser {
     /// Parses `bytes` as one JSON text.
     public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONError) -> JSONValue {

@@ -3,8 +3,9 @@
 /// Writes compact JSON (no whitespace) into `bytes`, placing commas itself.
 ///
 /// Calls must form one JSON value: inside an object every value is preceded by `key(_:)`. Strings are escaped
-/// as RFC 8259 §7 requires (`"`, `\` and U+0000–U+001F); everything else is written as UTF-8.
-public struct JSONWriter {
+/// as RFC 8259 §7 requires (`"`, `\` and U+0000–U+001F); everything else is written as UTF-8. Number text in
+/// a hand-built `JSONValue.number` and `raw(_:)` input are copied unchecked: they must already be valid JSON.
+public struct JSONWriter: Sendable {
     public var bytes: [UInt8]
     /// Whether the next value or key needs a comma before it.
     private var needsComma = false

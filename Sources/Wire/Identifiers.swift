@@ -35,8 +35,22 @@ public enum Keys {
     public static func inbox(_ clientId: String) -> String { "rtc:inbox:" + clientId }
     /// The recipient's offset counter (`INCR` gives the next offset).
     public static func offsetCounter(_ clientId: String) -> String { "rtc:off:" + clientId }
-    /// Marks a (sender, msgId) pair as accepted, so a resent message is not delivered twice.
-    public static func dedup(_ from: String, _ msgId: String) -> String { "rtc:dedup:" + from + ":" + msgId }
+    /// Marks a (sender, msgId) pair as accepted, so a resent message is not delivered twice:
+    /// `"rtc:dedup:<from>:<msgId>"`, where `%` and `:` in the msgId are written `%25` and `%3A`. A client id has
+    /// neither, so the last `:` always separates the two and one sender cannot name another sender's key
+    /// (without the escape, sender `a` with msgId `b:c` and sender `a:b` with msgId `c` would share a key).
+    public static func dedup(_ from: String, _ msgId: String) -> String {
+        var key = "rtc:dedup:" + from + ":"
+        key.reserveCapacity(key.utf8.count + msgId.utf8.count)
+        for scalar in msgId.unicodeScalars {
+            switch scalar {
+            case "%": key += "%25"
+            case ":": key += "%3A"
+            default: key.unicodeScalars.append(scalar)
+            }
+        }
+        return key
+    }
     /// A socket node's heartbeat, written with an expiry.
     public static func heartbeat(_ nodeId: String) -> String { "rtc:hb:" + nodeId }
     /// `SCAN MATCH` pattern of every heartbeat key.

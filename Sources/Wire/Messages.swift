@@ -118,6 +118,26 @@ public enum ClientFrame: Equatable, Sendable {
         }
     }
 
+    /// The frame as a client writes it (used by test clients and the load tool).
+    public func encoded() -> [UInt8] {
+        var writer = JSONWriter(capacity: 64)
+        writer.beginObject()
+        switch self {
+        case .message(let msgId, let toClientId, let payloadJson):
+            writer.field("type", "message")
+            writer.field("msgId", msgId)
+            writer.field("toClientId", toClientId)
+            writer.field("payloadJson", payloadJson)
+        case .ack(let offset):
+            writer.field("type", "ack")
+            writer.field("offset", offset)
+        case .ping:
+            writer.field("type", "ping")
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
     public static func decode(_ bytes: [UInt8], maxPayloadBytes: Int = 64 * 1024) throws(WireError) -> ClientFrame {
         try withBytes(bytes) { raw throws(WireError) in try decode(raw, maxPayloadBytes: maxPayloadBytes) }
     }
@@ -181,6 +201,52 @@ public enum ServerFrame {
         writer.field("ts", ts)
         writer.endObject()
         return writer.bytes
+    }
+}
+
+/// A frame as a client receives it, parsed: what `ServerFrame` writes, or a delivered `Envelope` (any other
+/// `type`). Used by test clients and the load tool.
+public enum ServerMessage: Equatable, Sendable {
+    case welcome(nodeId: String, clientId: String, ringVersion: UInt64, resumeOffset: UInt64)
+    case accepted(msgId: String, offset: UInt64, duplicate: Bool)
+    case error(code: String, message: String, msgId: String?)
+    case reconnect(afterMs: Int)
+    case pong(ts: Int64)
+    case envelope(Envelope)
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> ServerMessage {
+        let fields = try Fields(bytes)
+        guard let type = fields.value["type"]?.stringValue else {
+            throw WireError(code: "bad_type", message: "type: missing or not a string")
+        }
+        switch type {
+        case "welcome":
+            return .welcome(
+                nodeId: try fields.string("nodeId"), clientId: try fields.string("clientId"),
+                ringVersion: try fields.uint64("ringVersion"), resumeOffset: try fields.uint64("resumeOffset"))
+        case "accepted":
+            return .accepted(
+                msgId: try fields.string("msgId"), offset: try fields.uint64("offset"),
+                duplicate: try fields.bool("duplicate"))
+        case "error":
+            let msgId: String?
+            if let member = fields.value["msgId"], !member.isNull {
+                msgId = try fields.string("msgId")
+            } else {
+                msgId = nil
+            }
+            return .error(code: try fields.string("code"), message: try fields.string("message"), msgId: msgId)
+        case "reconnect":
+            return .reconnect(afterMs: try fields.int("afterMs", in: Int.min...Int.max))
+        case "pong":
+            return .pong(ts: try fields.int64("ts"))
+        default:
+            return .envelope(try Envelope.decode(fields))
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> ServerMessage {
+        try withBytes(bytes) { raw throws(WireError) in try decode(raw) }
     }
 }
 

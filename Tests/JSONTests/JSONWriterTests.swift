@@ -77,7 +77,8 @@ struct JSONWriterTests {
     }
 
     static let doubles: [Double] = [
-        0, -0.0, 1, -1, 0.1, 0.30000000000000004, 1e-5, 123456.789, 1e16, 1e300, 5e-324, Double.greatestFiniteMagnitude,
+        0, -0.0, 1, -1, 0.1, 0.30000000000000004, 1e-5, 123456.789, 1e16, 1e300, .leastNonzeroMagnitude,
+        Double.greatestFiniteMagnitude,
         .pi,
     ]
 

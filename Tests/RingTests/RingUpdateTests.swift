@@ -33,7 +33,9 @@ struct RingUpdateTests {
     }
 
     @Test func roundTripKeepsTheSignatureValid() throws {
-        let weights: [Double] = [1, 0.1, 0.30000000000000004, 1e-5, 123456.789, 2.0 / 3.0, 5e-324, 1e300, 0]
+        let weights: [Double] = [
+            1, 0.1, 0.30000000000000004, 1e-5, 123456.789, 2.0 / 3.0, .leastNonzeroMagnitude, 1e300, 0,
+        ]
         let nodes = weights.enumerated().map { RingNode(id: "n-\($0)", weight: $1, draining: $0 % 2 == 0) }
         let original = RingUpdate(
             version: UInt64.max, nodes: nodes, reason: "weights \"quoted\" \\ é\n", ts: -1

@@ -118,6 +118,17 @@ struct ClientFrameTests {
         #expect(try ClientFrame.decode(utf8(json)) == expected)
     }
 
+    static let frames: [ClientFrame] = [
+        .message(msgId: "m-1", toClientId: "bob", payloadJson: "{\"a\":[1,\"\\n\"]}"),
+        .message(msgId: "~", toClientId: String(repeating: "b", count: 128), payloadJson: ""), .ack(offset: 0),
+        .ack(offset: UInt64.max), .ping,
+    ]
+
+    @Test(arguments: frames)
+    func encodedFramesDecodeBack(frame: ClientFrame) throws {
+        #expect(try ClientFrame.decode(frame.encoded()) == frame)
+    }
+
     static let tooLong = String(repeating: "k", count: 129)
 
     static let hostile: [(String, String)] = [
@@ -215,6 +226,47 @@ struct ServerFrameTests {
             ServerFrame.pong(ts: Int64.max),
         ]
         for frame in frames { #expect(try JSONParser.parse(frame)["type"]?.stringValue != nil) }
+    }
+}
+
+struct ServerMessageTests {
+    static let frames: [([UInt8], ServerMessage)] = [
+        (
+            ServerFrame.welcome(nodeId: "socket-0", clientId: "alice", ringVersion: 12, resumeOffset: 40),
+            .welcome(nodeId: "socket-0", clientId: "alice", ringVersion: 12, resumeOffset: 40)
+        ),
+        (
+            ServerFrame.accepted(msgId: "m\"1", offset: UInt64.max, duplicate: true),
+            .accepted(msgId: "m\"1", offset: UInt64.max, duplicate: true)
+        ),
+        (
+            ServerFrame.error(code: "bad_field", message: "x", msgId: "m"),
+            .error(code: "bad_field", message: "x", msgId: "m")
+        ),
+        (
+            ServerFrame.error(code: "bad_json", message: "", msgId: nil),
+            .error(code: "bad_json", message: "", msgId: nil)
+        ),
+        (ServerFrame.reconnect(afterMs: 250), .reconnect(afterMs: 250)), (ServerFrame.pong(ts: -1), .pong(ts: -1)),
+        (EnvelopeTests.envelope.encoded(), .envelope(EnvelopeTests.envelope)),
+    ]
+
+    @Test(arguments: frames)
+    func serverFramesDecodeBack(bytes: [UInt8], expected: ServerMessage) throws {
+        #expect(try ServerMessage.decode(bytes) == expected)
+    }
+
+    static let hostile: [String] = [
+        "", "[]", "{}", "{\"type\":1}", "{\"type\":\"welcome\",\"nodeId\":\"n\",\"clientId\":\"c\",\"ringVersion\":1}",
+        "{\"type\":\"accepted\",\"msgId\":\"m\",\"offset\":-1,\"duplicate\":false}",
+        "{\"type\":\"error\",\"code\":\"c\",\"message\":\"m\",\"msgId\":5}",
+        "{\"type\":\"reconnect\",\"afterMs\":\"1\"}",
+        "{\"type\":\"pong\"}", "{\"type\":\"message\",\"msgId\":\"m\"}",
+    ]
+
+    @Test(arguments: hostile)
+    func rejectsHostileServerFrames(json: String) {
+        #expect(throws: WireError.self) { try ServerMessage.decode(utf8(json)) }
     }
 }
 
