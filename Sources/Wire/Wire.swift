@@ -1,1 +1,0 @@
-// The JSON messages between clients, socket nodes and the balancer: envelopes, control frames, heartbeats, tokens.

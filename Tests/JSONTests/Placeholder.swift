@@ -1,4 +1,0 @@
-// Tests of the JSON target.
-import Testing
-
-@testable import JSON

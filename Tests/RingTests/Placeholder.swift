@@ -1,4 +1,0 @@
-// Tests of the Ring target.
-import Testing
-
-@testable import Ring

@@ -1,4 +1,0 @@
-// Tests of the Wire target.
-import Testing
-
-@testable import Wire
