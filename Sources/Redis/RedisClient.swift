@@ -40,10 +40,6 @@ public final class RedisClient {
     private var generation: UInt64 = 0
     /// Failed attempts since the last successful connection: the back-off exponent.
     private var failedAttempts = 0
-    private var inFlight = PendingQueue()
-    /// Exists only while a connection does (a new connection must not see an old one's partial reply).
-    private var reader: ReplyReader?
-    private var handshakeRemaining = 0
     private var timeoutTimer: TimerID?
     private var reconnectTimer: TimerID?
     private var events: ClientEvents!
@@ -54,8 +50,8 @@ public final class RedisClient {
         case resolving
         case connecting(Connector)
         /// Connected; AUTH and SELECT are in flight.
-        case handshaking(Connection)
-        case connected(Connection)
+        case handshaking(Session)
+        case connected(Session)
         /// Waiting for the back-off timer before the next attempt.
         case waiting
         case closed
@@ -86,18 +82,15 @@ public final class RedisClient {
     }
 
     /// Connected, with AUTH and SELECT done.
-    public var isConnected: Bool {
-        if case .connected = state { return true }
-        return false
-    }
+    public var isConnected: Bool { state.isConnected }
 
     /// Commands sent and not yet answered.
-    public var inFlightCount: Int { inFlight.count }
+    public var inFlightCount: Int { session?.inFlight.count ?? 0 }
 
     /// Sends one command (its name and arguments, binary safe). `completion` runs on the loop thread with the reply
     /// (an error reply is `.success(.error(...))`), or at once with `.disconnected` when not connected.
     public func send(_ arguments: [[UInt8]], _ completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
-        guard case .connected(let connection) = state else {
+        guard case .connected(let session) = state else {
             completion(.failure(.disconnected))
             return
         }
@@ -105,11 +98,10 @@ public final class RedisClient {
             completion(.failure(.protocolError("a command needs at least its name")))
             return
         }
-        guard write(arguments, to: connection) else {
+        guard send(arguments, as: .command(completion), on: session) else {
             completion(.failure(.protocolError("hiredis could not encode the command")))
             return
         }
-        enqueue(.command(completion))
     }
 
     /// `send` with text arguments (sent as their UTF-8 bytes).
@@ -151,22 +143,14 @@ public final class RedisClient {
         if case .closed = previous { return }
         state = .closed
         cancelTimers()
-        var wasConnected = false
         switch previous {
         case .connecting(let connector):
             connector.cancel()
-        case .handshaking(let connection):
-            connection.close()
-        case .connected(let connection):
-            wasConnected = true
-            connection.close()
+        case .handshaking(let session), .connected(let session):
+            end(session, wasConnected: previous.isConnected, failingHeadWith: nil)
         case .idle, .resolving, .waiting, .closed:
             break
         }
-        reader = nil
-        var failed = inFlight.takeAll()
-        while let entry = failed.popFirst() { entry.kind.fail(.disconnected) }
-        if wasConnected { onConnectionChange?(false) }
     }
 
     // MARK: Connecting
@@ -232,7 +216,7 @@ public final class RedisClient {
                 attemptFailed(.connectFailed(.invalidArgument))
                 return
             }
-            beginSession(on: connection)
+            begin(Session(connection))
         case .failed(let errno):
             attemptFailed(.connectFailed(errno))
         case .timedOut:
@@ -241,40 +225,32 @@ public final class RedisClient {
     }
 
     /// Sends AUTH and SELECT (pipelined) before anything else; connected once they succeed.
-    private func beginSession(on connection: Connection) {
-        reader = ReplyReader()
-        state = .handshaking(connection)
-        handshakeRemaining = 0
+    private func begin(_ session: Session) {
+        state = .handshaking(session)
         if let password = endpoint.password {
             var auth = [Array("AUTH".utf8)]
             if let username = endpoint.username { auth.append(Array(username.utf8)) }
             auth.append(Array(password.utf8))
-            sendHandshake(auth, .auth, on: connection)
+            if send(auth, as: .handshake(.auth), on: session) { session.handshakeRemaining += 1 }
         }
         if endpoint.database != 0 {
-            sendHandshake([Array("SELECT".utf8), Array(String(endpoint.database).utf8)], .select, on: connection)
+            let select = [Array("SELECT".utf8), Array(String(endpoint.database).utf8)]
+            if send(select, as: .handshake(.select), on: session) { session.handshakeRemaining += 1 }
         }
-        if handshakeRemaining == 0 { becomeConnected(connection) }
+        if session.handshakeRemaining == 0 { becomeConnected(session) }
     }
 
-    private func sendHandshake(_ arguments: [[UInt8]], _ step: HandshakeStep, on connection: Connection) {
-        guard write(arguments, to: connection) else { return }
-        handshakeRemaining += 1
-        enqueue(.handshake(step))
-    }
-
-    private func handshakeReplied(_ step: HandshakeStep, _ reply: RedisReply) {
-        guard case .handshaking(let connection) = state else { return }
+    private func handshakeReplied(_ step: HandshakeStep, _ reply: RedisReply, on session: Session) {
         if case .error(let message) = reply {
-            drop(connection, because: .rejected(command: step.command, message: message))
+            drop(session, because: .rejected(command: step.command, message: message))
             return
         }
-        handshakeRemaining -= 1
-        if handshakeRemaining == 0 { becomeConnected(connection) }
+        session.handshakeRemaining -= 1
+        if session.handshakeRemaining == 0 { becomeConnected(session) }
     }
 
-    private func becomeConnected(_ connection: Connection) {
-        state = .connected(connection)
+    private func becomeConnected(_ session: Session) {
+        state = .connected(session)
         failedAttempts = 0
         lastConnectError = nil
         onConnectionChange?(true)
@@ -300,84 +276,85 @@ public final class RedisClient {
         onConnectError?(reason)
     }
 
-    /// Drops the current connection: `headFailure` (if any) goes to the oldest command, `.disconnected` to the
-    /// others, then `onConnectionChange(false)`, and a reconnect is scheduled.
-    private func drop(
-        _ connection: Connection, because reason: RedisConnectError, headFailure: RedisError? = nil
-    ) {
+    /// Drops the current session and schedules a reconnect; see `end`.
+    private func drop(_ session: Session, because reason: RedisConnectError, headFailure: RedisError? = nil) {
         let wasConnected = isConnected
         scheduleReconnect()
-        if let timeoutTimer { loop.cancel(timeoutTimer) }
-        timeoutTimer = nil
-        reader = nil
-        var failed = inFlight.takeAll()
-        // The state no longer names this connection, so its `closed` callback (run inside `close`) is ignored.
-        connection.close()
-        if let headFailure, let head = failed.popFirst() { head.kind.fail(headFailure) }
-        while let entry = failed.popFirst() { entry.kind.fail(.disconnected) }
-        if wasConnected { onConnectionChange?(false) }
+        end(session, wasConnected: wasConnected, failingHeadWith: headFailure)
         report(reason)
     }
 
-    private var currentConnection: Connection? {
+    /// Closes a session the state no longer names (so the connection's `closed` callback, run inside `close`, is
+    /// ignored): `headFailure` (if any) goes to the oldest command, `.disconnected` to the others, then
+    /// `onConnectionChange(false)` if it was connected. Completions may call back into the client.
+    private func end(_ session: Session, wasConnected: Bool, failingHeadWith headFailure: RedisError?) {
+        if let timeoutTimer { loop.cancel(timeoutTimer) }
+        timeoutTimer = nil
+        session.connection.close()
+        var failed = session.inFlight.takeAll()
+        if let headFailure, let head = failed.popFirst() { head.kind.fail(headFailure) }
+        while let entry = failed.popFirst() { entry.kind.fail(.disconnected) }
+        if wasConnected { onConnectionChange?(false) }
+    }
+
+    private var session: Session? {
         switch state {
-        case .handshaking(let connection), .connected(let connection): connection
+        case .handshaking(let session), .connected(let session): session
         default: nil
         }
     }
 
     // MARK: Commands in flight
 
-    private func write(_ arguments: [[UInt8]], to connection: Connection) -> Bool {
-        CommandEncoder.withEncoded(arguments) { connection.write($0) } != nil
-    }
-
-    private func enqueue(_ kind: PendingCommand.Kind) {
+    /// Writes a command and queues what its reply is for; false when hiredis cannot encode it (nothing written).
+    private func send(_ arguments: [[UInt8]], as kind: PendingCommand.Kind, on session: Session) -> Bool {
+        guard CommandEncoder.withEncoded(arguments, { session.connection.write($0) }) != nil else { return false }
         let deadline = loop.now &+ commandTimeout
-        inFlight.append(PendingCommand(kind: kind, deadline: deadline))
+        session.inFlight.append(PendingCommand(kind: kind, deadline: deadline))
         if timeoutTimer == nil {
             timeoutTimer = loop.schedule(deadline: deadline, handler: events, tag: TimerTag.commandTimeout)
         }
+        return true
     }
 
     fileprivate func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
-        guard connection === currentConnection, let reader else { return }
+        guard let session, session.connection === connection else { return }
         do {
-            try reader.feed(bytes)
+            try session.reader.feed(bytes)
         } catch {
-            drop(connection, because: .protocolError("\(error)"))
+            drop(session, because: .protocolError("\(error)"))
             return
         }
         while true {
             let reply: RedisReply?
             do {
-                reply = try reader.next()
+                reply = try session.reader.next()
             } catch {
-                drop(connection, because: .protocolError("\(error)"))
+                drop(session, because: .protocolError("\(error)"))
                 return
             }
             guard let reply else { break }
-            guard let entry = inFlight.popFirst() else {
-                drop(connection, because: .protocolError("a reply to no command"))
+            guard let entry = session.inFlight.popFirst() else {
+                drop(session, because: .protocolError("a reply to no command"))
                 return
             }
             switch entry.kind {
             case .command(let completion): completion(.success(reply))
-            case .handshake(let step): handshakeReplied(step, reply)
+            case .handshake(let step): handshakeReplied(step, reply, on: session)
             }
-            // The completion may have closed the client, or the handshake failed: this connection is gone.
-            guard connection === currentConnection else { return }
+            // The completion may have closed the client, or the handshake failed: this session is over.
+            guard self.session === session else { return }
         }
-        if inFlight.isEmpty, let timeoutTimer {
+        if session.inFlight.isEmpty, let timeoutTimer {
             loop.cancel(timeoutTimer)
             self.timeoutTimer = nil
         }
-        reader.releaseLargeBuffer()
+        session.reader.releaseLargeBuffer()
     }
 
     fileprivate func closed(_ connection: Connection, error: Errno?) {
-        guard connection === currentConnection else { return }
-        drop(connection, because: .connectionLost(error))
+        guard let session, session.connection === connection else { return }
+        drop(session, because: .connectionLost(error))
     }
 
     fileprivate func timerFired(tag: UInt64) {
@@ -388,9 +365,9 @@ public final class RedisClient {
             connect()
         default:
             timeoutTimer = nil
-            guard let connection = currentConnection, let head = inFlight.first else { return }
+            guard let session, let head = session.inFlight.first else { return }
             if head.deadline <= loop.now {
-                drop(connection, because: .commandTimedOut, headFailure: .timedOut)
+                drop(session, because: .commandTimedOut, headFailure: .timedOut)
             } else {
                 timeoutTimer = loop.schedule(deadline: head.deadline, handler: events, tag: TimerTag.commandTimeout)
             }
@@ -405,9 +382,27 @@ public final class RedisClient {
     }
 
     /// For tests: how many times the reply reader was replaced to give back a large buffer.
-    var readerRenewals: Int { reader?.renewals ?? 0 }
+    var readerRenewals: Int { session?.reader.renewals ?? 0 }
     /// For tests: whether the connection holds a buffer of unsent bytes.
-    var holdsWriteBuffer: Bool { currentConnection?.holdsBuffer ?? false }
+    var holdsWriteBuffer: Bool { session?.connection.holdsBuffer ?? false }
+}
+
+extension RedisClient.ConnectionState {
+    var isConnected: Bool {
+        if case .connected = self { return true }
+        return false
+    }
+}
+
+/// One connection's life: the socket, its reply reader (a new connection must not see an old one's partial reply),
+/// the commands in flight on it and the handshake steps still unanswered.
+final class Session {
+    let connection: Connection
+    let reader = ReplyReader()
+    var inFlight = PendingQueue()
+    var handshakeRemaining = 0
+
+    init(_ connection: Connection) { self.connection = connection }
 }
 
 /// The delay before reconnect attempt `failedAttempts + 1`: `minimum · 2^failedAttempts` capped at `maximum`, then
