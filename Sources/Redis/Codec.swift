@@ -6,28 +6,32 @@ enum CommandEncoder {
     /// Calls `body` with the encoded command, valid only during the call; nil when hiredis cannot allocate.
     static func withEncoded<R>(_ arguments: [[UInt8]], _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         // hiredis wants every argument's address at once: lay the arguments end to end in one block (at least
-        // one byte, so that every pointer is valid even for empty arguments), then point into it.
+        // one byte, so that every pointer is valid even for empty arguments), then point into it. Temporary
+        // allocations live on the stack when small.
         let total = arguments.reduce(0) { $0 + $1.count }
-        let joined = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 1)
-        defer { joined.deallocate() }
-        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(arguments.count, 1))
-        defer { pointers.deallocate() }
-        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(arguments.count, 1))
-        defer { lengths.deallocate() }
-        var offset = 0
-        for (index, argument) in arguments.enumerated() {
-            argument.withUnsafeBytes { bytes in
-                if let base = bytes.baseAddress { (joined + offset).copyMemory(from: base, byteCount: bytes.count) }
+        let count = max(arguments.count, 1)
+        return withUnsafeTemporaryAllocation(byteCount: max(total, 1), alignment: 1) { joined in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { pointers in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { lengths in
+                    var offset = 0
+                    for (index, argument) in arguments.enumerated() {
+                        let start = joined.baseAddress! + offset
+                        argument.withUnsafeBytes { bytes in
+                            if let base = bytes.baseAddress { start.copyMemory(from: base, byteCount: bytes.count) }
+                        }
+                        pointers[index] = UnsafePointer(start.assumingMemoryBound(to: CChar.self))
+                        lengths[index] = argument.count
+                        offset += argument.count
+                    }
+                    var target: UnsafeMutablePointer<CChar>?
+                    let length = redisFormatCommandArgv(
+                        &target, Int32(arguments.count), pointers.baseAddress, lengths.baseAddress)
+                    guard length >= 0, let target else { return nil }
+                    defer { redisFreeCommand(target) }
+                    return body(UnsafeRawBufferPointer(start: target, count: Int(length)))
+                }
             }
-            pointers[index] = UnsafePointer((joined + offset).assumingMemoryBound(to: CChar.self))
-            lengths[index] = argument.count
-            offset += argument.count
         }
-        var target: UnsafeMutablePointer<CChar>?
-        let length = redisFormatCommandArgv(&target, Int32(arguments.count), pointers, lengths)
-        guard length >= 0, let target else { return nil }
-        defer { redisFreeCommand(target) }
-        return body(UnsafeRawBufferPointer(start: target, count: Int(length)))
     }
 
     /// The encoded command as an array (for tests).

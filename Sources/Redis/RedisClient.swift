@@ -216,6 +216,11 @@ public final class RedisClient {
                 attemptFailed(.connectFailed(.invalidArgument))
                 return
             }
+            // The connect's readiness event may also have said "readable" (a server that speaks first, such as
+            // one refusing with "max number of clients"): under edge triggering no new edge will come for those
+            // bytes, so have the connection look once (pausing outside a read callback makes resuming look).
+            connection.pauseReading()
+            connection.resumeReading()
             begin(Session(connection))
         case .failed(let errno):
             attemptFailed(.connectFailed(errno))
