@@ -390,6 +390,8 @@ public final class RedisClient {
     var readerRenewals: Int { session?.reader.renewals ?? 0 }
     /// For tests: whether the connection holds a buffer of unsent bytes.
     var holdsWriteBuffer: Bool { session?.connection.holdsBuffer ?? false }
+    /// For tests: the capacity of the in-flight queue's array.
+    var inFlightCapacity: Int { session?.inFlight.capacity ?? 0 }
 }
 
 extension RedisClient.ConnectionState {
@@ -458,8 +460,8 @@ struct PendingCommand {
     var deadline: UInt64
 }
 
-/// A FIFO of commands in flight: an array read from a moving head, compacted as it drains, and given back whole
-/// once empty if it grew (an idle client keeps no large array).
+/// A FIFO of commands in flight: an array read from a moving head, compacted as it drains, and given back once
+/// empty (an idle client holds no buffer but hiredis's reader).
 struct PendingQueue {
     private var items: [PendingCommand?] = []
     private var head = 0
@@ -478,7 +480,7 @@ struct PendingQueue {
         items[head] = nil
         head += 1
         if head == items.count {
-            items.removeAll(keepingCapacity: items.capacity <= 64)
+            items.removeAll()
             head = 0
         } else if head >= 1024 && head * 2 >= items.count {
             items.removeFirst(head)

@@ -49,7 +49,10 @@ import Testing
         #expect(waitUntil(timeout: .seconds(30)) { values.values.count + failures.values.count == 10_000 })
         #expect(failures.values.isEmpty)
         #expect(values.values == (1...10_000).map(Int64.init))
+        // Idle again: no queue array, no unsent bytes.
         #expect(try test.onLoop { $0.inFlightCount } == 0)
+        #expect(try test.onLoop { $0.inFlightCapacity } == 0)
+        #expect(try test.onLoop { $0.holdsWriteBuffer } == false)
     }
 
     @Test func aOneMebibyteValue() throws {

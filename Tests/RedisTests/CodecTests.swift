@@ -136,6 +136,6 @@ import Testing
         let expected: [UInt64] = (0..<5000).map(UInt64.init) + appended
         #expect(seen == expected)
         #expect(queue.isEmpty)
-        #expect(queue.capacity <= 64)
+        #expect(queue.capacity == 0)
     }
 }
