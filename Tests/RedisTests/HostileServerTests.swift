@@ -88,6 +88,21 @@ final class ScriptedServer: AcceptHandler, ConnectionHandler, @unchecked Sendabl
         #expect(test.changes.values.isEmpty)
     }
 
+    @Test func aConnectThatHangsTimesOut() throws {
+        // Backlog 0 holds one connection nobody accepts; SYNs beyond it are dropped, so a second connect hangs.
+        let listener = try Socket.listener(at: .loopback(port: 0), backlog: 0).release()
+        defer { listener.close() }
+        let endpoint = RedisEndpoint(host: "127.0.0.1", port: try listener.localAddress().port)
+        let filler = try ClientHarness(endpoint)
+        defer { filler.stop() }
+        #expect(filler.waitConnected())
+        let test = try ClientHarness(endpoint, connectTimeout: .milliseconds(200))
+        defer { test.stop() }
+        #expect(waitUntil { test.connectErrors.values.count >= 2 })
+        #expect(test.connectErrors.values.prefix(2) == [.connectTimedOut, .connectTimedOut])
+        #expect(!test.isConnected)
+    }
+
     @Test func aCompletionMayCloseTheClientMidBatch() throws {
         let server = try RedisServer()
         let test = try ClientHarness(RedisEndpoint(host: "127.0.0.1", port: server.port))

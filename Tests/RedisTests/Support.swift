@@ -33,7 +33,8 @@ final class ClientHarness: @unchecked Sendable {
     let connectErrors = Log<RedisConnectError>()
 
     init(
-        _ endpoint: RedisEndpoint, dnsServer: SocketAddress? = nil, commandTimeout: Duration = .seconds(5),
+        _ endpoint: RedisEndpoint, dnsServer: SocketAddress? = nil, connectTimeout: Duration = .seconds(2),
+        commandTimeout: Duration = .seconds(5),
         backoff: (min: Duration, max: Duration) = (.milliseconds(20), .milliseconds(200)), start: Bool = true
     ) throws {
         running = try RunningLoop()
@@ -46,7 +47,7 @@ final class ClientHarness: @unchecked Sendable {
                     configuration: ResolverConfiguration(servers: [dnsServer], timeout: .seconds(1), attempts: 2))
             }
             let client = RedisClient(
-                loop: self.running.loop, endpoint: endpoint, resolver: self.resolver, connectTimeout: .seconds(2),
+                loop: self.running.loop, endpoint: endpoint, resolver: self.resolver, connectTimeout: connectTimeout,
                 commandTimeout: commandTimeout, backoff: backoff)
             client.onConnectionChange = { changes.append($0) }
             client.onConnectError = { connectErrors.append($0) }
