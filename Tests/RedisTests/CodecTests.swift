@@ -51,7 +51,10 @@ import Testing
         #expect(try reader.next() == nil)
     }
 
-    @Test(arguments: ["!oops\r\n", ":12x\r\n", "$abc\r\n", "*1\r\n?\r\n"])
+    // Unknown type bytes, bad numbers, and nesting deeper than hiredis's limit of 7 levels.
+    @Test(arguments: [
+        "!oops\r\n", ":12x\r\n", "$abc\r\n", "*1\r\n?\r\n", String(repeating: "*1\r\n", count: 9) + ":1\r\n",
+    ])
     func hostileBytesAreProtocolErrors(_ text: String) throws {
         let reader = ReplyReader()
         try Array(text.utf8).withUnsafeBytes { try reader.feed($0) }
