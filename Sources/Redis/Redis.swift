@@ -1,1 +1,0 @@
-// A Redis client on the event loop, through hiredis's asynchronous API.

@@ -1,4 +1,0 @@
-// Tests of the Redis target.
-import Testing
-
-@testable import Redis
