@@ -70,6 +70,13 @@ public final class KafkaConsumer: QueueServer {
 
     deinit { teardown() }
 
+    /// Events served per loop wake-up before the rest waits for the next loop iteration (fairness to the loop's
+    /// other registrations).
+    public var eventsPerWakeUp: Int {
+        get { bridge?.budget ?? 0 }
+        set { bridge?.budget = max(1, newValue) }
+    }
+
     /// Whether `close()` has finished (a close requested inside `handler` finishes when the handler returns).
     public var isClosed: Bool { handle == nil }
 

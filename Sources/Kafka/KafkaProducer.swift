@@ -51,11 +51,19 @@ public final class KafkaProducer: QueueServer {
 
     deinit { teardown() }
 
+    /// Events served per loop wake-up before the rest waits for the next loop iteration (fairness to the loop's
+    /// other registrations).
+    public var eventsPerWakeUp: Int {
+        get { bridge?.budget ?? 0 }
+        set { bridge?.budget = max(1, newValue) }
+    }
+
     /// Records queued or in flight whose completion has not run yet.
     public var inFlight: Int { pending.count }
 
     /// Queues one record. The key decides the partition with librdkafka's default partitioner (records with equal
-    /// keys go to one partition); `partition` forces one. `completion` runs on the loop thread with the delivery
+    /// keys go to one partition; an empty key is sent as no key and lands on a random partition); `partition`
+    /// forces one. `completion` runs on the loop thread with the delivery
     /// report, or at once, before `produce` returns, when the record could not be queued (local queue full, unknown
     /// partition, closed producer). Key and value are copied.
     public func produce(

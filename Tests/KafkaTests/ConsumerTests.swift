@@ -149,4 +149,32 @@ final class Slot<Value: AnyObject> {
         }
         #expect(seen.count == 200)
     }
+
+    /// With one event per wake-up the rest of the queue is served on later loop iterations (`retryLater`): the io
+    /// event does not fire again while the queue is non-empty, so without the continuation consumption would stall.
+    @Test func oneEventPerWakeUpStillDrainsTheQueueAndCloseIsPrompt() throws {
+        let fixture = try Fixture()
+        defer { fixture.finish() }
+        try fixture.cluster.createTopic("drip", partitions: 1)
+        let produced = try produceAll(fixture, topic: "drip", (0..<300).map { ("k", "\($0)") })
+        #expect(produced.allSatisfy { (try? $0?.get()) != nil })
+        let loop = fixture.loop
+        let offsets = Collected<[Int64]>([])
+        let consumer = try fixture.running.sync {
+            let consumer = try KafkaConsumer(
+                loop: loop, bootstrap: fixture.cluster.bootstrap, groupID: "drip", topics: ["drip"],
+                config: quickGroup
+            ) { message in offsets.update { $0.append(message.offset) } }
+            consumer.eventsPerWakeUp = 1
+            return consumer
+        }
+        #expect(waitUntil(timeout: groupWait) { offsets.value.count >= 300 })
+        #expect(offsets.value == Array(0..<300))
+        let clock = ContinuousClock()
+        let started = clock.now
+        try fixture.running.sync { consumer.close() }
+        let closing = clock.now - started
+        #expect(closing < .seconds(3), "leaving the group took \(closing)")
+        #expect(try fixture.running.sync { consumer.isClosed })
+    }
 }
