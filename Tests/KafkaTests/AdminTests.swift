@@ -91,4 +91,18 @@ import Testing
         fixture.cluster.close()
         #expect(throws: KafkaError.self) { try fixture.cluster.createTopic("after", partitions: 1) }
     }
+
+    /// What the docs promise about topics nobody created: the mock makes them on first use, with 4 partitions.
+    @Test func theMockClusterAutoCreatesTopicsWithFourPartitions() throws {
+        let fixture = try Fixture()
+        defer { fixture.finish() }
+        let last = try produceAll(fixture, topic: "unplanned", [("k", "v")], partition: 3)
+        #expect((try? last[0]?.get())?.partition == 3)
+        let beyond = try produceAll(fixture, topic: "unplanned", [("k", "v")], partition: 4)
+        guard case .failure(let error)? = beyond[0] else {
+            Issue.record("\(beyond[0] as Any)")
+            return
+        }
+        #expect(error.code == KafkaError.unknownPartition)
+    }
 }

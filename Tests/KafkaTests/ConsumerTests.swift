@@ -177,4 +177,25 @@ final class Slot<Value: AnyObject> {
         #expect(closing < .seconds(3), "leaving the group took \(closing)")
         #expect(try fixture.running.sync { consumer.isClosed })
     }
+
+    @Test func anUnreachableClusterIsReportedThroughOnErrorOnTheLoopThread() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let loop = running.loop
+        let errors = Collected<[(KafkaError, Bool)]>([])
+        let consumer = try running.sync {
+            let consumer = try KafkaConsumer(
+                loop: loop, bootstrap: "127.0.0.1:\(freeTCPPort())", groupID: "lonely", topics: ["nothing"]
+            ) { _ in }
+            consumer.onError = { error in
+                let onLoop = loop.isInLoop
+                errors.update { $0.append((error, onLoop)) }
+            }
+            return consumer
+        }
+        defer { try? running.sync { consumer.close() } }
+        #expect(waitUntil(timeout: .seconds(10)) { !errors.value.isEmpty })
+        #expect(errors.value.allSatisfy { $0.1 })
+        #expect(errors.value.allSatisfy { $0.0.code < 0 && !$0.0.message.isEmpty }, "\(errors.value.map(\.0))")
+    }
 }
