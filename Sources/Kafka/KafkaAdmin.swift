@@ -18,6 +18,8 @@ public final class KafkaAdmin: QueueServer {
     private var bridge: QueueBridge?
     private var pending: [UInt: (Result<Void, KafkaError>) -> Void] = [:]
     private var nextID: UInt = 1
+    private var serving = false
+    private var closeRequested = false
 
     public init(
         loop: EventLoop, bootstrap: String, config: [String: String] = [:], requestTimeout: Duration = .seconds(15)
@@ -48,7 +50,7 @@ public final class KafkaAdmin: QueueServer {
         _ name: String, partitions: Int32, replicationFactor: Int32 = -1,
         _ completion: @escaping (Result<Void, KafkaError>) -> Void
     ) {
-        guard let handle, let queue else { return completion(.failure(.clientClosed)) }
+        guard let handle, let queue, !closeRequested else { return completion(.failure(.clientClosed)) }
         var errorText = [CChar](repeating: 0, count: 512)
         guard let topic = rd_kafka_NewTopic_new(name, partitions, replicationFactor, &errorText, errorText.count)
         else {
@@ -63,7 +65,7 @@ public final class KafkaAdmin: QueueServer {
 
     /// Deletes `name`; a topic that does not exist fails with `KafkaError.unknownTopicOrPartition`.
     public func deleteTopic(_ name: String, _ completion: @escaping (Result<Void, KafkaError>) -> Void) {
-        guard let handle, let queue else { return completion(.failure(.clientClosed)) }
+        guard let handle, let queue, !closeRequested else { return completion(.failure(.clientClosed)) }
         guard let topic = rd_kafka_DeleteTopic_new(name) else {
             return completion(.failure(KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, "invalid topic name")))
         }
@@ -101,11 +103,18 @@ public final class KafkaAdmin: QueueServer {
     }
 
     func serve(budget: Int) -> Bool {
+        guard let queue else { return false }
+        serving = true
         var served = 0
-        while served < budget, let queue, let event = rd_kafka_queue_poll(queue, 0) {
+        while served < budget, !closeRequested, let event = rd_kafka_queue_poll(queue, 0) {
             served += 1
             handle(event)
             rd_kafka_event_destroy(event)
+        }
+        serving = false
+        if closeRequested {
+            close()
+            return false
         }
         return served == budget
     }
@@ -136,9 +145,12 @@ public final class KafkaAdmin: QueueServer {
         completion(.failure(text.map { KafkaError(topicStatus, $0) } ?? KafkaError(topicStatus)))
     }
 
-    /// Releases the client; requests still in flight complete with `KafkaError.closed`.
+    /// Releases the client; requests still in flight complete with `KafkaError.closed`. Called from inside a
+    /// completion, it takes effect when that completion returns.
     public func close() {
         guard handle != nil else { return }
+        closeRequested = true
+        if serving { return }
         let orphans = pending.values
         pending.removeAll()
         teardown()

@@ -33,8 +33,8 @@ public final class KafkaConsumer: QueueServer {
     public private(set) var assignment: [(topic: String, partition: Int32)] = []
 
     /// Joins `groupID` and subscribes to `topics`. `config` holds librdkafka properties applied over our defaults
-    /// (`auto.offset.reset=earliest`); `bootstrap.servers`, `group.id` and `enable.auto.offset.store=false` are
-    /// always ours. `handler` runs on the loop thread for each record, in order within a partition.
+    /// (`auto.offset.reset=earliest`); `bootstrap.servers`, `group.id`, `enable.auto.offset.store=false` and
+    /// `enable.auto.commit=true` are always ours (tune `auto.commit.interval.ms` instead). `handler` runs on the loop thread for each record, in order within a partition.
     public init(
         loop: EventLoop, bootstrap: String, groupID: String, topics: [String], config: [String: String] = [:],
         handler: @escaping (KafkaMessage) -> Void
@@ -42,9 +42,10 @@ public final class KafkaConsumer: QueueServer {
         self.loop = loop
         self.handler = handler
         let settings = Client.settings(
-            defaults: [("auto.offset.reset", "earliest"), ("enable.auto.commit", "true")], config: config,
+            defaults: [("auto.offset.reset", "earliest")], config: config,
             forced: [
                 ("bootstrap.servers", bootstrap), ("group.id", groupID), ("enable.auto.offset.store", "false"),
+                ("enable.auto.commit", "true"),
             ])
         let handle = try Client.make(
             RD_KAFKA_CONSUMER, settings: settings, events: Int32(RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR))
