@@ -1,1 +1,0 @@
-// Kafka producer and consumer over librdkafka, bridged into the event loop through queue event fds.

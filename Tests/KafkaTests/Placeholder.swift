@@ -1,4 +1,0 @@
-// Tests of the Kafka target.
-import Testing
-
-@testable import Kafka
