@@ -65,7 +65,11 @@ let package = Package(
         .executableTarget(
             name: "rtc-socket", dependencies: ["SocketNode", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
         .executableTarget(
-            name: "rtc-bench", dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL", "WebSocket"],
+            name: "rtc-bench",
+            dependencies: [
+                "HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL", "WebSocket", "Wire", "Ring", "JSON", "Kafka",
+                "Metrics",
+            ],
             swiftSettings: hotPath),
 
         // MARK: Test support (child processes, condition waits); used by tests only
@@ -103,7 +107,8 @@ let package = Package(
             name: "SocketNodeTests",
             dependencies: [
                 "SocketNode", "WebSocket", "Wire", "Ring", "JSON", "Redis", "Kafka", "EventLoop", "Sys", "TestSupport",
-            ]),
+            ],
+            exclude: ["Fixtures"]),
         .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]

@@ -87,6 +87,8 @@ public final class Connector: EventHandler, TimerHandler {
         if let error {
             finish(.failed(error))
         } else if !events.isDisjoint(with: [.writable, .readHangup]) {
+            // Edge-triggered: bytes the peer sent before the connect was reported raise no new edge.
+            readableAtConnect = events.contains(.readable)
             // retryLater delivers readHangup: used for an immediate connect.
             finish(.connected(fd))
         }
@@ -125,6 +127,7 @@ public final class Connector: EventHandler, TimerHandler {
     }
 
     private var handingOver = false
+    private var readableAtConnect = false
 
     /// Inside `connectCompleted(.connected(fd))` only: a `Connection` for the connected fd that keeps this
     /// connector's registration, which saves the two `epoll_ctl` calls of deregistering and registering again.
@@ -132,6 +135,9 @@ public final class Connector: EventHandler, TimerHandler {
     public func connection(handler: any ConnectionHandler) -> Connection? {
         guard handingOver else { return nil }
         handingOver = false
-        return Connection(loop: loop, fd: fd, adopting: token, handler: handler)
+        let connection = Connection(loop: loop, fd: fd, adopting: token, handler: handler)
+        // The connect event also said "readable": the new connection must look, since no new edge will come.
+        if readableAtConnect { loop.retryLater(token) }
+        return connection
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// After the switch: answers every byte with its uppercase and closes on "!".
 final class ShoutingHandler: ConnectionHandler {
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
-        var out = bytes.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }
+        let out = bytes.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }
         let closing = out.contains(UInt8(ascii: "!"))
         out.withUnsafeBytes { connection.write($0) }
         if closing { connection.closeWhenFlushed() }

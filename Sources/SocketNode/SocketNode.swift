@@ -1,1 +1,0 @@
-// The socket node: WebSocket sessions, delivery, drain and heartbeats.

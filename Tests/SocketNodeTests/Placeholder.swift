@@ -1,4 +1,0 @@
-// Tests of the SocketNode target.
-import Testing
-
-@testable import SocketNode
