@@ -18,20 +18,24 @@ public struct RingNode: Equatable, Sendable {
 
 /// Node ids as they appear in ring updates and heartbeats: 1–253 bytes of `[A-Za-z0-9._:@-]` (pod names fit).
 public enum NodeID {
-    public static func isValid(_ id: String) -> Bool {
-        let utf8 = id.utf8
-        guard !utf8.isEmpty, utf8.count <= 253 else { return false }
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
-                UInt8(ascii: "@"), UInt8(ascii: "-"):
-                continue
-            default: return false
-            }
+    public static func isValid(_ id: String) -> Bool { isIdentifier(id, maxBytes: 253) }
+}
+
+/// Whether `id` is 1 to `maxBytes` bytes of `[A-Za-z0-9._:@-]`: the alphabet of node ids and client ids, safe in a
+/// Redis key, a Kafka topic name, a URL query and a log line as it is.
+public func isIdentifier(_ id: String, maxBytes: Int) -> Bool {
+    let utf8 = id.utf8
+    guard !utf8.isEmpty, utf8.count <= maxBytes else { return false }
+    for byte in utf8 {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+            UInt8(ascii: "@"), UInt8(ascii: "-"):
+            continue
+        default: return false
         }
-        return true
     }
+    return true
 }
 
 /// A versioned set of nodes and the placement of keys on them.

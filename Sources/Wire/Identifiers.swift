@@ -1,21 +1,9 @@
 // Client ids, message ids, and the Redis keys and Kafka topics derived from them.
+import Ring
 
 /// Client ids (SYSTEM §3): 1–128 characters of `[A-Za-z0-9._:@-]`.
 public enum ClientID {
-    public static func isValid(_ id: String) -> Bool {
-        let utf8 = id.utf8
-        guard !utf8.isEmpty, utf8.count <= 128 else { return false }
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
-                UInt8(ascii: "@"), UInt8(ascii: "-"):
-                continue
-            default: return false
-            }
-        }
-        return true
-    }
+    public static func isValid(_ id: String) -> Bool { isIdentifier(id, maxBytes: 128) }
 }
 
 /// Message ids chosen by senders: 1–128 printable ASCII characters other than space (0x21–0x7E), so an id

@@ -235,24 +235,21 @@ final class SocketStack {
 extension SocketStack {
     /// Runs one command with `redis-cli` against the stack's Redis; returns its output.
     func redisCLI(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        process.arguments = ["-p", String(redis.port)] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try output(of: "/usr/bin/redis-cli", ["-p", String(redis.port)] + arguments)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
 /// Runs curl and returns its standard output.
 func curl(_ arguments: [String]) throws -> String {
+    try output(of: Paths.curl, ["--max-time", "10"] + arguments)
+}
+
+/// Runs a program to completion and returns its standard output (standard error is dropped).
+func output(of executable: String, _ arguments: [String]) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Paths.curl)
-    process.arguments = ["--max-time", "10"] + arguments
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
