@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "Resolver", dependencies: ["DNS", "EventLoop", "Sys", "Metrics"]),
         .target(name: "Redis", dependencies: ["CHiredis", "DNS", "EventLoop", "Resolver", "Sys"]),
         .target(name: "Kafka", dependencies: ["CRdKafka", "EventLoop", "Sys"]),
+        .target(name: "TLS", dependencies: ["COpenSSL", "EventLoop", "Sys"]),
+        .target(name: "Kube", dependencies: ["DNS", "EventLoop", "HTTP1", "JSON", "Resolver", "Sys", "TLS"]),
 
         // MARK: Program libraries: the gateway's proxy engine
         .target(
@@ -58,10 +60,21 @@ let package = Package(
                 "Sys", "WebSocket", "Wire",
             ]),
 
+        // MARK: Program libraries: the balancer (assignment, membership, ring, leader election, scaling)
+        .target(
+            name: "Balancer",
+            dependencies: [
+                "DNS", "EventLoop", "HTTP1", "HTTPServer", "JSON", "Kafka", "Kube", "Metrics", "Redis", "Resolver",
+                "Ring",
+                "Sys", "Wire",
+            ]),
+
         // MARK: Programs: thin executables that parse arguments and wire the libraries together
         .executableTarget(
             name: "rtc-gateway",
             dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
+        .executableTarget(
+            name: "rtc-balancer", dependencies: ["Balancer", "HTTPServer", "EventLoop", "Metrics", "Resolver", "Sys"]),
         .executableTarget(
             name: "rtc-socket", dependencies: ["SocketNode", "HTTPServer", "EventLoop", "Metrics", "Sys"]),
         .executableTarget(
@@ -103,6 +116,17 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "EventLoop", "Sys", "Resolver", "TestSupport"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "EventLoop", "Sys", "CRdKafka", "TestSupport"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "EventLoop", "Sys", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "KubeTests", dependencies: ["Kube", "TLS", "JSON", "EventLoop", "Sys", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "BalancerTests",
+            dependencies: [
+                "Balancer", "Ring", "Wire", "JSON", "Redis", "Kafka", "Kube", "EventLoop", "Sys", "HTTPServer",
+                "TestSupport",
+            ],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "SocketNodeTests",
             dependencies: [

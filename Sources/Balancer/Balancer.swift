@@ -1,0 +1,1 @@
+// The balancer: assignment, membership from heartbeats, weights, the signed ring, leader election, scaling.

@@ -1,0 +1,1 @@
+// A Kubernetes API client on the event loop: leases, the scale subresource, pods.

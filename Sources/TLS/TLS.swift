@@ -1,0 +1,1 @@
+// TLS on OpenSSL memory BIOs, under our event loop's connections.

@@ -1,0 +1,4 @@
+// Tests of the Balancer target.
+import Testing
+
+@testable import Balancer

@@ -1,0 +1,4 @@
+// Tests of the Kube target.
+import Testing
+
+@testable import Kube

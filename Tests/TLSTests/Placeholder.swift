@@ -1,0 +1,4 @@
+// Tests of the TLS target.
+import Testing
+
+@testable import TLS
