@@ -1,4 +1,0 @@
-// Tests of the Balancer target.
-import Testing
-
-@testable import Balancer
