@@ -72,7 +72,8 @@ public struct Scaler: Equatable, Sendable {
     /// Decides at `now` (seconds, any monotonic origin) for this round's membership.
     public mutating func decide(_ membership: Membership, now: Double) -> ScalingDecision {
         let live = membership.members.filter { !$0.draining }
-        let current = desired ?? clamp(live.count)
+        // Before the first decision, the pods there are (a count below the minimum is raised to it: a decision).
+        let current = desired ?? live.count
         // Draining nodes' clients come back to the others: their load counts.
         let connections = membership.members.reduce(0.0) { $0 + Double($1.connections) }
         let cpu = membership.members.reduce(0.0) { $0 + $1.cpu }

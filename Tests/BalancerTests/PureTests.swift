@@ -328,6 +328,13 @@ func entry(_ beat: Heartbeat) -> (key: String, value: [UInt8]?) { (Keys.heartbea
         #expect(scaler.decide(membership, now: 0) == .init(desired: 3, direction: .up, reason: .connections))
     }
 
+    @Test func belowTheMinimumIsRaisedToIt() {
+        ScalerTests.decide([
+            Step(at: 0, load: ScalerTests.pods(0), expected: .init(desired: 2, direction: .up, reason: .minimum)),
+            Step(at: 1, load: ScalerTests.pods(1), expected: .init(desired: 2, direction: .none, reason: .minimum)),
+        ])
+    }
+
     @Test func hostileFiguresStayFinite() {
         var scaler = Scaler()
         let membership = Membership(members: [beat("a", connections: Int.max, cpu: 1e300)])
