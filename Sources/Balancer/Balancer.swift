@@ -171,6 +171,9 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
             resumePendingReroutes()
             if !roundInFlight { round() }
         } else {
+            // Only the leader's count may be read (dashboards and KEDA take the max over replicas): a former leader's
+            // number would hold the scale up.
+            metrics.desiredReplicas.set(0)
             for reroute in reroutes.values { reroute.cancel() }
             reroutes.removeAll()
         }
@@ -244,6 +247,9 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
         metrics.ringNodes.labels("active").set(Double(active))
         metrics.ringNodes.labels("draining").set(Double(draining))
         metrics.ringNodes.labels("unready").set(Double(ring.nodes.count - active - draining))
+        // ip form: a ring naming a node whose heartbeat this replica has not read yet is answered 503 until it has;
+        // read the heartbeats now rather than at the next round (a round in flight reads them anyway).
+        if configuration.urlForm == .ip && ring.eligibleIDs.contains(where: { addresses[$0] == nil }) { round() }
     }
 
     // MARK: Rounds

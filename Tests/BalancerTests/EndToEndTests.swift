@@ -72,7 +72,12 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
             #expect(isDNSLabel(label))
         }
         #expect(owners == ["socket-1", "socket-2"])
-        #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="assigned""#) == 40)
+        // Stable: the same client gets the same node from any replica, again and again.
+        for _ in 0..<3 {
+            #expect(try byName.assign("client-7").body["socketNodeId"] as? String == both.ring.owner(of: "client-7"))
+            #expect(try byIP.assign("client-7").body["socketNodeId"] as? String == both.ring.owner(of: "client-7"))
+        }
+        #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="assigned""#) == 43)
         #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="bad_client_id""#) == 5)
         #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="no_node""#) == 1)
         // The ring endpoint serves the signed update as published.
@@ -154,6 +159,8 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
         #expect(waitForRing(second) { $0.version == one.version } != nil)
         #expect(first.metric("rtc_balancer_is_leader") == 1)
         #expect(second.metric("rtc_balancer_is_leader") == 0)
+        #expect(waitUntil(timeout: .seconds(5)) { first.metric("rtc_balancer_desired_socket_replicas") == 2 })
+        #expect(second.metric("rtc_balancer_desired_socket_replicas") == 0)
 
         // Failover: the second leads; a node joins; its ring is newer.
         try first.setLeader(false)
@@ -161,6 +168,8 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
         try stack.startNode(2)
         let two = try #require(waitForRing(second) { ids($0) == ["socket-1", "socket-2"] })
         versions.append(two.version)
+        #expect(first.metric("rtc_balancer_desired_socket_replicas") == 0)
+        #expect(first.metric("rtc_balancer_is_leader") == 0)
         #expect(first.metric("rtc_balancer_ring_updates_published_total") == 1)
         #expect(second.metric("rtc_balancer_ring_updates_published_total") == 1)
         // The follower took it from Redis or Kafka.
@@ -193,6 +202,56 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
                     stack.nodeMetric(index, "rtc_socket_ring_version") == Double(versions.last!)
                 })
         }
+    }
+
+    @Test func followersTakeOnlySignedNewerRingsFromRedisAndKafka() throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let follower = try stack.startBalancer(leading: false)
+        let secret = Array(stack.ringSecret.utf8)
+        let nodes = [RingNode(id: "socket-a", weight: 1, draining: false)]
+        func update(_ version: UInt64, key: [UInt8]) -> RingUpdate {
+            RingUpdate(version: version, nodes: nodes, reason: "test", ts: 1).signed(secret: key)
+        }
+        func setInRedis(_ update: RingUpdate) throws {
+            _ = try stack.redisCLI(["SET", Keys.ring, String(decoding: update.encoded(), as: UTF8.self)])
+        }
+        try setInRedis(update(5, key: secret))
+        #expect(waitForRing(follower) { $0.version == 5 } != nil)
+        try setInRedis(update(9, key: Array("forged".utf8)))
+        #expect(
+            waitUntil(timeout: .seconds(10)) {
+                (follower.metric("rtc_balancer_ring_updates_total", #"outcome="bad_signature""#) ?? 0) >= 1
+            })
+        #expect(follower.ring?.version == 5)
+
+        let loop = try RunningLoop()
+        defer { loop.stop() }
+        let bootstrap = stack.kafka.bootstrap
+        let producer = Unchecked(try loop.sync { try KafkaProducer(loop: loop.loop, bootstrap: bootstrap) })
+        defer { _ = try? loop.sync { producer.value.close(flushTimeout: .seconds(1)) } }
+        func produce(_ update: RingUpdate) throws {
+            try loop.sync {
+                producer.value.produce(topic: Keys.ringTopic, key: [], value: update.encoded(), partition: 0) { _ in }
+            }
+        }
+        // The follower's ring consumer joins its group first (about 3 s with the mock cluster): retry until seen.
+        let seen = waitUntil(timeout: .seconds(30)) {
+            try? produce(update(7, key: secret))
+            return waitForRing(follower, timeout: .seconds(2)) { $0.version == 7 } != nil
+        }
+        #expect(seen)
+        try produce(update(6, key: secret))
+        #expect(
+            waitUntil(timeout: .seconds(10)) {
+                (follower.metric("rtc_balancer_ring_updates_total", #"outcome="stale""#) ?? 0) >= 1
+            })
+        #expect(follower.ring?.version == 7)
+        let answer = try follower.assign("u1")
+        #expect(answer.body["socketNodeId"] as? String == "socket-a")
+        #expect((answer.body["ringVersion"] as? NSNumber)?.intValue == 7)
+        #expect(follower.metric("rtc_balancer_is_leader") == 0)
+        #expect(follower.metric("rtc_balancer_ring_updates_published_total") == 0)
     }
 
     @Test func kedaOnlyExportsAndDirectOnlyScales() throws {
