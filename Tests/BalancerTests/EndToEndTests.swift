@@ -254,6 +254,88 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
         #expect(follower.metric("rtc_balancer_ring_updates_published_total") == 0)
     }
 
+    /// Writes a synthetic heartbeat (as a socket node would, with an expiry).
+    static func setBeat(_ stack: Stack, _ beat: Heartbeat) throws {
+        _ = try stack.redisCLI([
+            "SET", Keys.heartbeat(beat.nodeId), String(decoding: beat.encoded(), as: UTF8.self), "EX", "30",
+        ])
+    }
+
+    @Test func balancedLoadKeepsTheRingAndImbalanceMovesWeightsInBoundedSteps() throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        for id in ["n-a", "n-b", "n-c"] { try EndToEndTests.setBeat(stack, beat(id, connections: 1000, cpu: 0.5)) }
+        let balancer = try stack.startBalancer()
+        let first = try #require(waitForRing(balancer) { ids($0) == ["n-a", "n-b", "n-c"] })
+        #expect(first.nodes.allSatisfy { $0.weight == 1 })
+        // Balanced (and slightly noisy) load for several rounds: no new ring.
+        for round in 0..<4 {
+            for (index, id) in ["n-a", "n-b", "n-c"].enumerated() {
+                try EndToEndTests.setBeat(stack, beat(id, connections: 1000 + ((round + index) % 2) * 60, cpu: 0.5))
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        #expect(balancer.ring?.version == first.version)
+        #expect(balancer.metric("rtc_balancer_ring_updates_published_total") == 1)
+
+        // n-a runs hot: its weight falls over several rounds, never by more than one step at a time.
+        try EndToEndTests.setBeat(stack, beat("n-a", connections: 3000, cpu: 1.5, p95: 80))
+        try EndToEndTests.setBeat(stack, beat("n-b", connections: 1000, cpu: 0.5))
+        try EndToEndTests.setBeat(stack, beat("n-c", connections: 1000, cpu: 0.5))
+        var weights: [Double] = [1]
+        _ = waitUntil(timeout: .seconds(20)) {
+            if let weight = balancer.ring?.nodes.first(where: { $0.id == "n-a" })?.weight, weights.last != weight {
+                weights.append(weight)
+            }
+            return (weights.last ?? 1) < 0.7
+        }
+        #expect((weights.last ?? 1) < 0.7, "\(weights)")
+        #expect(weights.count >= 3, "\(weights)")
+        #expect(zip(weights, weights.dropFirst()).allSatisfy { $0 > $1 && $0 - $1 <= 0.25 + 1e-9 }, "\(weights)")
+        let cool = balancer.ring?.nodes.first { $0.id == "n-b" }?.weight ?? 0
+        #expect(cool >= 1)
+    }
+
+    @Test func syntheticLoadScalesOutOncePerCooldownAndIdleScalesInToTheMinimum() throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        for id in ["n-a", "n-b"] { try EndToEndTests.setBeat(stack, beat(id, connections: 9000)) }
+        let balancer = try stack.startBalancer {
+            $0.scaleMode = .direct
+            $0.maxSocketReplicas = 8
+            $0.scaleOutCooldownSeconds = 3
+            $0.scaleInCooldownSeconds = 3
+        }
+        func replicas() -> [Int] {
+            balancer.calls.compactMap { call in
+                if case .setReplicas(let count) = call { return count }
+                return nil
+            }
+        }
+        // 18000 connections at 5000 a pod: 4.
+        #expect(waitUntil(timeout: .seconds(10)) { replicas() == [4] }, "\(replicas())")
+        // Still overloaded, but inside the cooldown: no second scale-out yet.
+        for id in ["n-a", "n-b", "n-c", "n-d"] { try EndToEndTests.setBeat(stack, beat(id, connections: 12000)) }
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(replicas() == [4])
+        #expect(
+            (balancer.metric("rtc_balancer_scaling_decisions_total", #"direction="none",reason="cooldown""#) ?? 0) >= 1)
+        // After it: 48000 wants 10, clamped to the maximum, 8.
+        #expect(waitUntil(timeout: .seconds(10)) { replicas() == [4, 8] }, "\(replicas())")
+        for id in ["n-e", "n-f", "n-g", "n-h", "n-i"] { try EndToEndTests.setBeat(stack, beat(id, connections: 9000)) }
+        Thread.sleep(forTimeInterval: 4)
+        #expect(replicas() == [4, 8])
+        #expect(balancer.metric("rtc_balancer_desired_socket_replicas") == 8)
+        // Idle: down to the minimum after the scale-in cooldown.
+        for id in ["n-a", "n-b", "n-c", "n-d", "n-e", "n-f", "n-g", "n-h", "n-i"] {
+            try EndToEndTests.setBeat(stack, beat(id, connections: 0))
+        }
+        #expect(waitUntil(timeout: .seconds(10)) { replicas() == [4, 8, 2] }, "\(replicas())")
+        #expect(balancer.metric("rtc_balancer_scaling_decisions_total", #"direction="up",reason="connections""#) == 1)
+        #expect(balancer.metric("rtc_balancer_scaling_decisions_total", #"direction="up",reason="maximum""#) == 1)
+        #expect(balancer.metric("rtc_balancer_scaling_decisions_total", #"direction="down",reason="minimum""#) == 1)
+    }
+
     @Test func kedaOnlyExportsAndDirectOnlyScales() throws {
         let stack = try Stack()
         defer { stack.stop() }
