@@ -463,7 +463,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     }
 
     private func startReroute(_ node: String) {
-        guard reroutes[node] == nil, leadership.isLeader, !stopped else { return }
+        guard reroutes[node] == nil, leadership.isLeader, !stopped, membership.member(node) == nil else { return }
         do {
             let reroute = try Reroute(
                 node: node, balancer: self, window: .seconds(configuration.rerouteWindowSeconds))
@@ -483,11 +483,24 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
         producer.produce(topic: topic, key: key, value: value) { result in done(result.isSuccess) }
     }
 
+    /// Whether a node is alive (its heartbeat was read this round) or in the ring held.
+    func isPresent(_ node: String) -> Bool { membership.member(node) != nil || current?.ring.node(node) != nil }
+
+    /// A departed node is back under the same name (pod names are unique in a cluster; a local restart reuses one):
+    /// stop re-routing, keep its topic.
+    func cameBack(_ reroute: Reroute) {
+        reroute.cancel()
+        reroutes[reroute.node] = nil
+        redis.send(["SREM", Balancer.pendingReroutes, reroute.node]) { _ in }
+        say("rtc-balancer: \(reroute.node) is back: its topic is left to it")
+    }
+
     /// A re-route ended: forget it, drop it from the pending set, delete the topic (a failure is logged only).
     func finished(_ reroute: Reroute, records: Int) {
         reroutes[reroute.node] = nil
         say("rtc-balancer: re-routed \(records) record(s) of \(reroute.node)")
         redis.send(["SREM", Balancer.pendingReroutes, reroute.node]) { _ in }
+        guard !isPresent(reroute.node) else { return }
         let topic = Keys.deliveryTopic(reroute.node)
         admin?.deleteTopic(topic) { result in
             switch result {

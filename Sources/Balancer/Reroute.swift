@@ -27,6 +27,7 @@ final class Reroute: TimerHandler {
     private var lastActivity: UInt64
     private var records = 0
     private var done = false
+    private var back = false
     private var timer: TimerID?
 
     init(node: String, balancer: Balancer, window: Duration, quiet: Duration = .seconds(5)) throws(KafkaError) {
@@ -55,7 +56,7 @@ final class Reroute: TimerHandler {
             balancer.metrics.reroute(.malformed)
             return
         }
-        guard let owner = balancer.owner(of: delivery.recipient), owner != node else {
+        guard let owner = balancer.owner(of: delivery.recipient) else {
             balancer.metrics.reroute(.noOwner)
             return
         }
@@ -65,12 +66,26 @@ final class Reroute: TimerHandler {
             taken in
             metrics.reroute(taken ? .rerouted : .failed)
         }
+        // The node is back under its old name (a local restart): this record went back to its own topic, and the
+        // node's topic and group are its own again.
+        // Not from inside the consumer's handler: the consumer is released on the way.
+        if owner == node && !back {
+            back = true
+            balancer.loop.schedule(after: .milliseconds(1)) { [weak self] in
+                guard let self, !self.done else { return }
+                self.balancer.cameBack(self)
+            }
+        }
     }
 
     func timerFired(tag: UInt64) {
         timer = nil
         guard !done else { return }
         let now = balancer.loop.now
+        if balancer.isPresent(node) {
+            balancer.cameBack(self)
+            return
+        }
         if (assigned && now &- lastActivity >= quiet) || now &- started >= window {
             if !assigned { say("rtc-balancer: \(node)'s group gave no partitions within the re-route window") }
             finish()

@@ -480,6 +480,25 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
         #expect(!received.withLock { $0 }.contains("warm-up"))
     }
 
+    @Test func aNodeBackUnderItsNameKeepsItsTopic() throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        try stack.startNode(1)
+        try stack.startNode(2)
+        let balancer = try stack.startBalancer()
+        _ = try #require(waitForRing(balancer) { ids($0) == ["socket-1", "socket-2"] })
+        stack.node(2)!.send(SIGKILL)
+        _ = stack.node(2)!.waitForExit()
+        stack.forget(2)
+        _ = try #require(waitForRing(balancer) { ids($0) == ["socket-1"] })
+        #expect(waitUntil(timeout: .seconds(5)) { (try? balancer.withBalancer { $0.reroutes.count }) == 1 })
+        // A local restart reuses the name: the re-route stops and leaves the topic and group to the node.
+        try stack.startNode(2)
+        _ = try #require(waitForRing(balancer) { ids($0) == ["socket-1", "socket-2"] })
+        #expect(waitUntil(timeout: .seconds(5)) { (try? balancer.withBalancer { $0.reroutes.count }) == 0 })
+        #expect(waitUntil(timeout: .seconds(5)) { (try? stack.redisCLI(["SCARD", Balancer.pendingReroutes])) == "0" })
+    }
+
     @Test func theProgramHelpVersionBadValuesAndPromtoolCleanMetrics() throws {
         let help = try output(of: Paths.balancer, ["--help"])
         for name in ["REDIS_URL", "SCALE_MODE", "SOCKET_URL_FORM", "RING_SECRET", "(default 8081)"] {
