@@ -137,7 +137,7 @@ public struct BalancerConfiguration: Sendable, Equatable {
         var lines: [String] = []
         for setting in settings {
             var left = "  \(setting.flag) / \(setting.environment)"
-            while left.count < 58 { left += " " }
+            while left.count < 61 { left += " " }
             let value = setting.current(defaults)
             lines.append(left + " " + setting.help + (value.isEmpty ? "" : " (default \(value))"))
         }
