@@ -124,7 +124,9 @@ public final class Node: TimerHandler, @unchecked Sendable {
             producer = try KafkaProducer(loop: loop, bootstrap: bootstrap, config: ["linger.ms": "1"])
             deliveryConsumer = try KafkaConsumer(
                 loop: loop, bootstrap: bootstrap, groupID: "rtc-socket.\(id)", topics: [Keys.deliveryTopic(id)],
-                config: ["auto.offset.reset": "earliest"],
+                // A node that dies holds its group for the session timeout: the balancer's re-route of its
+                // undelivered records waits that long, so keep it short (librdkafka's default is 45 s).
+                config: ["auto.offset.reset": "earliest", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000"],
                 handler: { [unowned self] message in self.relayed(message) })
             // Every node reads every ring update: a group of its own, from the newest (the current ring is read
             // from Redis at start and on every heartbeat).
