@@ -1,5 +1,7 @@
 // rtc-bench: load tools for the whole flow: `http-server` (the HTTP bench's fixed-response server), `ws-echo`,
-// `ws-load` and `ws-upgrades` (the WebSocket bench's compiled echo upstream, load client and upgrade client).
+// `ws-load` and `ws-upgrades` (the WebSocket bench's compiled echo upstream, load client and upgrade client),
+// `kafka-mock`, `ring-update`, `socket-load` and `socket-idle` (the socket node's bench: its Kafka, its ring, its
+// message load and its idle sessions).
 import EventLoop
 import HTTPServer
 import Sys
@@ -42,6 +44,40 @@ let usage = """
             upgrades=N seconds=S rate=UPGRADES_PER_S failures=F client_cpu_s=X [cpu_ticks=T]
           (seconds: from the first connect to the end of the last connection; cpu_ticks: utime+stime of the
           --cpu-pids processes over that window, in clock ticks). Exits 1 when any connection failed.
+
+      kafka-mock [--brokers N] [--topic NAME[:PARTITIONS]]...
+          Runs librdkafka's mock cluster with N brokers (default 1) on loopback ports, creates rtc.control.ring
+          (1 partition) and any --topic, prints "bootstrap=HOST:PORT,..." on stdout, and runs until SIGTERM or
+          SIGINT. Other processes connect to it as their bootstrap servers.
+
+      ring-update --nodes ID,... --secret SECRET [--version V] [--reason R]
+          Prints a RingUpdate of the nodes (weight 1 each, version V, default 1) signed with SECRET (the nodes'
+          RING_SECRET) as one line of JSON: the value of rtc:ring in Redis (e.g. redis-cli SET rtc:ring "$(...)").
+
+      socket-load --senders-at HOST:PORT [--receivers-at HOST:PORT] --ring-nodes ID,...
+                  [--senders-node ID] [--receivers-node ID] [--pairs N] [--messages M] [--window W] [--size B]
+                  [--timeout T] [--concurrency C] [--cpu LABEL=PID]...
+          N sender/receiver pairs (default 10) on one event loop: senders connect to --senders-at, receivers to
+          --receivers-at (default: the same node). Client ids are fresh for every run and chosen so the ring of
+          --ring-nodes (weight 1 each, as ring-update writes it) gives senders to --senders-node (default the first
+          ring node) and receivers to --receivers-node (default: the senders' node when both addresses are the
+          same, else the last ring node); every welcome must name that node and a ring version. Once every session
+          is welcomed, sender i sends M messages (default 1000) to receiver i with a payloadJson of B bytes
+          (default 64), keeping at most W (default 8) sent and not yet both accepted and received. Checks every
+          message is accepted and received exactly once, in order, with offsets 1..M, from its sender. Latency is
+          from the send to the receipt (both here, monotonic clock). Prints a JSON line (rate = received / seconds
+          from the first send to the last receipt, latency_ms p50 p90 p99 p999 max, error counts, CPU seconds of
+          this process and of each --cpu process over that interval, and per message) and a human line. Gives up
+          after T seconds (default 60) per phase. Exits 1 when anything was lost, repeated, reordered or refused.
+
+      socket-idle --target HOST:PORT [--connections N] [--hold-seconds S] [--concurrency C] [--sources K]
+                  [--prefix P] [--timeout T]
+          Opens N sessions (default 1000; ids P0, P1, …, P a fresh random prefix by default; at most C handshakes
+          at a time, default 128) and waits for every welcome, then prints
+            open=N failed=F seconds=S holding=H
+          holds them idle for S seconds (default 10; the node's Pings are answered), closes them (Close 1000) and
+          prints "closed opened=N failed=F lost=L". --sources K binds to 127.0.1.1..127.0.1.K in turn. Use a node
+          whose ring owns every id (one node), or they are moved. Exits 1 when a session failed or was lost.
 
     options:
       --help       this text
@@ -160,6 +196,14 @@ case "ws-load":
     runWSLoad(arguments)
 case "ws-upgrades":
     runWSUpgrades(arguments)
+case "kafka-mock":
+    runKafkaMock(arguments)
+case "ring-update":
+    runRingUpdate(arguments)
+case "socket-load":
+    runSocketLoad(arguments)
+case "socket-idle":
+    runSocketIdle(arguments)
 case let other?:
     fail("unknown command \(other)")
 }
