@@ -126,13 +126,20 @@ public final class Node: TimerHandler, @unchecked Sendable {
                 loop: loop, bootstrap: bootstrap, groupID: "rtc-socket.\(id)", topics: [Keys.deliveryTopic(id)],
                 // A node that dies holds its group for the session timeout: the balancer's re-route of its
                 // undelivered records waits that long, so keep it short (librdkafka's default is 45 s).
-                config: ["auto.offset.reset": "earliest", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000"],
+                config: [
+                    "auto.offset.reset": "earliest", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
+                    "fetch.wait.max.ms": String(configuration.kafkaFetchWaitMilliseconds),
+                ],
                 handler: { [unowned self] message in self.relayed(message) })
             // Every node reads every ring update: a group of its own, from the newest (the current ring is read
             // from Redis at start and on every heartbeat).
             ringConsumer = try KafkaConsumer(
                 loop: loop, bootstrap: bootstrap, groupID: "rtc-socket.ring.\(id).\(processID())",
-                topics: [Keys.ringTopic], config: ["auto.offset.reset": "latest"],
+                topics: [Keys.ringTopic],
+                config: [
+                    "auto.offset.reset": "latest",
+                    "fetch.wait.max.ms": String(configuration.kafkaFetchWaitMilliseconds),
+                ],
                 handler: { [unowned self] message in
                     message.value.withUnsafeBytes { self.ringUpdate($0, source: "kafka") }
                 })

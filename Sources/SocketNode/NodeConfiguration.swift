@@ -31,6 +31,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var moveWindowSeconds: Int = 10
     /// Unsent bytes a slow client may hold before it is closed.
     public var maxPendingBytes: Int = 1 << 20
+    /// Longest wait of a Kafka fetch for data (librdkafka's `fetch.wait.max.ms`). A real broker answers as soon as
+    /// data arrives; librdkafka's mock cluster always waits this long, so the default is short.
+    public var kafkaFetchWaitMilliseconds: Int = 20
 
     public init() {}
 
@@ -72,6 +75,9 @@ public struct NodeConfiguration: Sendable, Equatable {
         number(
             "MOVE_WINDOW_SEC", "--move-window", "window for moving clients on a ring change", \.moveWindowSeconds,
             0...3600),
+        number(
+            "KAFKA_FETCH_WAIT_MS", "--kafka-fetch-wait-ms", "longest wait of a Kafka fetch for data",
+            \.kafkaFetchWaitMilliseconds, 1...10_000),
         number(
             "MAX_PENDING_BYTES", "--max-pending-bytes", "unsent bytes a slow client may hold", \.maxPendingBytes,
             4096...1_073_741_824),
