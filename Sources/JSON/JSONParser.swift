@@ -226,18 +226,20 @@ private struct Parser {
         var out: [UInt8] = []
         out.reserveCapacity(position - start + 16)
         out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
+        // After an escape: runs of plain characters are checked, then appended in one copy each.
+        var run = position
         while position < bytes.count {
             let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") {
-                position += 1
-                return String(decoding: out, as: UTF8.self)
-            }
-            if byte == UInt8(ascii: "\\") {
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                if run < position { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<position])) }
+                if byte == UInt8(ascii: "\"") {
+                    position += 1
+                    return String(decoding: out, as: UTF8.self)
+                }
                 try parseEscape(into: &out)
+                run = position
             } else {
-                let begin = position
                 try consumeRaw(byte)
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[begin..<position]))
             }
         }
         throw fail("unterminated string")
