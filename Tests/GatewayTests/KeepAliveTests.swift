@@ -48,5 +48,60 @@ extension EndToEnd {
             try connection.send("GET /ws/connect?after=1 HTTP/1.1\r\nHost: gw\r\n\r\n")
             #expect(try connection.readResponse().status == 200)
         }
+
+        /// The upstream sends the head and 10 of 100 body bytes, then nothing for 6 s; `upstream_response` is 1 s.
+        /// The relay phase has a deadline too: the client's connection is cut with the body incomplete, instead of
+        /// hanging for as long as the upstream stalls.
+        @Test func stalledResponseBodyIsCut() throws {
+            let stack = try Stack(StackSettings(echo: false))
+            defer { stack.stop() }
+            let connection = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try connection.send("GET /ws/connect?stall=6000 HTTP/1.1\r\nHost: gw\r\n\r\n")
+            #expect(connection.waitForClose(timeout: .seconds(5)), "still open while the upstream stalls")
+            let text = String(decoding: connection.unread, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 200"))
+            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+            #expect(body == "aaaaaaaaaa", "the rest of the body arrived: the stall was not cut")
+            #expect(
+                try stack.metrics().count("rtc_gateway_upstream_errors_total", ["kind": "response_timeout"]) == 1)
+        }
+
+        /// The upstream closes after 10 of 100 declared body bytes: the response cannot be completed, so the
+        /// client's connection is cut (not kept alive with a short body), and the next connection works.
+        @Test func upstreamResetAfterResponseBytesCutsTheClient() throws {
+            let stack = try Stack(StackSettings(echo: false))
+            defer { stack.stop() }
+            let connection = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try connection.send("GET /ws/connect?truncate=1 HTTP/1.1\r\nHost: gw\r\n\r\n")
+            #expect(connection.waitForClose(timeout: .seconds(5)))
+            let text = String(decoding: connection.unread, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("aaaaaaaaaa"), "\(text)")
+            #expect(try stack.metrics().count("rtc_gateway_upstream_errors_total", ["kind": "reset"]) == 1)
+            #expect(try stack.get("/ws/connect?after=1").status == 200)
+        }
+
+        /// `request_buffering off`: the body streams upstream as it arrives, so the upstream sees the head of a
+        /// request whose chunked body turns bad later (the documented trade-off), while a good chunked upload
+        /// still goes through; the buffered route next to it lets nothing through.
+        @Test func requestBufferingOffStreams() throws {
+            var settings = StackSettings(echo: false)
+            settings.routes = "route exact /stream {\n    proxy http://balancer;\n    request_buffering off;\n}"
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            let good = randomBytes(300_000)
+            let file = try writeFile(good, to: stack.scratchPath("upload.bin"))
+            let echoed = try stack.curl(
+                ["--data-binary", "@\(file)", "-H", "Transfer-Encoding: chunked"], url: stack.url("/stream?good=1"))
+            #expect(echoed.status == 200)
+            #expect(echoed.body == good)
+
+            let connection = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try connection.send(
+                "POST /stream?bad=1 HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+            #expect(try connection.readResponse().status == 400)
+            #expect(connection.waitForClose())
+            let paths = try stack.upstreamPaths()
+            #expect(paths == ["/stream?good=1", "/stream?bad=1"], "\(paths)")
+        }
     }
 }
