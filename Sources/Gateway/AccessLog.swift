@@ -148,20 +148,48 @@ enum TunnelEnd: Sendable {
     }
 }
 
+/// The wall clock as the access log writes it, without a system call per line: the loop's monotonic clock plus
+/// an offset taken again at every sweep, and the text of the last millisecond kept for the lines within it.
+struct LogClock {
+    private var offset: Int64 = 0
+    private var lastMillisecond: Int64 = -1
+    private var text: [UInt8] = []
+
+    init() {
+        text.reserveCapacity(48)
+    }
+
+    /// Takes the offset between the wall clock and `monotonic` (ns) again (the sweep calls this).
+    mutating func synchronize(monotonic: UInt64) {
+        offset = Int64(wallClockSeconds() * 1000) - Int64(monotonic / 1_000_000)
+    }
+
+    /// Moves the clock to `monotonic` (ns), formatting the text again when the millisecond changed.
+    mutating func advance(monotonic: UInt64) {
+        let millisecond = Int64(monotonic / 1_000_000) + offset
+        guard millisecond != lastMillisecond else { return }
+        lastMillisecond = millisecond
+        text.removeAll(keepingCapacity: true)
+        AccessLogLine.appendTime(into: &text, milliseconds: millisecond)
+    }
+
+    func append(into out: inout [UInt8]) { out.append(contentsOf: text) }
+}
+
 /// Formats access log lines into a byte buffer: no `String`, no Foundation, no allocation while the buffer has room.
 enum AccessLogLine {
     static func appendRequest(
-        into out: inout [UInt8], peer: SocketAddress, request: HeadParser, context: RequestContext, route: String,
-        durationNanoseconds: UInt64
+        into out: inout [UInt8], time: borrowing LogClock, peer: SocketAddress, request: borrowing HeadParser,
+        context: borrowing RequestContext, route: borrowing String, durationNanoseconds: UInt64
     ) {
-        appendTime(into: &out)
+        time.append(into: &out)
         appendStatic(",\"type\":\"request\",\"client\":\"", into: &out)
         appendAddress(peer, into: &out)
         appendStatic("\",\"method\":\"", into: &out)
         if request.isComplete {
-            appendEscaped(request.methodBytes, into: &out)
+            request.methodBytes.withUnsafeBytes { appendEscaped($0, into: &out) }
             appendStatic("\",\"path\":\"", into: &out)
-            appendEscaped(request.target, into: &out)
+            request.target.withUnsafeBytes { appendEscaped($0, into: &out) }
         } else {
             appendStatic("-\",\"path\":\"-", into: &out)
         }
@@ -186,10 +214,10 @@ enum AccessLogLine {
     }
 
     static func appendTunnel(
-        into out: inout [UInt8], peer: SocketAddress, fields: TunnelLogFields, durationNanoseconds: UInt64,
-        reason: TunnelEnd.Reason, initiator: TunnelEnd.Initiator
+        into out: inout [UInt8], time: borrowing LogClock, peer: SocketAddress, fields: borrowing TunnelLogFields,
+        durationNanoseconds: UInt64, reason: TunnelEnd.Reason, initiator: TunnelEnd.Initiator
     ) {
-        appendTime(into: &out)
+        time.append(into: &out)
         appendStatic(",\"type\":\"tunnel\",\"client\":\"", into: &out)
         appendAddress(peer, into: &out)
         appendStatic("\",\"route\":\"", into: &out)
@@ -210,8 +238,7 @@ enum AccessLogLine {
     }
 
     /// `{"time":"2026-12-01T14:00:00.123Z"` (UTC, milliseconds).
-    static func appendTime(into out: inout [UInt8], now seconds: Double = wallClockSeconds()) {
-        let milliseconds = Int64(seconds * 1000)
+    static func appendTime(into out: inout [UInt8], milliseconds: Int64) {
         let days = milliseconds / 86_400_000
         let ofDay = milliseconds % 86_400_000
         // Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
@@ -251,10 +278,13 @@ enum AccessLogLine {
     static func appendAddress(_ address: SocketAddress, into out: inout [UInt8]) {
         switch address {
         case .v4(let host, let port):
-            for shift in [24, 16, 8, 0] as [UInt32] {
-                HeadSerializer.appendDecimal(UInt64((host >> shift) & 0xff), into: &out)
-                if shift != 0 { out.append(0x2E) }
-            }
+            HeadSerializer.appendDecimal(UInt64(host >> 24), into: &out)
+            out.append(0x2E)
+            HeadSerializer.appendDecimal(UInt64((host >> 16) & 0xff), into: &out)
+            out.append(0x2E)
+            HeadSerializer.appendDecimal(UInt64((host >> 8) & 0xff), into: &out)
+            out.append(0x2E)
+            HeadSerializer.appendDecimal(UInt64(host & 0xff), into: &out)
             out.append(0x3A)
             HeadSerializer.appendDecimal(UInt64(port), into: &out)
         case .v6(_, _, let port, _):
@@ -266,9 +296,22 @@ enum AccessLogLine {
         }
     }
 
+    /// `appendEscaped` with one copy when nothing needs escaping (the usual case).
+    static func appendEscaped(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+            out.append(contentsOf: bytes)
+        } else {
+            appendEscaped(bytes, escapingInto: &out)
+        }
+    }
+
     /// A JSON string body: `"` and `\` escaped, control and non-ASCII bytes as `\u00XX` (the bytes are not
     /// trusted to be UTF-8).
     static func appendEscaped(_ bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
+        appendEscaped(bytes, escapingInto: &out)
+    }
+
+    private static func appendEscaped(_ bytes: some Sequence<UInt8>, escapingInto out: inout [UInt8]) {
         let hex: StaticString = "0123456789abcdef"
         for byte in bytes {
             switch byte {

@@ -51,6 +51,7 @@ final class Worker: AcceptHandler, TimerHandler {
     /// The access log's writer (nil: off), and this worker's buffer of lines not handed to it yet.
     let accessLog: AccessLogWriter?
     private var logBuffer: [UInt8] = []
+    private var logClock = LogClock()
 
     init(
         index: Int, loop: EventLoop, snapshot: Snapshot, shared: Shared, resolver: Resolver,
@@ -58,7 +59,10 @@ final class Worker: AcceptHandler, TimerHandler {
     ) {
         self.index = index
         self.accessLog = accessLog
-        if accessLog != nil { logBuffer.reserveCapacity(AccessLogWriter.bufferCapacity) }
+        if accessLog != nil {
+            logBuffer.reserveCapacity(AccessLogWriter.bufferCapacity)
+            logClock.synchronize(monotonic: loop.now)
+        }
         self.loop = loop
         self.shared = shared
         self.snapshot = snapshot
@@ -372,13 +376,14 @@ final class Worker: AcceptHandler, TimerHandler {
     // MARK: Access log
 
     func logRequest(
-        peer: SocketAddress, request: HeadParser, context: RequestContext, snapshot: Snapshot,
+        peer: SocketAddress, request: borrowing HeadParser, context: borrowing RequestContext, snapshot: Snapshot,
         durationNanoseconds: UInt64
     ) {
-        let route =
-            context.route >= 0 && context.route < snapshot.routeLabels.count ? snapshot.routeLabels[context.route] : "-"
+        let index = context.route
+        logClock.advance(monotonic: loop.now)
         AccessLogLine.appendRequest(
-            into: &logBuffer, peer: peer, request: request, context: context, route: route,
+            into: &logBuffer, time: logClock, peer: peer, request: request, context: context,
+            route: index >= 0 && index < snapshot.routeLabels.count ? snapshot.routeLabels[index] : "-",
             durationNanoseconds: durationNanoseconds)
         if logBuffer.count >= AccessLogWriter.flushSize { flushAccessLog() }
     }
@@ -387,15 +392,19 @@ final class Worker: AcceptHandler, TimerHandler {
         peer: SocketAddress, fields: TunnelLogFields, durationNanoseconds: UInt64, reason: TunnelEnd.Reason,
         initiator: TunnelEnd.Initiator
     ) {
+        logClock.advance(monotonic: loop.now)
         AccessLogLine.appendTunnel(
-            into: &logBuffer, peer: peer, fields: fields, durationNanoseconds: durationNanoseconds, reason: reason,
+            into: &logBuffer, time: logClock, peer: peer, fields: fields, durationNanoseconds: durationNanoseconds,
+            reason: reason,
             initiator: initiator)
         if logBuffer.count >= AccessLogWriter.flushSize { flushAccessLog() }
     }
 
     /// Hands the lines written so far to the writer thread (by size, and at every sweep).
     private func flushAccessLog() {
-        guard let accessLog, !logBuffer.isEmpty else { return }
+        guard let accessLog else { return }
+        logClock.synchronize(monotonic: loop.now)
+        guard !logBuffer.isEmpty else { return }
         accessLog.submit(&logBuffer)
     }
 

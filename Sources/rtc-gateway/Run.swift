@@ -205,7 +205,13 @@ final class AccessLogFile: AccessLogSink, @unchecked Sendable {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) {
-        try? handle.write(contentsOf: Data(bytes))
+        let fd = FileDescriptor(handle.fileDescriptor)
+        var offset = 0
+        while offset < bytes.count {
+            guard case .count(let count) = try? fd.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])), count > 0
+            else { return }
+            offset += count
+        }
     }
 
     func reopen() {

@@ -62,3 +62,18 @@ final class DeafClient: ConnectHandler, ConnectionHandler, @unchecked Sendable {
         #expect(try server.sync { flooder.maxPending } <= 1 << 20)
     }
 }
+
+@Suite struct LoopFailureTests {
+    /// `epoll_wait` failing (here EINVAL: the epoll descriptor was replaced by an eventfd) reaches the group's
+    /// failure handler with the loop's index and the error; before, `try? loop.run()` ended the thread silently.
+    @Test func aFailingLoopIsReportedNotSwallowed() throws {
+        let group = try EventLoopGroup(loops: 1)
+        let notEpoll = try FileDescriptor.eventFD()
+        defer { notEpoll.close() }
+        try notEpoll.duplicate(onto: group.loop(at: 0).selector.epoll.fd)
+        let failures = Mutex<[String]>([])
+        try group.start { index, error in failures.withLock { $0.append("\(index) \(error.code)") } }
+        group.join()
+        #expect(failures.withLock { $0 } == ["0 \(Errno.invalidArgument.code)"])
+    }
+}
