@@ -196,13 +196,13 @@ enum AccessLogLine {
         appendStatic("\",\"route\":\"", into: &out)
         appendEscaped(route.utf8, into: &out)
         appendStatic("\",\"status\":", into: &out)
-        HeadSerializer.appendDecimal(UInt64(max(context.status, 0)), into: &out)
+        appendNumber(UInt64(max(context.status, 0)), into: &out)
         appendStatic(",\"upstream\":\"", into: &out)
         if let address = context.upstreamAddress { appendAddress(address, into: &out) } else { out.append(0x2D) }
         appendStatic("\",\"bytes_in\":", into: &out)
-        HeadSerializer.appendDecimal(context.bytesIn, into: &out)
+        appendNumber(context.bytesIn, into: &out)
         appendStatic(",\"bytes_out\":", into: &out)
-        HeadSerializer.appendDecimal(context.bytesOut, into: &out)
+        appendNumber(context.bytesOut, into: &out)
         appendStatic(",\"duration\":", into: &out)
         appendSeconds(durationNanoseconds, into: &out)
         if let id = context.requestID {
@@ -225,9 +225,9 @@ enum AccessLogLine {
         appendStatic("\",\"status\":101,\"upstream\":\"", into: &out)
         if let address = fields.upstream { appendAddress(address, into: &out) } else { out.append(0x2D) }
         appendStatic("\",\"bytes_in\":", into: &out)
-        HeadSerializer.appendDecimal(fields.bytesIn, into: &out)
+        appendNumber(fields.bytesIn, into: &out)
         appendStatic(",\"bytes_out\":", into: &out)
-        HeadSerializer.appendDecimal(fields.bytesOut, into: &out)
+        appendNumber(fields.bytesOut, into: &out)
         appendStatic(",\"duration\":", into: &out)
         appendSeconds(durationNanoseconds, into: &out)
         appendStatic(",\"close_reason\":\"", into: &out)
@@ -270,7 +270,7 @@ enum AccessLogLine {
 
     /// Seconds with microseconds: `0.001234`.
     static func appendSeconds(_ nanoseconds: UInt64, into out: inout [UInt8]) {
-        HeadSerializer.appendDecimal(nanoseconds / 1_000_000_000, into: &out)
+        appendNumber(nanoseconds / 1_000_000_000, into: &out)
         out.append(0x2E)
         appendPadded(Int64(nanoseconds % 1_000_000_000 / 1000), width: 6, into: &out)
     }
@@ -278,21 +278,50 @@ enum AccessLogLine {
     static func appendAddress(_ address: SocketAddress, into out: inout [UInt8]) {
         switch address {
         case .v4(let host, let port):
-            HeadSerializer.appendDecimal(UInt64(host >> 24), into: &out)
-            out.append(0x2E)
-            HeadSerializer.appendDecimal(UInt64((host >> 16) & 0xff), into: &out)
-            out.append(0x2E)
-            HeadSerializer.appendDecimal(UInt64((host >> 8) & 0xff), into: &out)
-            out.append(0x2E)
-            HeadSerializer.appendDecimal(UInt64(host & 0xff), into: &out)
-            out.append(0x3A)
-            HeadSerializer.appendDecimal(UInt64(port), into: &out)
+            // "255.255.255.255:65535" at most: built on the stack, appended in one copy.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { text in
+                var count = 0
+                func put(_ value: UInt32) {
+                    if value >= 100 {
+                        text[count] = 0x30 + UInt8(value / 100)
+                        count += 1
+                    }
+                    if value >= 10 {
+                        text[count] = 0x30 + UInt8(value / 10 % 10)
+                        count += 1
+                    }
+                    text[count] = 0x30 + UInt8(value % 10)
+                    count += 1
+                }
+                put(host >> 24)
+                text[count] = 0x2E
+                count += 1
+                put((host >> 16) & 0xff)
+                text[count] = 0x2E
+                count += 1
+                put((host >> 8) & 0xff)
+                text[count] = 0x2E
+                count += 1
+                put(host & 0xff)
+                text[count] = 0x3A
+                count += 1
+                var scale: UInt32 = 1
+                while UInt32(port) / scale >= 10 { scale *= 10 }
+                var rest = UInt32(port)
+                while scale > 0 {
+                    text[count] = 0x30 + UInt8(rest / scale)
+                    rest %= scale
+                    scale /= 10
+                    count += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<count]))
+            }
         case .v6(_, _, let port, _):
             out.append(0x5B)
             out.append(contentsOf: address.hostText.utf8)
             out.append(0x5D)
             out.append(0x3A)
-            HeadSerializer.appendDecimal(UInt64(port), into: &out)
+            appendNumber(UInt64(port), into: &out)
         }
     }
 
@@ -328,12 +357,26 @@ enum AccessLogLine {
         }
     }
 
+    /// A decimal number, formatted on the stack and appended in one copy.
+    static func appendNumber(_ value: UInt64, into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+        }
+    }
+
     private static func appendPadded(_ value: Int64, width: Int, into out: inout [UInt8]) {
         var divisor: Int64 = 1
         for _ in 1..<width { divisor *= 10 }
         var rest = max(value, 0)
         if rest >= divisor * 10 {
-            HeadSerializer.appendDecimal(UInt64(rest), into: &out)
+            appendNumber(UInt64(rest), into: &out)
             return
         }
         while divisor > 0 {

@@ -167,7 +167,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 lentRequest = true
             }
             // Answers before routing (400, 408, 414, 431, 505) count under no route, timed from the first byte.
-            context = RequestContext()
+            // The context is already a fresh one (from `init` or `nextRequest`).
             context.startedAt = now
             phase = .head
             deadline = now &+ worker.clientHeaderTimeout
