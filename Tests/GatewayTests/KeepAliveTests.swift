@@ -103,5 +103,53 @@ extension EndToEnd {
             let paths = try stack.upstreamPaths()
             #expect(paths == ["/stream?good=1", "/stream?bad=1"], "\(paths)")
         }
+
+        /// 2,000 pipelined requests for an 8 KB answer of the gateway's own (16 MB in all), sent in one go by a
+        /// client that reads nothing until it has sent them all. Back-pressure is a level: the gateway stops
+        /// answering (and reading) while the client's unsent bytes are above the high-water mark, so it never
+        /// reaches the 4 MiB bound on unsent bytes and every answer arrives. Answering every request of a read
+        /// regardless of the level (the high-water signal is seen only on its crossing) piles up what the kernel
+        /// does not take of 16 MB, and the connection is cut at the bound (checked by disabling the check).
+        @Test func pipelinedAnswersWaitForAClientThatDoesNotRead() throws {
+            var settings = StackSettings(echo: false)
+            let body = String(repeating: "x", count: 8000)
+            settings.routes = "route exact /big {\n    return 200 \"\(body)\";\n}"
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            let count = 2_000
+            let connection = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try connection.send(String(repeating: "GET /big HTTP/1.1\r\nHost: gw\r\n\r\n", count: count))
+            var answered = 0
+            while answered < count {
+                guard let response = try? connection.readResponse(timeout: .seconds(10)) else { break }
+                #expect(response.status == 200 && response.body.count == 8000)
+                answered += 1
+            }
+            #expect(answered == count)
+            #expect(try stack.metrics().count("rtc_gateway_connections_cut_total", ["reason": "unsent_limit"]) == 0)
+        }
+
+        /// 6,000 pipelined proxied requests from a client that reads nothing until it has sent them all: the
+        /// upstream connection is paused while the client is above the high-water mark, goes back to the pool and is
+        /// taken again between the responses, and every request still gets its 200. (The pool's own invariant, never
+        /// pooled paused, is `UpstreamStateTests.aPausedConnectionIsNeverPooledPaused`: here the same client's
+        /// drain would resume a paused connection anyway.)
+        @Test func pipelinedProxiedRequestsOutliveAPausedUpstream() throws {
+            let stack = try Stack(StackSettings(echo: false))
+            defer { stack.stop() }
+            let count = 6_000
+            let connection = try RawConnection(host: stack.host, port: stack.gatewayPort)
+            try connection.send(
+                String(repeating: "GET /ws/connect?pipelined=1 HTTP/1.1\r\nHost: gw\r\n\r\n", count: count))
+            var statuses: [Int: Int] = [:]
+            var answered = 0
+            while answered < count {
+                guard let response = try? connection.readResponse(timeout: .seconds(10)) else { break }
+                statuses[response.status, default: 0] += 1
+                answered += 1
+            }
+            #expect(answered == count)
+            #expect(statuses == [200: count], "\(statuses)")
+        }
     }
 }
