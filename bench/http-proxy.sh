@@ -6,7 +6,9 @@
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1),
 # RELAY_FLOOR (1: include HAProxy `mode tcp` as the parse-nothing floor), DIRECT (1: include wrk straight to
 # the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its config; a draft
-# one is generated when unset), RAW_OUT (file to keep the raw per-round TSV).
+# one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in the bench's
+# temporary directory, as the contender `gateway-log`, to measure the log's cost), RAW_OUT (file to keep the raw
+# per-round TSV).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -105,6 +107,19 @@ EOF
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
+  if [[ "${ACCESS_LOG:-0}" == 1 ]]; then
+    # The same configuration on the next port, writing one JSON line per request.
+    log_port=$((GATEWAY_PORT + 2))
+    log_conf="$BENCH_TMP/gateway-http-log.conf"
+    sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$log_port;/" -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((log_port + 1000));/" \
+      "$conf" >"$log_conf"
+    echo "access_log $BENCH_TMP/access.log;" >>"$log_conf"
+    bench_start gateway-log "$GATEWAY_BIN" --config "$log_conf" --workers 1
+    wait_port "$log_port" "$BENCH_LAST_PID"
+    CONTENDERS+=(gateway-log)
+    PID[gateway-log]=$BENCH_LAST_PID
+    PORT[gateway-log]=$log_port
+  fi
 elif [[ -n "${GATEWAY_BIN:-}" ]]; then
   log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
 else
@@ -114,6 +129,7 @@ fi
 check_body ok
 RAW="$BENCH_TMP/raw.tsv"
 wrk_rounds "$RAW"
+[[ ! -f "$BENCH_TMP/access.log" ]] || log "gateway-log wrote $(wc -l <"$BENCH_TMP/access.log") access log lines"
 
 [[ -z "${RAW_OUT:-}" ]] || cp "$RAW" "$RAW_OUT"
 echo

@@ -7,9 +7,11 @@ public protocol ConnectionHandler: AnyObject {
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer)
     /// The peer shut down its writing side. Default: `connection.close()`.
     func readEOF(_ connection: Connection)
-    /// Unsent bytes crossed the loop's high-water mark (`false`), or were all sent again (`true`).
+    /// Unsent bytes crossed the loop's high-water mark (`false`), or were all sent again (`true`). An edge: a
+    /// handler attaching to a connection already above the mark checks `isAboveHighWater` itself.
     func writabilityChanged(_ connection: Connection, writable: Bool)
-    /// The connection closed; `error` is nil for a local `close()` or loop stop. Called exactly once.
+    /// The connection closed; `error` is nil for a local `close()` or loop stop, `Errno.noBufferSpace` when its
+    /// unsent bytes passed `loop.maxPendingBytes`. Called exactly once.
     func closed(_ connection: Connection, error: Errno?)
 }
 
@@ -101,6 +103,10 @@ public final class Connection: EventHandler {
     public var pendingByteCount: Int { Int(pendingEnd - pendingStart) }
     /// Whether a pending buffer is currently allocated.
     public var holdsBuffer: Bool { pending != nil }
+    /// Unsent bytes are above the loop's high-water mark now (a level, not the crossing `writabilityChanged` reports).
+    public var isAboveHighWater: Bool { pendingByteCount > loop.highWaterMark }
+    /// Reading is paused (`pauseReading`, or stopped by `closeWhenFlushed`).
+    public var isReadingPaused: Bool { state.contains(.readingPaused) }
 
     // MARK: Reading
 
@@ -250,9 +256,15 @@ public final class Connection: EventHandler {
     }
 
     private func append(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
+        guard bytes.count > 0, failure == 0 else { return }
         let used = Int(pendingEnd - pendingStart)
         let needed = used + bytes.count
+        if needed > loop.maxPendingBytes {
+            // The peer stopped reading and the handler kept writing: close (on the next loop turn, as every write
+            // error) rather than grow without bound.
+            fail(.noBufferSpace)
+            return
+        }
         if pending == nil || Int(pendingCapacity) - Int(pendingEnd) < bytes.count {
             var capacity = max(Int(pendingCapacity), 4096)
             while capacity < needed { capacity *= 2 }

@@ -24,6 +24,10 @@ public final class EventLoop: @unchecked Sendable {
     public let readBuffer: UnsafeMutableRawBufferPointer
     /// A connection reports `writabilityChanged(false)` when its unsent bytes exceed this.
     public var highWaterMark = 256 * 1024
+    /// Unsent bytes one connection may hold (every connection, whatever its handler does): past it the peer is
+    /// not reading and the connection is closed with `Errno.noBufferSpace`. Back-pressure keeps a well-behaved
+    /// relay near `highWaterMark`; this bound is the backstop against one that never stops writing.
+    public var maxPendingBytes = 4 * 1024 * 1024
     /// Reads per readiness event before yielding to other connections.
     public var readsPerEvent = 16
 

@@ -15,13 +15,33 @@ public final class EventLoopGroup: Sendable {
         self.loops = loops
     }
 
-    /// Starts one thread per loop.
-    public func start() throws(Errno) {
+    /// Starts one thread per loop. A loop whose `run()` fails (`epoll_wait` returning an error other than EINTR:
+    /// the process is broken, e.g. EBADF or EFAULT) calls `onFailure` with its index and the error; the default
+    /// writes the error to standard error and ends the process with status 70 (EX_SOFTWARE), so a supervisor
+    /// restarts it instead of the process going on with a worker silently gone. Restarting the loop in place was
+    /// not chosen: its connections and timers would be in an unknown state.
+    public func start(
+        onFailure: @escaping @Sendable (_ loop: Int, _ error: Errno) -> Void = EventLoopGroup.exitOnFailure
+    ) throws(Errno) {
         var started: [Thread] = []
-        for loop in loops {
-            started.append(try Thread { try? loop.run() })
+        for (index, loop) in loops.enumerated() {
+            started.append(
+                try Thread {
+                    do throws(Errno) {
+                        try loop.run()
+                    } catch {
+                        onFailure(index, error)
+                    }
+                })
         }
         threads.withLock { $0 = started }
+    }
+
+    /// The default for `start(onFailure:)`: reports on standard error and exits with status 70.
+    public static let exitOnFailure: @Sendable (Int, Errno) -> Void = { index, error in
+        let message = Array("rtc: event loop \(index) failed: \(error); exiting\n".utf8)
+        message.withUnsafeBytes { _ = try? FileDescriptor(2).write($0) }
+        exitProcess(70)
     }
 
     public func loop(at index: Int) -> EventLoop { loops[index] }

@@ -1,4 +1,4 @@
-// One downstream HTTP connection: request head → route → upstream → response, repeated while kept alive.
+// One downstream HTTP connection (the session): keep-alive, pipelining, parser lending, and its current request.
 import DNS
 import EventLoop
 import Forwarding
@@ -10,28 +10,16 @@ import Sys
 
 /// The life of one downstream connection until it closes or becomes a WebSocket tunnel.
 ///
-/// Phases of each request, in order (nginx's request phases and Pingora's `upstream_peer` and
-/// `upstream_request_filter`, flattened into one state machine):
-/// `idle` (keep-alive, no byte yet) → `head` (head arriving; 408 past `client_header`) → `resolving` (DNS) →
-/// `connecting` (new upstream connection, or one from the pool) → `sending` (request body streamed upstream) →
-/// `awaiting` (504 past `upstream_response`) → `relaying` (response body streamed downstream) → `idle` again or
-/// closed. A 101 to a forwarded upgrade hands both connections to a `Tunnel` and this object goes away.
+/// The session holds what outlives a request: the connection, the parsers lent by the worker, the bytes that
+/// arrived before they could be used (`stash`, consumed by offset) and whether the client half-closed. Everything
+/// about the request itself is in `context`, a `RequestContext` replaced whole when the next request starts, and
+/// `phase`, a `RequestPhase` whose transitions on failures, deadlines and EOFs are decided by `PhaseRules` (pure,
+/// tested without sockets). This class only carries the decisions out on its connections.
 ///
-/// Bytes that arrive downstream while they cannot be used yet (a body before the upstream is connected, a
-/// pipelined request before the current response ended) are stashed and reading pauses; nothing else is
-/// buffered, and the stash is empty again when the exchange is idle.
+/// Pipelined requests are a loop over an offset of the input (`consume`), never a recursion; the bytes left when a
+/// request must wait (for an upstream, or for the client to read what it was already sent) stay in the stash and
+/// reading pauses; the stash is empty again, and freed, once consumed.
 final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
-    enum Phase: UInt8 {
-        case idle
-        case head
-        case resolving
-        case connecting
-        case sending
-        case awaiting
-        case relaying
-        case closed
-    }
-
     // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
     // needs no reference counting.
     unowned(unsafe) let worker: Worker
@@ -39,39 +27,38 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     let peer: SocketAddress
     /// Index in `worker.exchanges`.
     var slot = -1
-    private(set) var phase: Phase = .idle {
-        didSet { if oldValue != phase { worker.phaseChanged(from: oldValue, to: phase) } }
+    private(set) var phase: RequestPhase = .idle {
+        didSet {
+            let old = oldValue.kind
+            let new = phase.kind
+            if old != new { worker.phaseChanged(from: old, to: new) }
+        }
     }
     /// When the current phase times out (monotonic ns; 0: never). Checked by the worker's sweep.
     var deadline: UInt64 = 0
 
+    private var context = RequestContext()
     private var snapshot: Snapshot
     private var request: HeadParser
     private var response = Worker.noResponseParser
     /// Whether `request` / `response` are parsers lent by the worker (else the memory-less placeholders).
     private var lentRequest = false
     private var lentResponse = false
-    private var requestBody = BodyCursor()
-    private var responseBody = BodyCursor()
+    /// Downstream bytes not consumed yet: `stash[stashOffset...]`.
     private var stash: [UInt8] = []
-    private var route = 0
-    private var group: Int?
-    private var server = 0
-    private var requestID: RequestID?
+    private var stashOffset = 0
+    /// A request body read and checked whole before the upstream sees the request (framing kept as received).
+    private var body: [UInt8] = []
     private var upstream: Connection?
-    private var upstreamAddress = SocketAddress.loopback(port: 0)
-    /// The rendered host of a dynamic route (the pod name), for the tunnel metric.
-    private var upstreamHost = ""
     private var connector: Connector?
+    /// Tags asynchronous answers (DNS, connect) with the attempt they belong to.
     private var generation: UInt64 = 0
-    private var startedAt: UInt64 = 0
-    private var connectStartedAt: UInt64 = 0
-    private var keepAliveAfter = false
-    private var forwardedUpgrade = false
-    private var reusedUpstream = false
-    private var retried = false
-    private var responseStarted = false
+    /// The client half-closed: the current request is answered, then the connection closes.
     private var downstreamEOF = false
+    /// Set while `consume` runs on the stash, so that nothing consumes it twice.
+    private var consuming = false
+    /// The downstream's unsent byte count at the last deadline, to tell a slow reader from a stalled one.
+    private var pendingAtDeadline = 0
 
     init(worker: Worker, peer: SocketAddress) {
         self.worker = worker
@@ -80,7 +67,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         request = Worker.noRequestParser
     }
 
-    // MARK: Downstream
+    private var now: UInt64 { worker.loop.now }
+
+    // MARK: Downstream bytes
 
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
         if connection === downstream {
@@ -91,55 +80,123 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     }
 
     private func downstreamBytes(_ bytes: UnsafeRawBufferPointer) {
-        switch phase {
-        case .idle, .head:
-            parseHead(bytes)
-        case .sending:
-            forwardRequestBody(bytes)
-        case .resolving, .connecting, .awaiting, .relaying:
+        if phase.kind.isFinal { return }
+        if stashOffset < stash.count || !phase.kind.consumesInput {
             stash.append(contentsOf: bytes)
-            downstream.pauseReading()
-        case .closed:
-            break
+            consumeStash()
+        } else {
+            let used = consume(bytes)
+            if used < bytes.count && !phase.kind.isFinal {
+                stash.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            }
+        }
+        updateReading()
+    }
+
+    /// Consumes as many requests (heads, bodies) of `bytes` as can go on now; returns how many bytes it used.
+    /// A loop over an offset: a thousand pipelined requests answered locally are a thousand turns, not frames.
+    private func consume(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var offset = 0
+        while offset < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            let used: Int
+            switch phase {
+            case .idle:
+                // Back-pressure is a level: while the client has not read what it was sent, the next request waits.
+                if downstream.isAboveHighWater { return offset }
+                used = consumeHead(rest)
+            case .head:
+                used = consumeHead(rest)
+            case .body:
+                used = bufferBody(rest)
+            case .sending:
+                used = streamBody(rest)
+            default:
+                return offset
+            }
+            if used == 0 { return offset }
+            offset += used
+        }
+        return offset
+    }
+
+    /// Runs `consume` over the stash (after an upstream answered, or the client read its pending bytes).
+    private func consumeStash() {
+        guard !consuming, stashOffset < stash.count, phase.kind.consumesInput else { return }
+        consuming = true
+        let pending = stash
+        let used = pending.withUnsafeBytes { consume(UnsafeRawBufferPointer(rebasing: $0[stashOffset...])) }
+        consuming = false
+        stashOffset += used
+        if stashOffset >= stash.count || phase.kind.isFinal {
+            stash = []
+            stashOffset = 0
         }
     }
 
-    private func parseHead(_ bytes: UnsafeRawBufferPointer) {
-        if phase == .idle {
+    /// Reading the client goes on only while its bytes can be used at once and it reads what it is sent.
+    private func updateReading() {
+        guard !phase.kind.isFinal else { return }
+        let waiting = stashOffset < stash.count
+        switch phase {
+        case .idle, .head, .body:
+            if waiting || downstream.isAboveHighWater { downstream.pauseReading() } else { downstream.resumeReading() }
+        case .sending:
+            if waiting || (upstream?.isAboveHighWater ?? false) {
+                downstream.pauseReading()
+            } else {
+                downstream.resumeReading()
+            }
+        default:
+            downstream.pauseReading()
+        }
+    }
+
+    /// After an asynchronous event moved the request on: use what waited, then read again if there is room.
+    private func resumeDownstream() {
+        consumeStash()
+        updateReading()
+    }
+
+    // MARK: Head
+
+    private func consumeHead(_ bytes: UnsafeRawBufferPointer) -> Int {
+        if case .idle = phase {
             if !lentRequest {
                 request = worker.lendRequestParser()
                 lentRequest = true
             }
-            phase = .head
-            deadline = worker.loop.now &+ worker.clientHeaderTimeout
             // Answers before routing (400, 408, 414, 431, 505) count under no route, timed from the first byte.
-            route = -1
-            startedAt = worker.loop.now
+            // The context is already a fresh one (from `init` or `nextRequest`).
+            context.startedAt = now
+            phase = .head
+            deadline = now &+ worker.clientHeaderTimeout
         }
         switch request.parse(bytes) {
         case .needMore:
-            return
+            context.bytesIn &+= UInt64(bytes.count)
+            return bytes.count
         case .failure(let error):
+            context.bytesIn &+= UInt64(bytes.count)
             answer(ErrorResponse(error), closing: true)
+            return bytes.count
         case .complete(let consumed):
-            if consumed < bytes.count {
-                stash.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
-            }
-            downstream.pauseReading()
+            context.bytesIn &+= UInt64(consumed)
             dispatch()
+            return consumed
         }
     }
 
     /// The head is complete: route it.
     private func dispatch() {
-        startedAt = worker.loop.now
+        context.startedAt = now
         deadline = 0
         let framing = request.bodyFraming
         if case .contentLength(let length) = framing, length > snapshot.bodySizeLimit {
             answer(.contentTooLarge, closing: true)
             return
         }
-        requestBody.start(framing)
+        context.requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
         let decision = request.path.withUnsafeBytes { path in
             snapshot.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
@@ -147,57 +204,132 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
         case .notFound:
-            route = -1
-            answer(.notFound, closing: !requestBody.isDone)
+            answer(.notFound, closing: !context.requestBody.isDone)
         case .upgradeRequired(let index):
-            route = index
-            answer(.upgradeRequired, closing: !requestBody.isDone)
+            context.route = index
+            answer(.upgradeRequired, closing: !context.requestBody.isDone)
         case .respond(let index):
-            route = index
+            context.route = index
             answerRoute(index)
         case .proxy(let index):
-            route = index
-            proxy()
+            context.route = index
+            let buffering = index < snapshot.requestBuffering.count ? snapshot.requestBuffering[index] : true
+            context.streaming = !buffering
+            if context.requestBody.isDone || context.streaming {
+                proxy()
+            } else {
+                // Request buffering: the body is read and checked whole before any upstream sees the request.
+                phase = .body
+                deadline = now &+ worker.clientHeaderTimeout
+                if let expect = request.value(ofField: "expect"), Self.isContinue(expect) {
+                    Self.continueResponse.withUnsafeBytes { downstream.write($0) }
+                }
+            }
+        }
+    }
+
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    private static func isContinue(_ value: ArraySlice<UInt8>) -> Bool {
+        let expected = "100-continue".utf8
+        guard value.count == expected.count else { return false }
+        return zip(value, expected).allSatisfy { $0 | 0x20 == $1 | 0x20 }
+    }
+
+    // MARK: Request body
+
+    /// Request buffering: takes body bytes into `body` until the body ends; then the request goes upstream.
+    private func bufferBody(_ bytes: UnsafeRawBufferPointer) -> Int {
+        switch context.requestBody.take(bytes) {
+        case .invalid:
+            answer(.badRequest, closing: true)
+            return bytes.count
+        case .body(let count, let ended):
+            // The limit counts body bytes; the framing around them may add at most as much again.
+            if context.requestBody.total > snapshot.bodySizeLimit
+                || UInt64(body.count + count) > 2 &* snapshot.bodySizeLimit &+ 65536
+            {
+                answer(.contentTooLarge, closing: true)
+                return bytes.count
+            }
+            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+            context.bytesIn &+= UInt64(count)
+            deadline = now &+ worker.clientHeaderTimeout
+            if ended { proxy() }
+            return count
+        }
+    }
+
+    /// `request_buffering off`: forwards body bytes as they come.
+    private func streamBody(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let upstream else { return 0 }
+        switch context.requestBody.take(bytes) {
+        case .invalid:
+            clientBodyFailed(.badRequest)
+            return bytes.count
+        case .body(let count, let ended):
+            if context.requestBody.total > snapshot.bodySizeLimit {
+                clientBodyFailed(.contentTooLarge)
+                return bytes.count
+            }
+            if count > 0 {
+                upstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+                worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(count))
+                context.bytesIn &+= UInt64(count)
+                deadline = now &+ worker.clientHeaderTimeout
+            }
+            if ended {
+                phase = .awaiting
+                deadline = now &+ worker.upstreamResponseTimeout
+            }
+            return count
         }
     }
 
     // MARK: Choosing and reaching the upstream
 
     private func proxy() {
-        let plan = snapshot.plans[route]
-        forwardedUpgrade = plan.websocket && request.isWebSocketUpgrade
+        let plan = snapshot.plans[context.route]
+        context.forwardedUpgrade = plan.websocket && request.isWebSocketUpgrade
         generation &+= 1
-        retried = false
         switch plan.target {
         case .group(let groupIndex):
             guard groupIndex >= 0 else {
-                fail(.badGateway, kind: .dns)
+                upstreamFailed(.dns)
                 return
             }
-            group = groupIndex
-            let upstreamGroup = worker.group(groupIndex, of: snapshot)
-            server = upstreamGroup.pickServer()
-            if let address = upstreamGroup.address(server: server, now: worker.loop.now) {
-                connect(to: address)
-            } else {
-                resolve(upstreamGroup.servers[server].host)
-            }
+            context.group = groupIndex
+            pickAndConnect()
         case .dynamic(let host, let port):
-            group = nil
-            server = Int(port)
+            context.group = nil
+            context.dynamicPort = port
             var name: [UInt8] = []
             request.path.withUnsafeBytes { path in
                 host.render(captures: worker.matcher, path: path, into: &name)
             }
-            upstreamHost = String(decoding: name, as: UTF8.self)
-            resolve(upstreamHost)
+            context.upstreamHost = String(decoding: name, as: UTF8.self)
+            resolve(context.upstreamHost)
         case .respond:
-            answerRoute(route)
+            answerRoute(context.route)
+        }
+    }
+
+    /// A named upstream: the next server in turn, and one of its addresses not skipped by passive health.
+    private func pickAndConnect() {
+        guard let group = context.group else { return }
+        let upstreamGroup = worker.group(group, of: snapshot)
+        context.server = upstreamGroup.pickServer()
+        if let address = upstreamGroup.address(server: context.server, now: now) {
+            connect(to: address)
+        } else {
+            resolve(upstreamGroup.servers[context.server].host)
         }
     }
 
     private func resolve(_ name: String) {
-        phase = .resolving
+        phase = .resolving(name: name)
+        // The resolver answers within its own timeout × attempts; this is the backstop.
+        deadline = now &+ worker.upstreamResponseTimeout
         let tag = generation
         if let outcome = worker.resolver.resolve(name, handler: self, tag: tag) {
             resolved(outcome, name: name, tag: tag)
@@ -205,38 +337,56 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     }
 
     func resolved(_ outcome: ResolveOutcome, name: String, tag: UInt64) {
-        guard tag == generation, phase == .resolving else { return }
+        guard tag == generation, case .resolving = phase else { return }
         switch outcome {
         case .addresses(let addresses, let ttl) where !addresses.isEmpty:
-            if let group {
+            if let group = context.group {
                 let upstreamGroup = worker.group(group, of: snapshot)
-                upstreamGroup.update(server: server, addresses: addresses, ttl: ttl, now: worker.loop.now)
-                connect(to: upstreamGroup.staleAddress(server: server)!)
+                upstreamGroup.update(server: context.server, addresses: addresses, ttl: ttl, now: now)
+                connect(to: upstreamGroup.staleAddress(server: context.server, now: now)!)
             } else {
                 // The resolver already hands successive lookups the addresses in turn: take its first.
-                connect(to: SocketAddress(addresses[0], port: UInt16(server)))
+                connect(to: SocketAddress(addresses[0], port: context.dynamicPort))
             }
         default:
             // A named upstream whose refresh failed keeps its last addresses.
-            if let group, let address = worker.group(group, of: snapshot).staleAddress(server: server) {
+            if let group = context.group,
+                let address = worker.group(group, of: snapshot).staleAddress(server: context.server, now: now)
+            {
                 connect(to: address)
-                return
+            } else {
+                upstreamFailed(.dns)
             }
-            fail(.badGateway, kind: .dns)
         }
+        resumeDownstream()
     }
 
     private func connect(to address: SocketAddress) {
-        upstreamAddress = address
+        context.upstreamAddress = address
+        context.attempts += 1
         if let pooled = worker.pool.take(address) {
             pooled.setHandler(self)
             upstream = pooled
-            reusedUpstream = true
+            context.reusedUpstream = true
             sendRequest()
             return
         }
-        reusedUpstream = false
-        connectFresh()
+        context.reusedUpstream = false
+        connectFresh(to: address)
+    }
+
+    /// Opens a new connection to `address`; the connector's timer is this phase's deadline.
+    private func connectFresh(to address: SocketAddress) {
+        phase = .connecting(address)
+        deadline = 0
+        context.connectStartedAt = now
+        let timeout = context.group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
+        do {
+            connector = try Connector.connect(
+                loop: worker.loop, to: address, timeout: timeout, handler: self, tag: generation)
+        } catch {
+            upstreamFailed(.connectRefused)
+        }
     }
 
     func connectCompleted(_ result: ConnectResult, tag: UInt64) {
@@ -248,7 +398,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     }
 
     private func connected(_ result: ConnectResult, tag: UInt64, connector: Connector?) {
-        guard tag == generation, phase == .connecting else {
+        guard tag == generation, case .connecting = phase else {
             if case .connected(let fd) = result {
                 connector?.releaseRegistration()
                 fd.close()
@@ -267,18 +417,20 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 do {
                     upstream = try Connection(loop: worker.loop, fd: fd, handler: self)
                 } catch {
-                    fail(.badGateway, kind: .connectRefused)
+                    upstreamFailed(.connectRefused)
+                    resumeDownstream()
                     return
                 }
             }
             worker.metrics.connectDuration.observe(
-                shard: worker.index, Double(worker.loop.now &- connectStartedAt) / 1e9)
+                shard: worker.index, Double(now &- context.connectStartedAt) / 1e9)
             sendRequest()
         case .failed:
-            fail(.badGateway, kind: .connectRefused)
+            upstreamFailed(.connectRefused)
         case .timedOut:
-            fail(.gatewayTimeout, kind: .connectTimeout)
+            upstreamFailed(.connectTimeout)
         }
+        resumeDownstream()
     }
 
     // MARK: Request upstream
@@ -293,60 +445,42 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         }
         worker.scratch.removeAll(keepingCapacity: true)
         worker.writeClientAddress(peer)
-        requestID = worker.clientAddress.withUnsafeBytes { address in
+        let group = context.group
+        let server = context.server
+        let route = context.route
+        context.requestID = worker.clientAddress.withUnsafeBytes { address in
             snapshot.rewriter.writeUpstreamHead(
                 request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
                 clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
         }
-        worker.scratch.withUnsafeBytes { upstream.write($0) }
+        if body.isEmpty {
+            worker.scratch.withUnsafeBytes { upstream.write($0) }
+        } else {
+            worker.scratch.withUnsafeBytes { head in body.withUnsafeBytes { upstream.write(head, $0) } }
+            worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(body.count))
+        }
         if lentResponse {
             response.reset()
         } else {
             response = worker.lendResponseParser()
             lentResponse = true
         }
-        responseStarted = false
-        if requestBody.isDone {
+        if context.requestBody.isDone {
             phase = .awaiting
-            deadline = worker.loop.now &+ worker.upstreamResponseTimeout
+            deadline = now &+ worker.upstreamResponseTimeout
         } else {
             phase = .sending
             // A body must keep coming: `client_header` is also the longest pause between two of its reads.
-            deadline = worker.loop.now &+ worker.clientHeaderTimeout
+            deadline = now &+ worker.clientHeaderTimeout
         }
-        if !stash.isEmpty && phase == .sending {
-            let pending = takeStash()
-            pending.withUnsafeBytes { forwardRequestBody($0) }
-        }
-        if phase == .sending { downstream.resumeReading() }
+        // Attached to a client that has not read what it was sent: do not read a response for it yet.
+        applyBackPressure()
     }
 
-    private func forwardRequestBody(_ bytes: UnsafeRawBufferPointer) {
+    /// The level check: the upstream is read only while the client's unsent bytes are below the high-water mark.
+    private func applyBackPressure() {
         guard let upstream else { return }
-        switch requestBody.take(bytes) {
-        case .invalid:
-            answerOrAbort(.badRequest)
-        case .body(let count, let ended):
-            if requestBody.total > snapshot.bodySizeLimit {
-                answerOrAbort(.contentTooLarge)
-                return
-            }
-            if count > 0 {
-                upstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
-                worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(count))
-                if phase == .sending && deadline != 0 { deadline = worker.loop.now &+ worker.clientHeaderTimeout }
-            }
-            if ended {
-                if count < bytes.count {
-                    stash.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[count...]))
-                }
-                downstream.pauseReading()
-                if phase == .sending {
-                    phase = .awaiting
-                    deadline = worker.loop.now &+ worker.upstreamResponseTimeout
-                }
-            }
-        }
+        if downstream.isAboveHighWater { upstream.pauseReading() } else { upstream.resumeReading() }
     }
 
     // MARK: Response downstream
@@ -367,59 +501,72 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         case .needMore:
             return
         case .failure:
-            fail(.badGateway, kind: .badResponse)
+            upstreamFailed(.badResponse)
         case .complete(let consumed):
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
-            let status = response.status
-            if status == 101 {
-                if forwardedUpgrade {
-                    becomeTunnel(rest)
-                } else {
-                    fail(.badGateway, kind: .badResponse)
+            switch PhaseRules.responseHead(status: response.status, forwardedUpgrade: context.forwardedUpgrade) {
+            case .invalid:
+                upstreamFailed(.badResponse)
+            case .tunnel:
+                becomeTunnel(rest)
+            case .interim:
+                // Interim responses (100, 103) are relayed as they come; the final one follows. A 100 to a body
+                // the gateway already answered with its own 100 (request buffering) is not relayed again.
+                if !(response.status == 100 && !body.isEmpty) {
+                    worker.scratch.removeAll(keepingCapacity: true)
+                    ResponseRewriter.writeDownstreamHead(
+                        response: response, keepAlive: true, requestID: nil, into: &worker.scratch)
+                    worker.scratch.withUnsafeBytes { downstream.write($0) }
+                    context.bytesOut &+= UInt64(worker.scratch.count)
                 }
-                return
-            }
-            if status < 200 {
-                // Interim responses (100, 103) are relayed as they come; the final one follows.
-                worker.scratch.removeAll(keepingCapacity: true)
-                ResponseRewriter.writeDownstreamHead(
-                    response: response, keepAlive: true, requestID: nil, into: &worker.scratch)
-                worker.scratch.withUnsafeBytes { downstream.write($0) }
                 response.reset()
                 if !rest.isEmpty { parseResponse(rest) }
-                return
-            }
-            deadline = 0
-            let after = ForwardingDecision.downstream(
-                request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
-            keepAliveAfter = after == .keepAlive && requestBody.isDone && !downstreamEOF
-            responseBody.start(response.responseFraming(requestMethod: request.method))
-            worker.scratch.removeAll(keepingCapacity: true)
-            ResponseRewriter.writeDownstreamHead(
-                response: response, keepAlive: keepAliveAfter, requestID: requestID, into: &worker.scratch)
-            phase = .relaying
-            responseStarted = true
-            switch responseBody.take(rest) {
-            case .invalid:
-                abort(kind: .badResponse)
-            case .body(let count, let ended):
-                worker.scratch.withUnsafeBytes { head in
-                    downstream.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count]))
-                }
-                worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
-                if ended { finishResponse(extraBytes: count < rest.count) }
+            case .final:
+                startResponse(rest)
             }
         }
     }
 
-    private func relayResponseBody(_ bytes: UnsafeRawBufferPointer) {
-        switch responseBody.take(bytes) {
+    private func startResponse(_ rest: UnsafeRawBufferPointer) {
+        if let group = context.group, let address = context.upstreamAddress {
+            worker.group(group, of: snapshot).recordSuccess(address)
+        }
+        releaseBody()
+        let after = ForwardingDecision.downstream(
+            request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
+        context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
+        context.responseBody.start(response.responseFraming(requestMethod: request.method))
+        worker.scratch.removeAll(keepingCapacity: true)
+        ResponseRewriter.writeDownstreamHead(
+            response: response, keepAlive: context.keepAliveAfter, requestID: context.requestID,
+            into: &worker.scratch)
+        phase = .relaying
+        context.responseStarted = true
+        deadline = now &+ worker.upstreamResponseTimeout
+        pendingAtDeadline = downstream.pendingByteCount
+        switch context.responseBody.take(rest) {
         case .invalid:
-            abort(kind: .badResponse)
+            abort(.badResponse)
+        case .body(let count, let ended):
+            worker.scratch.withUnsafeBytes { head in
+                downstream.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count]))
+            }
+            context.bytesOut &+= UInt64(worker.scratch.count + count)
+            worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
+            if ended { finishResponse(extraBytes: count < rest.count) }
+        }
+    }
+
+    private func relayResponseBody(_ bytes: UnsafeRawBufferPointer) {
+        switch context.responseBody.take(bytes) {
+        case .invalid:
+            abort(.badResponse)
         case .body(let count, let ended):
             if count > 0 {
                 downstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+                context.bytesOut &+= UInt64(count)
                 worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
+                deadline = now &+ worker.upstreamResponseTimeout
             }
             if ended { finishResponse(extraBytes: count < bytes.count) }
         }
@@ -430,51 +577,48 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         if let upstream {
             self.upstream = nil
             let reusable =
-                !extraBytes && requestBody.isDone
+                !extraBytes && context.requestBody.isDone
                 && ForwardingDecision.upstreamReusable(response: response, requestMethod: request.method)
-            if reusable {
+            if reusable, let address = context.upstreamAddress {
+                let group = context.group
                 let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
                 let keep = group.map { snapshot.groupKeepaliveTimeout[$0] } ?? Worker.dynamicKeepaliveTimeout
-                worker.pool.put(
-                    upstream, address: upstreamAddress, capacity: capacity, deadline: worker.loop.now &+ keep)
+                // The pool resumes reading: a connection is never pooled paused.
+                worker.pool.put(upstream, address: address, capacity: capacity, deadline: now &+ keep)
             } else {
                 upstream.close()
             }
         }
-        if keepAliveAfter {
+        if context.keepAliveAfter {
             nextRequest()
+            resumeDownstream()
         } else {
-            phase = .closed
-            downstream.closeWhenFlushed()
+            closeDownstream()
         }
     }
 
-    /// Ready for the next request on this connection (pipelined bytes first).
+    /// Ready for the next request on this connection: a fresh context. Pipelined bytes are consumed by the caller's
+    /// loop (or by `resumeDownstream`), never from here.
     private func nextRequest() {
         // The parsers stay lent while requests keep coming; the worker's sweep takes them back once idle.
         if lentRequest { request.reset() }
         if lentResponse { response.reset() }
-        phase = .idle
         snapshot = worker.snapshot
         generation &+= 1
-        group = nil
-        requestID = nil
-        deadline = worker.loop.now &+ worker.clientKeepaliveTimeout
-        if worker.draining {
-            phase = .closed
-            downstream.closeWhenFlushed()
-            return
-        }
-        if !stash.isEmpty {
-            let pending = takeStash()
-            pending.withUnsafeBytes { downstreamBytes($0) }
-        }
-        if phase == .idle || phase == .head { downstream.resumeReading() }
+        context = RequestContext()
+        releaseBody()
+        phase = .idle
+        deadline = now &+ worker.clientKeepaliveTimeout
+        if worker.draining { closeDownstream() }
+    }
+
+    private func releaseBody() {
+        if body.capacity > 0 { body = [] }
     }
 
     /// Between requests: gives the parsers back (the sweep calls this for idle connections).
     func shedParsers() {
-        if phase == .idle { returnParsers() }
+        if case .idle = phase { returnParsers() }
     }
 
     /// Gives the parsers back to the worker: a connection between requests (or a tunnel) owns none.
@@ -489,32 +633,40 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         }
     }
 
-    private func takeStash() -> [UInt8] {
-        var pending: [UInt8] = []
-        swap(&pending, &stash)
-        return pending
-    }
-
     // MARK: WebSocket
 
     private func becomeTunnel(_ rest: UnsafeRawBufferPointer) {
         guard let upstream else { return }
         self.upstream = nil
-        record(status: 101)
+        // The upgrade's access log line is the tunnel's, written when it closes.
+        record(status: 101, log: false)
         worker.scratch.removeAll(keepingCapacity: true)
         ResponseRewriter.writeDownstreamHead(
-            response: response, keepAlive: false, webSocketUpgrade: true, requestID: requestID,
+            response: response, keepAlive: false, webSocketUpgrade: true, requestID: context.requestID,
             into: &worker.scratch)
         worker.scratch.withUnsafeBytes { head in downstream.write(head, rest) }
         worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(rest.count))
         returnParsers()
-        let label = upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : upstreamHost
-        let tunnel = Tunnel(worker: worker, downstream: downstream, upstream: upstream, label: label, peer: peer)
-        if !stash.isEmpty {
-            let pending = takeStash()
-            pending.withUnsafeBytes { upstream.write($0) }
+        let group = context.group
+        let label = context.upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : context.upstreamHost
+        var log: TunnelLogFields?
+        if worker.accessLog != nil {
+            let route = context.route
+            log = TunnelLogFields(
+                route: route >= 0 && route < snapshot.routeLabels.count ? snapshot.routeLabels[route] : "-",
+                upstream: context.upstreamAddress, startedAt: context.startedAt, bytesIn: context.bytesIn,
+                bytesOut: UInt64(worker.scratch.count + rest.count))
         }
+        let tunnel = Tunnel(
+            worker: worker, downstream: downstream, upstream: upstream, label: label, peer: peer, log: log)
+        if stashOffset < stash.count {
+            stash.withUnsafeBytes { upstream.write(UnsafeRawBufferPointer(rebasing: $0[stashOffset...])) }
+        }
+        stash = []
+        stashOffset = 0
+        // Out of this worker's exchanges and into its tunnels in one step: the sockets stay open throughout.
         phase = .closed
+        deadline = 0
         worker.remove(self)
         worker.add(tunnel)
         downstream.setHandler(tunnel)
@@ -532,25 +684,28 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             && !worker.draining && !downstreamEOF
         worker.scratch.removeAll(keepingCapacity: true)
         error.write(
-            keepAlive: keepAlive, requestID: requestID, includeBody: request.method != .head, into: &worker.scratch)
+            keepAlive: keepAlive, requestID: context.requestID, includeBody: request.method != .head,
+            into: &worker.scratch)
         worker.scratch.withUnsafeBytes { downstream.write($0) }
+        context.bytesOut &+= UInt64(worker.scratch.count)
         record(status: error.status)
         finishLocally(keepAlive: keepAlive)
     }
 
     private func answerRoute(_ index: Int) {
-        guard case .respond(let status, let body) = snapshot.plans[index].target else { return }
-        let keepAlive = requestBody.isDone && request.keepAlive && !worker.draining && !downstreamEOF
+        guard case .respond(let status, let routeBody) = snapshot.plans[index].target else { return }
+        let keepAlive = context.requestBody.isDone && request.keepAlive && !worker.draining && !downstreamEOF
         worker.scratch.removeAll(keepingCapacity: true)
-        if body.isEmpty, let canned = ErrorResponse(rawValue: status) {
+        if routeBody.isEmpty, let canned = ErrorResponse(rawValue: status) {
             canned.write(
                 keepAlive: keepAlive, requestID: nil, includeBody: request.method != .head, into: &worker.scratch)
         } else {
             ErrorResponse.writeRouteResponse(
-                status: status, body: body, keepAlive: keepAlive, requestID: nil,
+                status: status, body: routeBody, keepAlive: keepAlive, requestID: nil,
                 includeBody: request.method != .head, into: &worker.scratch)
         }
         worker.scratch.withUnsafeBytes { downstream.write($0) }
+        context.bytesOut &+= UInt64(worker.scratch.count)
         record(status: status)
         finishLocally(keepAlive: keepAlive)
     }
@@ -559,37 +714,91 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         if keepAlive {
             nextRequest()
         } else {
-            phase = .closed
-            downstream.closeWhenFlushed()
+            closeDownstream()
         }
     }
 
-    /// An upstream failure before any response byte went downstream: answer `error`; after: cut the connection.
-    private func fail(_ error: ErrorResponse, kind: UpstreamErrorKind) {
-        worker.metrics.upstreamErrors.labels(kind.rawValue).increment(shard: worker.index)
+    /// Closes once the answer is sent; `closing` has its own deadline, so a client that never reads cannot keep
+    /// the connection (and its unsent bytes) forever.
+    private func closeDownstream() {
         closeUpstream()
-        if responseStarted {
-            abort(kind: nil)
-            return
-        }
-        answer(error, closing: !requestBody.isDone)
+        phase = .closing
+        deadline = now &+ worker.clientHeaderTimeout
+        downstream.closeWhenFlushed()
     }
 
-    /// A client-side problem in the body (bad chunk, too large): answer if nothing was sent yet, else cut.
-    private func answerOrAbort(_ error: ErrorResponse) {
+    /// An upstream attempt failed: retry, answer, or cut, as `PhaseRules.upstreamFailed` decides.
+    private func upstreamFailed(_ failure: UpstreamFailure) {
+        worker.metrics.upstreamErrors.labels(failure.kind.rawValue).increment(shard: worker.index)
+        let reused = context.reusedUpstream
         closeUpstream()
-        if responseStarted {
-            abort(kind: nil)
+        if failure.marksAddress, !reused, let group = context.group, let address = context.upstreamAddress {
+            if worker.group(group, of: snapshot).recordFailure(server: context.server, address: address, now: now) {
+                worker.metrics.addressesDown.increment(shard: worker.index)
+            }
+        }
+        let outcome = PhaseRules.upstreamFailed(
+            failure, phase: phase.kind, responseStarted: context.responseStarted,
+            canRetry: canRetry(after: failure, reused: reused))
+        switch outcome {
+        case .retry:
+            worker.metrics.retries.increment(shard: worker.index)
+            generation &+= 1
+            if reused, let address = context.upstreamAddress, failure == .reset {
+                // A pooled connection the server had closed while idle: the same address, on a new connection.
+                context.attempts += 1
+                context.reusedUpstream = false
+                connectFresh(to: address)
+            } else {
+                pickAndConnect()
+            }
+        case .answer(let error):
+            answer(error, closing: !context.requestBody.isDone)
+        case .abort:
+            abort(nil)
+        default:
+            break
+        }
+    }
+
+    /// Whether the request may go to another attempt: it can be sent again whole (no body streamed), and either a
+    /// pooled connection failed (the server may have closed it while idle) or a connect failed and the group has
+    /// another address to try. A connection reset after a fresh request was sent is retried only for idempotent
+    /// methods (RFC 9110 §9.2.2).
+    private func canRetry(after failure: UpstreamFailure, reused: Bool) -> Bool {
+        guard !context.streaming || context.requestBody.kind == .none, !context.responseStarted else { return false }
+        if reused && failure == .reset { return context.attempts < 8 }
+        guard let group = context.group else { return false }
+        let limit = min(worker.group(group, of: snapshot).addressCount, 4)
+        guard context.attempts < limit else { return false }
+        switch failure {
+        case .connectRefused, .connectTimeout: return true
+        case .reset: return request.method == .get || request.method == .head
+        default: return false
+        }
+    }
+
+    /// A client-side problem in a streamed body (bad chunk, too large): answer if nothing was sent yet, else cut.
+    private func clientBodyFailed(_ error: ErrorResponse) {
+        closeUpstream()
+        if context.responseStarted {
+            abort(nil)
         } else {
             answer(error, closing: true)
         }
     }
 
     /// Ends both connections at once (a response cannot be completed).
-    private func abort(kind: UpstreamErrorKind?) {
-        if let kind { worker.metrics.upstreamErrors.labels(kind.rawValue).increment(shard: worker.index) }
+    private func abort(_ failure: UpstreamFailure?) {
+        if let failure {
+            worker.metrics.upstreamErrors.labels(failure.kind.rawValue).increment(shard: worker.index)
+        }
+        // Logged as nginx does: the status sent, else 502 for an upstream failure and 499 for a client that left.
+        if context.status == 0 {
+            record(status: context.responseStarted ? response.status : failure == nil ? 499 : 502)
+        }
         closeUpstream()
-        phase = .closed
+        phase = .closing
         downstream.close()
     }
 
@@ -603,25 +812,44 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         }
     }
 
-    private func record(status: Int) {
-        worker.countRequest(route: route, status: status, snapshot: snapshot)
-        worker.metrics.requestDuration.observe(shard: worker.index, Double(worker.loop.now &- startedAt) / 1e9)
+    private func record(status: Int, log: Bool = true) {
+        context.status = status
+        worker.countRequest(route: context.route, status: status, snapshot: snapshot)
+        let duration = now &- context.startedAt
+        worker.metrics.requestDuration.observe(shard: worker.index, Double(duration) / 1e9)
+        if log && worker.accessLog != nil {
+            worker.logRequest(
+                peer: peer, request: request, context: context, snapshot: snapshot, durationNanoseconds: duration)
+        }
     }
 
     /// The sweep found the phase's deadline passed.
     func deadlineExpired() {
         deadline = 0
-        switch phase {
-        case .idle:
-            phase = .closed
+        let pending = downstream.pendingByteCount
+        let progressed = pending < pendingAtDeadline
+        pendingAtDeadline = pending
+        switch PhaseRules.deadline(phase.kind, progressed: progressed) {
+        case .close:
+            phase = .closing
             downstream.close()
-        case .head:
-            answer(.requestTimeout, closing: true)
-        case .sending:
-            // The client stopped sending its body (a slow-body attack, or a dead client).
-            answerOrAbort(.requestTimeout)
-        case .awaiting:
-            fail(.gatewayTimeout, kind: .responseTimeout)
+        case .answer(let error):
+            switch phase {
+            case .resolving:
+                upstreamFailed(.dns)
+            case .connecting:
+                upstreamFailed(.connectTimeout)
+            case .awaiting:
+                upstreamFailed(.responseTimeout)
+            case .sending:
+                clientBodyFailed(error)
+            default:
+                answer(error, closing: true)
+            }
+        case .abort:
+            abort(.responseTimeout)
+        case .extend:
+            deadline = now &+ worker.upstreamResponseTimeout
         default:
             break
         }
@@ -629,8 +857,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     /// Drain: an idle connection closes now; a busy one finishes its response with `Connection: close`.
     func drain() {
-        if phase == .idle {
-            phase = .closed
+        if case .idle = phase {
+            phase = .closing
             downstream.close()
         }
     }
@@ -639,15 +867,17 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     func readEOF(_ connection: Connection) {
         if connection === downstream {
-            switch phase {
-            case .idle, .head:
-                phase = .closed
+            switch PhaseRules.clientEOF(phase.kind) {
+            case .close:
+                phase = .closing
                 downstream.close()
-            case .sending:
-                abort(kind: nil)
-            default:
+            case .abort:
+                abort(nil)
+            case .finishThenClose:
                 // Half-closed after a complete request: answer it, then close.
                 downstreamEOF = true
+            default:
+                break
             }
         } else if connection === upstream {
             upstreamEnded()
@@ -658,26 +888,36 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     func writabilityChanged(_ connection: Connection, writable: Bool) {
         if connection === downstream {
-            if writable { upstream?.resumeReading() } else { upstream?.pauseReading() }
+            if writable {
+                // The client read what it was sent: responses (and answers to pipelined requests) go on.
+                upstream?.resumeReading()
+                if phase.kind.consumesInput { resumeDownstream() }
+            } else {
+                upstream?.pauseReading()
+            }
         } else if connection === upstream {
             // While the upstream is backed up, the client is not read: that pause is not the client's.
+            guard case .sending = phase else { return }
             if writable {
-                if phase == .sending {
-                    downstream.resumeReading()
-                    deadline = worker.loop.now &+ worker.clientHeaderTimeout
-                }
+                deadline = now &+ worker.clientHeaderTimeout
+                resumeDownstream()
             } else {
                 downstream.pauseReading()
-                if phase == .sending { deadline = 0 }
+                deadline = now &+ worker.upstreamResponseTimeout
             }
         }
     }
 
     func closed(_ connection: Connection, error: Errno?) {
         if connection === downstream {
-            phase = .closed
+            if error == .noBufferSpace { worker.metrics.cut.labels("unsent_limit").increment(shard: worker.index) }
             closeUpstream()
+            phase = .closed
+            deadline = 0
             returnParsers()
+            stash = []
+            stashOffset = 0
+            releaseBody()
             worker.remove(self)
             worker.connectionClosed(peer: peer)
         } else if connection === upstream {
@@ -688,47 +928,20 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     /// The upstream closed (EOF or error) while this exchange used it.
     private func upstreamEnded() {
         guard let upstream else { return }
-        switch phase {
-        case .relaying:
-            if responseBody.kind == .untilClose {
-                responseBody.finishAtClose()
-                self.upstream = nil
-                upstream.close()
-                keepAliveAfter = false
-                finishResponse(extraBytes: false)
-            } else {
-                abort(kind: .reset)
-            }
-        case .sending, .awaiting:
-            // A pooled connection the server closed while idle: try once more on a new one if nothing of the
-            // request body had to be streamed (the request can be sent again unchanged).
-            if reusedUpstream && !retried && requestBody.kind == .none && response.isComplete == false {
-                self.upstream = nil
-                upstream.close()
-                retried = true
-                generation &+= 1
-                reusedUpstream = false
-                connectFresh()
-            } else {
-                fail(.badGateway, kind: .reset)
-            }
-        default:
+        if case .relaying = phase, context.responseBody.kind == .untilClose {
+            context.responseBody.finishAtClose()
             self.upstream = nil
             upstream.close()
+            context.keepAliveAfter = false
+            finishResponse(extraBytes: false)
+            return
         }
-    }
-
-    /// Opens a new connection to `upstreamAddress`.
-    private func connectFresh() {
-        phase = .connecting
-        connectStartedAt = worker.loop.now
-        let timeout = group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
-        do {
-            connector = try Connector.connect(
-                loop: worker.loop, to: upstreamAddress, timeout: timeout, handler: self, tag: generation)
-        } catch {
-            fail(.badGateway, kind: .connectRefused)
+        if case .relaying = phase {
+            abort(.reset)
+            return
         }
+        upstreamFailed(.reset)
+        resumeDownstream()
     }
 
     func loopStopping() {}

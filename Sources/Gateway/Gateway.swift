@@ -24,7 +24,10 @@ public final class Gateway: Sendable {
     public let readiness = ReadinessFlag(true)
 
     /// Builds the loops and workers and binds every listener of `snapshot` on every loop (nothing runs yet).
-    public init(snapshot: Snapshot, workers count: Int, metrics: GatewayMetrics) throws(GatewayError) {
+    /// `accessLog`: the writer of the access log (nil: `access_log off`); its buffers are handed over by each worker.
+    public init(
+        snapshot: Snapshot, workers count: Int, metrics: GatewayMetrics, accessLog: AccessLogWriter? = nil
+    ) throws(GatewayError) {
         self.metrics = metrics
         workerCount = count
         current = Mutex(snapshot)
@@ -46,7 +49,10 @@ public final class Gateway: Sendable {
             } catch {
                 throw GatewayError("cannot start the resolver: \(error)")
             }
-            built.append(Worker(index: index, loop: loop, snapshot: snapshot, shared: shared, resolver: resolver))
+            built.append(
+                Worker(
+                    index: index, loop: loop, snapshot: snapshot, shared: shared, resolver: resolver,
+                    accessLog: accessLog))
         }
         workers = Mutex(built)
         metrics.setConfigHash(snapshot.config.configHash)

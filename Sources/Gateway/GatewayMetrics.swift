@@ -24,6 +24,13 @@ public final class GatewayMetrics: Sendable {
     let bytesUpstream: Counter
     let upstreamErrors: CounterFamily
     let refused: CounterFamily
+    /// Attempts on another address (or a fresh connection) before any byte reached the client.
+    let retries: Counter
+    /// Addresses put out of use by passive health (`max_fails` within `fail_timeout`).
+    let addressesDown: Counter
+    /// Connections the gateway closed because of their own behaviour, by reason (`unsent_limit`: a peer that
+    /// stopped reading let its unsent bytes reach the bound).
+    let cut: CounterFamily
     let reloads: CounterFamily
     let configHash: GaugeFamily
     /// DNS queries, cache hits and failures of every loop's resolver.
@@ -66,6 +73,15 @@ public final class GatewayMetrics: Sendable {
         refused = try registry.counter(
             "rtc_gateway_connections_refused_total", help: "Downstream connections refused, by limit.",
             labelNames: ["reason"])
+        retries = try registry.counter(
+            "rtc_gateway_upstream_retries_total", help: "Requests tried again on another upstream address.")
+        addressesDown = try registry.counter(
+            "rtc_gateway_upstream_addresses_down_total",
+            help: "Upstream addresses skipped for fail_timeout after max_fails failures.")
+        cut = try registry.counter(
+            "rtc_gateway_connections_cut_total", help: "Connections closed by the gateway, by reason.",
+            labelNames: ["reason"])
+        _ = cut.labels("unsent_limit")
         reloads = try registry.counter(
             "rtc_gateway_config_reloads_total", help: "Configuration reloads, by result.", labelNames: ["result"])
         configHash = try registry.gauge(

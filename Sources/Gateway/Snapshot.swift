@@ -21,6 +21,8 @@ public final class Snapshot: Sendable {
     let plans: [RoutePlan]
     /// `config.routes`, held directly for the same reason.
     let routes: RouteTable
+    /// Per route: request buffering on (read and check the body first) or off (stream it).
+    let requestBuffering: [Bool]
     let bodySizeLimit: UInt64
     let connectTimeout: Duration
     /// Per group (same order as `groups`): its keep-alive pool size and connect timeout.
@@ -46,6 +48,7 @@ public final class Snapshot: Sendable {
         routeLabels = config.routes.routes.map(\.label)
         captureCapacity = max(9, config.routes.maximumCaptureCount + 1)
         routes = config.routes
+        requestBuffering = config.requestBuffering
         bodySizeLimit = UInt64(config.limits.bodySize)
         connectTimeout = config.timeouts.upstreamConnect
         groupKeepalive = groups.map(\.keepalive)

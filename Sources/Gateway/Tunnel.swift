@@ -10,6 +10,9 @@ import WebSocket
 /// until they drain. Half-close: an EOF from one side becomes a FIN to the other (after its pending bytes); the
 /// tunnel ends when both directions ended or either connection failed. An idle tunnel owns no buffer: this
 /// object, two `Connection`s and the loop's shared read buffer are all there is.
+///
+/// The tunnel stays in the worker's books until both sockets are closed (not when it decides to end): a tunnel
+/// flushing its last bytes is still counted, and the sweep cuts one whose peer does not take them in time.
 final class Tunnel: ConnectionHandler {
     // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
     // needs no reference counting.
@@ -25,6 +28,14 @@ final class Tunnel: ConnectionHandler {
     var lastActivity: UInt64
     private var ended: UInt8 = 0
     private var finished = false
+    /// Sockets not closed yet; at zero the tunnel leaves the worker's books.
+    private var openConnections: UInt8 = 2
+    /// When `close()` started flushing (monotonic ns; 0: not closing).
+    private(set) var closingSince: UInt64 = 0
+    /// The access log line's fields (nil while the log is off), and how the tunnel ended.
+    private var log: TunnelLogFields?
+    private var endReason: TunnelEnd.Reason?
+    private var initiator = TunnelEnd.Initiator.gateway
     /// Frames of the upstream → client direction, so a drain can put a Close between two of them.
     private var serverFrames = FrameBoundaries()
     /// A drain asked this tunnel to end: true once asked (the worker asks each tunnel once).
@@ -35,8 +46,12 @@ final class Tunnel: ConnectionHandler {
     /// Close 1001 "going away" (RFC 6455 §7.4.1), unmasked as a server sends it, without a reason.
     static let goingAway: [UInt8] = [0x88, 0x02, 0x03, 0xE9]
 
-    init(worker: Worker, downstream: Connection, upstream: Connection, label: String, peer: SocketAddress) {
+    init(
+        worker: Worker, downstream: Connection, upstream: Connection, label: String, peer: SocketAddress,
+        log: TunnelLogFields?
+    ) {
         self.worker = worker
+        self.log = log
         self.peer = peer
         self.downstream = downstream
         self.upstream = upstream
@@ -49,6 +64,7 @@ final class Tunnel: ConnectionHandler {
         if connection === downstream {
             // After our Close, the client's bytes (its Close reply, late frames) have nowhere to go.
             if closingClient { return }
+            log?.bytesIn &+= UInt64(bytes.count)
             upstream.write(bytes)
             worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(bytes.count))
         } else if drainRequested {
@@ -61,6 +77,7 @@ final class Tunnel: ConnectionHandler {
             sendGoingAway()
         } else {
             _ = serverFrames.advance(bytes)
+            log?.bytesOut &+= UInt64(bytes.count)
             downstream.write(bytes)
             worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(bytes.count))
         }
@@ -77,6 +94,7 @@ final class Tunnel: ConnectionHandler {
     private func sendGoingAway() {
         guard !closingClient, !finished else { return }
         closingClient = true
+        noteEnd(.drain, by: .gateway)
         // The upstream sees the client leave (EOF); the client gets the Close, then our FIN, and closes its side.
         upstream.close()
         Self.goingAway.withUnsafeBytes { downstream.write($0) }
@@ -96,6 +114,7 @@ final class Tunnel: ConnectionHandler {
             return
         }
         let isDownstream = connection === downstream
+        noteEnd(.closed, by: isDownstream ? .client : .upstream)
         ended |= isDownstream ? 1 : 2
         // Both directions ended: closing sends the last FIN, a shutdown first would be one more system call.
         if ended == 3 {
@@ -106,26 +125,56 @@ final class Tunnel: ConnectionHandler {
     }
 
     func closed(_ connection: Connection, error: Errno?) {
+        openConnections -= 1
+        if error == .noBufferSpace {
+            worker.metrics.cut.labels("unsent_limit").increment(shard: worker.index)
+            noteEnd(.unsentLimit, by: .gateway)
+        } else if error != nil {
+            noteEnd(.error, by: connection === downstream ? .client : .upstream)
+        } else {
+            noteEnd(.closed, by: connection === downstream ? .client : .upstream)
+        }
+        if openConnections == 0 {
+            leaveBooks()
+            return
+        }
         // The upstream closed by `sendGoingAway` while the client still reads the Close: not the end yet.
         if closingClient && connection === upstream { return }
         cut()
     }
 
-    /// Ends the tunnel: both connections close (pending bytes are sent first when the peer is still there).
+    /// Ends the tunnel: both connections close once their pending bytes are sent (the sweep cuts them if the peer
+    /// does not take them in time).
     func close() {
         guard !finished else { return }
         finished = true
+        closingSince = worker.loop.now
         downstream.closeWhenFlushed()
         upstream.closeWhenFlushed()
-        worker.remove(self)
     }
 
-    /// Closes at once, dropping unsent bytes (idle timeout, drain).
-    func cut() {
-        guard !finished else { return }
+    /// Closes at once, dropping unsent bytes (idle timeout, drain, a failed side).
+    func cut(reason: TunnelEnd.Reason? = nil) {
+        if let reason { noteEnd(reason, by: .gateway) }
         finished = true
         downstream.close()
         upstream.close()
+    }
+
+    /// The first cause seen is the one logged.
+    private func noteEnd(_ reason: TunnelEnd.Reason, by side: TunnelEnd.Initiator) {
+        guard endReason == nil else { return }
+        endReason = reason
+        initiator = side
+    }
+
+    private func leaveBooks() {
+        finished = true
+        if let log {
+            worker.logTunnel(
+                peer: peer, fields: log, durationNanoseconds: worker.loop.now &- log.startedAt,
+                reason: endReason ?? .closed, initiator: initiator)
+        }
         worker.remove(self)
     }
 }

@@ -5,7 +5,7 @@ import Sys
 /// Idle upstream connections that finished a response and may carry the next request (RFC 9112 §9.3).
 ///
 /// While pooled, a connection's handler is the pool: any byte or close from the server ends it (a server may
-/// close an idle connection at any time). Taking returns the most recently used connection (the one least likely
+/// close an idle connection at any time), so reading is resumed when one is put. Taking returns the most recently used connection (the one least likely
 /// to have been closed by the server's idle timeout).
 final class UpstreamPool: ConnectionHandler {
     /// The idle connections to one address; a class so that taking and putting mutate the array in place.
@@ -44,6 +44,9 @@ final class UpstreamPool: ConnectionHandler {
             return
         }
         connection.setHandler(self)
+        // Never pooled paused (its last user may have paused it for a slow client): a pooled connection must see
+        // the server's close, and its next user must see the response.
+        connection.resumeReading()
         bucket.connections.append(connection)
         bucket.deadlines.append(deadline)
         count += 1

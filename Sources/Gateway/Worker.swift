@@ -48,8 +48,21 @@ final class Worker: AcceptHandler, TimerHandler {
 
     static let sweepInterval: Duration = .milliseconds(100)
 
-    init(index: Int, loop: EventLoop, snapshot: Snapshot, shared: Shared, resolver: Resolver) {
+    /// The access log's writer (nil: off), and this worker's buffer of lines not handed to it yet.
+    let accessLog: AccessLogWriter?
+    private var logBuffer: [UInt8] = []
+    private var logClock = LogClock()
+
+    init(
+        index: Int, loop: EventLoop, snapshot: Snapshot, shared: Shared, resolver: Resolver,
+        accessLog: AccessLogWriter? = nil
+    ) {
         self.index = index
+        self.accessLog = accessLog
+        if accessLog != nil {
+            logBuffer.reserveCapacity(AccessLogWriter.bufferCapacity)
+            logClock.synchronize(monotonic: loop.now)
+        }
         self.loop = loop
         self.shared = shared
         self.snapshot = snapshot
@@ -202,6 +215,7 @@ final class Worker: AcceptHandler, TimerHandler {
         exchange.slot = exchanges.count
         exchanges.append(exchange)
         phaseChanged(from: nil, to: .idle)
+        // An accepted connection counts as idle until its first byte, with the header timeout as its deadline.
         exchange.deadline = loop.now &+ clientHeaderTimeout
     }
 
@@ -252,18 +266,18 @@ final class Worker: AcceptHandler, TimerHandler {
         var waiting = 0
         var writing = 0
 
-        mutating func add(_ phase: Exchange.Phase, _ delta: Int) {
+        mutating func add(_ phase: RequestPhase.Kind, _ delta: Int) {
             switch phase {
             case .idle: idle += delta
-            case .head: reading += delta
+            case .head, .body: reading += delta
             case .resolving, .connecting, .sending, .awaiting: waiting += delta
-            case .relaying: writing += delta
+            case .relaying, .closing: writing += delta
             case .closed: break
             }
         }
     }
 
-    func phaseChanged(from old: Exchange.Phase?, to new: Exchange.Phase?) {
+    func phaseChanged(from old: RequestPhase.Kind?, to new: RequestPhase.Kind?) {
         if let old { stateCounts.add(old, -1) }
         if let new { stateCounts.add(new, 1) }
     }
@@ -292,7 +306,7 @@ final class Worker: AcceptHandler, TimerHandler {
                 let exchange = exchanges[position]
                 if exchange.deadline != 0 && exchange.deadline <= now {
                     exchange.deadlineExpired()
-                } else if exchange.phase == .idle {
+                } else if case .idle = exchange.phase {
                     // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
                     exchange.shedParsers()
                 }
@@ -300,18 +314,21 @@ final class Worker: AcceptHandler, TimerHandler {
             position -= 1
         }
         pool.closeExpired(now: now)
-        if draining {
-            closeTunnelsForDrain(now: now)
-        } else if tunnelIdleTimeout > 0 {
-            position = tunnels.count - 1
-            while position >= 0 {
-                if position < tunnels.count {
-                    let tunnel = tunnels[position]
-                    if now &- tunnel.lastActivity >= tunnelIdleTimeout { tunnel.cut() }
+        if draining { closeTunnelsForDrain(now: now) }
+        position = tunnels.count - 1
+        while position >= 0 {
+            if position < tunnels.count {
+                let tunnel = tunnels[position]
+                if tunnel.closingSince != 0 {
+                    // Closing, but a peer does not take the last bytes: cut, as nginx's lingering close would.
+                    if now &- tunnel.closingSince >= clientHeaderTimeout { tunnel.cut() }
+                } else if !draining && tunnelIdleTimeout > 0 && now &- tunnel.lastActivity >= tunnelIdleTimeout {
+                    tunnel.cut(reason: .idleTimeout)
                 }
-                position -= 1
             }
+            position -= 1
         }
+        flushAccessLog()
         if !(draining && exchanges.isEmpty && tunnels.isEmpty) {
             loop.schedule(after: Self.sweepInterval, handler: self)
         }
@@ -334,7 +351,7 @@ final class Worker: AcceptHandler, TimerHandler {
         guard !tunnels.isEmpty else { return }
         // A second past the window, whatever is left (a frame that never ended, a client that never closed) is cut.
         if now >= drainDeadline &+ 1_000_000_000 {
-            while let tunnel = tunnels.last { tunnel.cut() }
+            for tunnel in tunnels.reversed() { tunnel.cut(reason: .drain) }
             return
         }
         // Spread the Closes evenly: by each sweep, the share of the tunnels not yet asked whose turn has come.
@@ -356,8 +373,44 @@ final class Worker: AcceptHandler, TimerHandler {
         }
     }
 
+    // MARK: Access log
+
+    func logRequest(
+        peer: SocketAddress, request: borrowing HeadParser, context: borrowing RequestContext, snapshot: Snapshot,
+        durationNanoseconds: UInt64
+    ) {
+        let index = context.route
+        logClock.advance(monotonic: loop.now)
+        AccessLogLine.appendRequest(
+            into: &logBuffer, time: logClock, peer: peer, request: request, context: context,
+            route: index >= 0 && index < snapshot.routeLabels.count ? snapshot.routeLabels[index] : "-",
+            durationNanoseconds: durationNanoseconds)
+        if logBuffer.count >= AccessLogWriter.flushSize { flushAccessLog() }
+    }
+
+    func logTunnel(
+        peer: SocketAddress, fields: TunnelLogFields, durationNanoseconds: UInt64, reason: TunnelEnd.Reason,
+        initiator: TunnelEnd.Initiator
+    ) {
+        logClock.advance(monotonic: loop.now)
+        AccessLogLine.appendTunnel(
+            into: &logBuffer, time: logClock, peer: peer, fields: fields, durationNanoseconds: durationNanoseconds,
+            reason: reason,
+            initiator: initiator)
+        if logBuffer.count >= AccessLogWriter.flushSize { flushAccessLog() }
+    }
+
+    /// Hands the lines written so far to the writer thread (by size, and at every sweep).
+    private func flushAccessLog() {
+        guard let accessLog else { return }
+        logClock.synchronize(monotonic: loop.now)
+        guard !logBuffer.isEmpty else { return }
+        accessLog.submit(&logBuffer)
+    }
+
     /// Closes everything at once (loop stop).
     func stop() {
+        flushAccessLog()
         for listener in listeners { listener.close() }
         listeners.removeAll()
         pool.closeAll()

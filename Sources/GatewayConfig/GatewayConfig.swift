@@ -21,6 +21,9 @@ public struct GatewayConfig: Sendable {
     public let limits: Limits
     public let accessLog: AccessLog
     public let routes: RouteTable
+    /// Per route (same order as `routes.routes`): whether its request bodies are read and checked whole before
+    /// the upstream sees the request (`request_buffering on`, the default, like nginx's) or streamed as they come.
+    public let requestBuffering: [Bool]
     /// FNV-1a 64 of the expanded token stream (comments and layout excluded): the `config hash` metric.
     public let configHash: UInt64
 
@@ -104,7 +107,7 @@ public struct ResolverSettings: Sendable, Equatable {
     public static let defaults = ResolverSettings(servers: .system, valid: nil, timeout: .seconds(2), attempts: 2)
 }
 
-/// `upstream NAME { server HOST:PORT [weight=N]; keepalive N; keepalive_timeout DUR; connect_timeout DUR; }`.
+/// `upstream NAME { server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DUR]; keepalive N; keepalive_timeout DUR; connect_timeout DUR; }`.
 public struct Upstream: Sendable, Equatable {
     public let name: String
     public let servers: [UpstreamServer]
@@ -128,12 +131,21 @@ public struct UpstreamServer: Sendable, Equatable {
     public let port: UInt16
     /// Relative share of requests (default 1).
     public let weight: Int
+    /// Passive health, as nginx's: after `maxFails` failed attempts (connect refused or timed out, reset before a
+    /// response) within `failTimeout`, an address is skipped for `failTimeout`. 0: never skipped. Default 1, 10 s.
+    public let maxFails: Int
+    public let failTimeout: Duration
 
-    public init(host: String, address: IPAddress?, port: UInt16, weight: Int) {
+    public init(
+        host: String, address: IPAddress?, port: UInt16, weight: Int, maxFails: Int = 1,
+        failTimeout: Duration = .seconds(10)
+    ) {
         self.host = host
         self.address = address
         self.port = port
         self.weight = weight
+        self.maxFails = maxFails
+        self.failTimeout = failTimeout
     }
 }
 

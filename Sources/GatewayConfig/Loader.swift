@@ -39,7 +39,9 @@ private let timeoutDirectives: Set<String> = [
 private let limitDirectives: Set<String> = [
     "header_size", "uri_length", "header_count", "body_size", "max_connections", "per_client_ip",
 ]
-private let routeDirectives: Set<String> = ["websocket", "rewrite", "proxy", "return", "set_header"]
+private let routeDirectives: Set<String> = [
+    "websocket", "rewrite", "proxy", "return", "set_header", "request_buffering",
+]
 private let allDirectiveNames = mainDirectives.union(upstreamDirectives).union(timeoutDirectives).union(
     limitDirectives
 ).union(routeDirectives)
@@ -138,6 +140,7 @@ private struct Loader {
         var limits = Limits()
         var accessLog = AccessLog.off
         var routes: [Route] = []
+        var requestBuffering: [Bool] = []
         var routeLines: [String: Int] = [:]
         var upstreamReferences: [(name: String, line: Int)] = []
 
@@ -207,13 +210,14 @@ private struct Loader {
                 }
             case "route":
                 guard arity(directive, 1...2), let block = blockOf(directive) else { continue }
-                guard let (route, reference) = route(directive, block) else { continue }
+                guard let (route, reference, buffering) = route(directive, block) else { continue }
                 if let first = routeLines[route.label] {
                     error(directive.line, "duplicate route '\(route.label)' (first at line \(first))")
                     continue
                 }
                 routeLines[route.label] = directive.line
                 routes.append(route)
+                requestBuffering.append(buffering)
                 if let reference { upstreamReferences.append(reference) }
             default:
                 break
@@ -233,7 +237,7 @@ private struct Loader {
         return GatewayConfig(
             file: file, workers: workers, openFileLimit: openFileLimit, listeners: listeners, admin: admin,
             resolver: resolver, upstreams: upstreams, timeouts: timeouts, limits: limits, accessLog: accessLog,
-            routes: RouteTable(routes: routes), configHash: hash)
+            routes: RouteTable(routes: routes), requestBuffering: requestBuffering, configHash: hash)
     }
 
     // MARK: Listeners, resolver
@@ -333,23 +337,49 @@ private struct Loader {
             let arguments = directive.arguments
             switch directive.name.text {
             case "server":
-                guard simple(directive, 1...2) else { continue }
+                guard simple(directive, 1...4) else { continue }
                 guard let (host, port) = splitHostPort(arguments[0].text, defaultPort: nil), isHostName(host) else {
                     error(arguments[0].line, "'server' expects HOST:PORT, got '\(arguments[0].text)'")
                     continue
                 }
                 var weight = 1
-                if arguments.count == 2 {
-                    guard let value = arguments[1].text.value(after: "weight="), let number = positiveInteger(value),
-                        number <= 1000
-                    else {
-                        error(arguments[1].line, "'server' expects weight=N (1 to 1000), got '\(arguments[1].text)'")
-                        continue
+                var maxFails = 1
+                var failTimeout = Duration.seconds(10)
+                var valid = true
+                for argument in arguments.dropFirst() {
+                    if let value = argument.text.value(after: "weight=") {
+                        guard let number = positiveInteger(value), number <= 1000 else {
+                            error(argument.line, "'server' expects weight=N (1 to 1000), got '\(argument.text)'")
+                            valid = false
+                            continue
+                        }
+                        weight = number
+                    } else if let value = argument.text.value(after: "max_fails=") {
+                        guard let number = nonNegativeInteger(value), number <= 1000 else {
+                            error(argument.line, "'server' expects max_fails=N (0 to 1000), got '\(argument.text)'")
+                            valid = false
+                            continue
+                        }
+                        maxFails = number
+                    } else if let value = argument.text.value(after: "fail_timeout=") {
+                        let token = Token(text: value, line: argument.line, quoted: false)
+                        guard let timeout = duration(token, directive: "fail_timeout") else {
+                            valid = false
+                            continue
+                        }
+                        failTimeout = timeout
+                    } else {
+                        error(
+                            argument.line,
+                            "'server' expects weight=N, max_fails=N or fail_timeout=DURATION, got '\(argument.text)'")
+                        valid = false
                     }
-                    weight = number
                 }
+                guard valid else { continue }
                 servers.append(
-                    UpstreamServer(host: host, address: IPAddress(parsing: host), port: port, weight: weight))
+                    UpstreamServer(
+                        host: host, address: IPAddress(parsing: host), port: port, weight: weight, maxFails: maxFails,
+                        failTimeout: failTimeout))
             case "keepalive":
                 guard simple(directive, 1...1) else { continue }
                 if let count = nonNegativeInteger(arguments[0].text) {
@@ -436,7 +466,7 @@ private struct Loader {
     // MARK: Routes
 
     /// Builds one route; the second value is a named upstream it proxies to (checked once all are known).
-    mutating func route(_ directive: Directive, _ block: [Directive]) -> (Route, (name: String, line: Int)?)? {
+    mutating func route(_ directive: Directive, _ block: [Directive]) -> (Route, (name: String, line: Int)?, Bool)? {
         let arguments = directive.arguments
         let kind = arguments[0]
         let matching: Matching
@@ -477,6 +507,8 @@ private struct Loader {
         let regex = matching.pattern
         var websocket = false
         var websocketLine = 0
+        var buffering = true
+        var bufferingLine = 0
         var rewrite: Template? = nil
         var action: Action? = nil
         var actionLines: [Int] = []
@@ -494,6 +526,15 @@ private struct Loader {
                     websocketLine = inner.line
                 case "off": websocket = false
                 default: error(values[0].line, "'websocket' expects on or off, got '\(values[0].text)'")
+                }
+            case "request_buffering":
+                guard simple(inner, 1...1) else { continue }
+                switch values[0].text {
+                case "on": buffering = true
+                case "off":
+                    buffering = false
+                    bufferingLine = inner.line
+                default: error(values[0].line, "'request_buffering' expects on or off, got '\(values[0].text)'")
                 }
             case "rewrite":
                 guard simple(inner, 1...1) else { continue }
@@ -552,10 +593,14 @@ private struct Loader {
             error(websocketLine, "'websocket on' needs 'proxy', not 'return'")
             return nil
         }
+        if !buffering, case .respond = action {
+            error(bufferingLine, "'request_buffering off' needs 'proxy', not 'return'")
+            return nil
+        }
         let route = Route(
             matching: matching, websocket: websocket, action: action, rewrite: rewrite, headers: headers,
             line: directive.line)
-        return (route, reference)
+        return (route, reference, buffering)
     }
 
     mutating func template(_ token: Token, _ regex: Pattern?) -> Template? {

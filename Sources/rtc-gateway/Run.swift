@@ -1,4 +1,5 @@
-// The serving mode: workers, the admin listener, and signals (SIGHUP reload, SIGTERM/SIGQUIT/SIGINT drain).
+// The serving mode: workers, the admin listener, the access log, and signals (SIGHUP reload, SIGUSR1 reopen the
+// access log, SIGTERM/SIGQUIT/SIGINT drain).
 import EventLoop
 import Foundation
 import Gateway
@@ -28,10 +29,21 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     } catch {
         fail("cannot register metrics: \(error)")
     }
+    let accessLog: AccessLogWriter?
+    do {
+        switch config.accessLog {
+        case .off: accessLog = nil
+        case .stdout: accessLog = try AccessLogWriter(sink: StandardOutputSink())
+        case .file(let path): accessLog = try AccessLogWriter(sink: try AccessLogFile(path: path))
+        }
+    } catch {
+        fail("cannot open the access log: \(error)", status: 1)
+    }
     let gateway: Gateway
     let bound: [SocketAddress]
     do {
-        gateway = try Gateway(snapshot: Snapshot(config: config), workers: workers, metrics: metrics)
+        gateway = try Gateway(
+            snapshot: Snapshot(config: config), workers: workers, metrics: metrics, accessLog: accessLog)
         bound = try gateway.bind()
     } catch {
         fail("\(error)", status: 1)
@@ -53,9 +65,12 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     }
     say("rtc-gateway: admin (/metrics, /healthz, /readyz) on \(adminAddress)")
 
-    let controller = Controller(gateway: gateway, control: control, path: path, config: config, admin: admin)
+    let controller = Controller(
+        gateway: gateway, control: control, path: path, config: config, admin: admin, accessLog: accessLog)
     do {
-        let signals = try Signals.notify([Signals.hangup, Signals.terminate, Signals.quit, Signals.interrupt])
+        let signals = try Signals.notify([
+            Signals.hangup, Signals.terminate, Signals.quit, Signals.interrupt, SIGUSR1,
+        ])
         _ = try control.register(signals, interest: .readable, handler: SignalWatcher(fd: signals, controller))
         try gateway.start()
     } catch {
@@ -63,6 +78,7 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     }
     try? control.run()
     gateway.shutdown()
+    accessLog?.stop()
     say("rtc-gateway: stopped")
     exit(0)
 }
@@ -74,9 +90,14 @@ final class Controller {
     let path: String
     var config: GatewayConfig
     let admin: HTTPServer
+    let accessLog: AccessLogWriter?
     var draining = false
 
-    init(gateway: Gateway, control: EventLoop, path: String, config: GatewayConfig, admin: HTTPServer) {
+    init(
+        gateway: Gateway, control: EventLoop, path: String, config: GatewayConfig, admin: HTTPServer,
+        accessLog: AccessLogWriter?
+    ) {
+        self.accessLog = accessLog
         self.gateway = gateway
         self.control = control
         self.path = path
@@ -87,6 +108,10 @@ final class Controller {
     func handle(_ signal: Int32) {
         switch signal {
         case Signals.hangup: reload()
+        case SIGUSR1:
+            // Log rotation: the file was moved away; the next lines go to a new file at the configured path.
+            accessLog?.reopen()
+            say("rtc-gateway: SIGUSR1: access log reopened")
         default: drain(signal: signal)
         }
     }
@@ -103,6 +128,7 @@ final class Controller {
             if fresh.admin != config.admin { notes.append("admin changes need a restart") }
             if fresh.workers != config.workers { notes.append("workers changes need a restart") }
             if fresh.resolver != config.resolver { notes.append("resolver changes need a restart") }
+            if fresh.accessLog != config.accessLog { notes.append("access_log changes need a restart") }
             config = fresh
             gateway.install(Snapshot(config: fresh))
             gateway.metrics.recordReload(success: true)
@@ -154,4 +180,46 @@ final class SignalWatcher: EventHandler {
     }
 
     func loopStopping() {}
+}
+
+/// `access_log PATH`: appends to the file, opened again at the same path on `reopen` (log rotation).
+final class AccessLogFile: AccessLogSink, @unchecked Sendable {
+    // Used only by the access log's writer thread (AccessLogSink's contract), after init.
+    private let path: String
+    private var handle: FileHandle
+
+    init(path: String) throws {
+        self.path = path
+        handle = try Self.open(path)
+    }
+
+    private static func open(_ path: String) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+            }
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        return handle
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        let fd = FileDescriptor(handle.fileDescriptor)
+        var offset = 0
+        while offset < bytes.count {
+            guard case .count(let count) = try? fd.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])), count > 0
+            else { return }
+            offset += count
+        }
+    }
+
+    func reopen() {
+        guard let fresh = try? Self.open(path) else {
+            say("rtc-gateway: cannot reopen the access log \(path); still writing to the old file")
+            return
+        }
+        try? handle.close()
+        handle = fresh
+    }
 }

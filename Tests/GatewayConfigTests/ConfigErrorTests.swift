@@ -88,6 +88,9 @@ private let variants: [Variant] = [
     variant("upstream balancer {", "upstream balancer;\nupstream other {", 6, "'upstream' needs a block { ... }"),
     variant("local:8081 weight=2", "local weight=2", 7, "'server' expects HOST:PORT"),
     variant("local:8081 weight=2", "local:8081 weight=0", 7, "'server' expects weight=N"),
+    variant("local:8081 weight=2", "local:8081 max_fails=x", 7, "'server' expects max_fails=N (0 to 1000)"),
+    variant("local:8081 weight=2", "local:8081 fail_timeout=soon", 7, "'fail_timeout' expects a duration"),
+    variant("local:8081 weight=2", "local:8081 backup", 7, "'server' expects weight=N, max_fails=N or fail_timeout"),
     variant("rtc-balancer.${POD_NAMESPACE}", "rtc_balancer.${POD_NAMESPACE}", 7, "'server' expects HOST:PORT"),
     variant(
         "    server rtc-balancer.${POD_NAMESPACE}.svc.cluster.local:8081 weight=2;\n", "", 6,
@@ -134,6 +137,12 @@ private let variants: [Variant] = [
         "one 'proxy' or 'return', not both (first at line 29)"),
     variant("    return 404 \"no static files\";\n", "", 37, "route 'prefix' has neither 'proxy' nor 'return'"),
     variant("return 404;", "return 4040;", 41, "'return' expects a status from 200 to 599"),
+    variant(
+        "proxy http://balancer;", "proxy http://balancer;\n    request_buffering maybe;", 30,
+        "'request_buffering' expects on or off, got 'maybe'"),
+    variant(
+        "    return 404 \"no static files\";\n", "    return 404;\n    request_buffering off;\n", 39,
+        "'request_buffering off' needs 'proxy', not 'return'"),
     variant("return 404;", "return;", 41, "wrong number of arguments for 'return': expected 1 to 2, got 0"),
     variant("(?<podid>", "((?<podid>", 32, "regex does not compile: missing closing parenthesis at offset"),
     variant(

@@ -124,3 +124,25 @@ func environmentErrors(text: String, expected: String) {
     let config = try load(text).get()
     #expect(config.routes.routes[0].action == .respond(status: 200, body: Array(#"a "quoted" back\slash \d"#.utf8)))
 }
+
+/// Passive health on `server` lines (nginx's `max_fails` / `fail_timeout`, same defaults) and
+/// `request_buffering` per route (on by default).
+@Test func passiveHealthAndRequestBuffering() throws {
+    let text = """
+        listen 127.0.0.1:8080;
+        upstream up {
+            server a.example:80 max_fails=3 fail_timeout=30s weight=2;
+            server b.example:80;
+            server c.example:80 max_fails=0;
+        }
+        route exact /stream { proxy http://up; request_buffering off; }
+        route exact /buffered { proxy http://up; request_buffering on; }
+        route default { proxy http://up; }
+        """
+    let config = try load(text).get()
+    let servers = config.upstreams[0].servers
+    #expect(servers[0].maxFails == 3 && servers[0].failTimeout == .seconds(30) && servers[0].weight == 2)
+    #expect(servers[1].maxFails == 1 && servers[1].failTimeout == .seconds(10))
+    #expect(servers[2].maxFails == 0)
+    #expect(config.requestBuffering == [false, true, true])
+}

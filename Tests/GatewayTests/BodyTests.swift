@@ -69,6 +69,7 @@ extension EndToEnd {
                 url: stack.url("/ws/connect?clientId=u1"))
             #expect(chunked.status == 413)
             #expect(try stack.upstreamCount() == 0)
+            #expect(try stack.upstreamPaths().isEmpty, "a request over the body limit reached the upstream")
         }
 
         /// Three requests in one write (two GETs around a POST with a body): three responses, in order, each right.

@@ -8,21 +8,33 @@ extension EndToEnd {
     struct GatewayMetricsTests {
         /// Every gateway and process metric that k8s/monitoring/metric-names.txt lets the dashboard use is a family
         /// of the real output (its `# TYPE` line; labelled families such as the per-pod tunnel gauge have no sample
-        /// while empty), so a rename cannot silently break the dashboard.
+        /// while empty), and the label names listed after it are the ones its samples carry, so a rename cannot
+        /// silently break the dashboard.
         @Test func dashboardMetricNamesExist() throws {
             let stack = try Stack()
             defer { stack.stop() }
-            let names = try String(
+            // Samples for the labelled families that are empty at start.
+            #expect(try stack.get("/ws/connect?clientId=u1").status == 200)
+            let lines = try String(
                 contentsOfFile: Paths.packageRoot + "/k8s/monitoring/metric-names.txt", encoding: .utf8
             )
             .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-            .map { $0.hasPrefix("histogram ") ? String($0.dropFirst("histogram ".count)) : $0 }
-            let wanted = names.filter { $0.hasPrefix("rtc_gateway_") || $0.hasPrefix("process_") }
+            .map { $0.split(separator: " ").map(String.init) }
+            .map { $0.first == "histogram" ? Array($0.dropFirst()) : $0 }
+            let wanted = lines.filter { $0[0].hasPrefix("rtc_gateway_") || $0[0].hasPrefix("process_") }
             #expect(wanted.count >= 20)
-            let text = try stack.metrics().text
-            for name in wanted {
-                #expect(text.contains("\n# TYPE \(name) "), "\(name) is not a family of /metrics")
+            let metrics = try stack.metrics()
+            for entry in wanted {
+                let name = entry[0]
+                #expect(metrics.text.contains("\n# TYPE \(name) "), "\(name) is not a family of /metrics")
+                let samples = metrics.samples.filter { $0.name == name || $0.name == name + "_count" }
+                for sample in samples {
+                    let labels = Set(sample.labels.keys).subtracting(["le"])
+                    #expect(
+                        labels == Set(entry.dropFirst()),
+                        "\(name) has labels \(labels.sorted()), not \(entry.dropFirst())")
+                }
             }
         }
 

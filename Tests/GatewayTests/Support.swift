@@ -65,6 +65,10 @@ struct StackSettings {
     var secondEcho = false
     /// A second HTTP upstream on .6 (same port), and the balancer name answering with .2 and .6.
     var secondUpstream = false
+    /// The balancer name also answers with .9, where nothing listens (a dead address).
+    var deadBalancerAddress = false
+    /// Extra arguments of the balancer's `server` line (`max_fails=...`).
+    var balancerServerExtra = ""
     /// Extra directives inside the balancer's upstream block.
     var balancerExtra = ""
 
@@ -145,7 +149,9 @@ final class Stack: @unchecked Sendable {
         echo2 = try fixture("wsecho.py", net + "4", echoPort, "second echo", wanted: settings.secondEcho)
         upstream2 = try fixture(
             "upstream.py", net + "6", upstreamPort, "second upstream", wanted: settings.secondUpstream)
-        let balancerAddresses = settings.secondUpstream ? [net + "2", net + "6"] : [net + "2"]
+        let balancerAddresses =
+            (settings.secondUpstream ? [net + "2", net + "6"] : [net + "2"])
+            + (settings.deadBalancerAddress ? [net + "9"] : [])
         dns = try Self.startDnsmasq(
             records: [Self.balancerName: balancerAddresses, "pod-a" + Self.podSuffix: [net + "3"]], ttl: settings.dnsTTL
         )
@@ -194,7 +200,7 @@ final class Stack: @unchecked Sendable {
         resolver 127.0.0.1:\(dns.port) valid=\(settings.resolverValid) timeout=1s attempts=2;
         \(settings.extraMain)
         upstream balancer {
-            server \(Self.balancerName):\(upstreamPort);
+            server \(Self.balancerName):\(upstreamPort) \(settings.balancerServerExtra);
             keepalive 16;
             \(settings.balancerExtra)
         }

@@ -51,5 +51,47 @@ extension EndToEnd {
             // A fast request right after is unaffected.
             #expect(try stack.get("/ws/connect?clientId=u2&sleep=100").status == 200)
         }
+
+        /// The balancer's name resolves to a live and a dead address (nothing listens there). Every request gets
+        /// its 200: a refused connect is retried on the other address before any byte reached the client, and the
+        /// dead address is then skipped for `fail_timeout` (nginx's `max_fails=1 fail_timeout=10s` defaults), so
+        /// it is tried at most once per worker. Retries and skipped addresses are counted.
+        @Test func deadAddressIsRetriedThenSkipped() throws {
+            var settings = StackSettings(echo: false)
+            settings.deadBalancerAddress = true
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            for index in 0..<12 {
+                let result = try stack.get("/ws/connect?clientId=r\(index)")
+                #expect(result.status == 200, "request \(index): \(result.text)")
+                #expect(try SeenRequest(result).server == "\(stack.upstreamHost):\(stack.upstreamPort)")
+            }
+            let metrics = try stack.metrics()
+            let refused = metrics.count("rtc_gateway_upstream_errors_total", ["kind": "connect_refused"])
+            #expect(refused >= 1 && refused <= Double(settings.workers), "\(refused) refused connects")
+            #expect(metrics.count("rtc_gateway_upstream_retries_total") == refused)
+            #expect(metrics.count("rtc_gateway_upstream_addresses_down_total") == refused)
+            #expect(metrics.count("rtc_gateway_requests_total", ["route": RouteLabel.balancer, "status": "2xx"]) == 12)
+            #expect(try stack.upstreamCount() == 12)
+        }
+
+        /// `max_fails=0`: the dead address is never skipped, yet every request still succeeds through the retry;
+        /// nothing is counted as put out of use.
+        @Test func maxFailsZeroNeverSkipsButStillRetries() throws {
+            var settings = StackSettings(echo: false)
+            settings.deadBalancerAddress = true
+            settings.balancerServerExtra = "max_fails=0"
+            settings.workers = 1
+            let stack = try Stack(settings)
+            defer { stack.stop() }
+            for index in 0..<6 {
+                #expect(try stack.get("/ws/connect?clientId=z\(index)").status == 200)
+            }
+            let metrics = try stack.metrics()
+            // Round-robin over two addresses: about every other request meets the dead one first.
+            #expect(metrics.count("rtc_gateway_upstream_errors_total", ["kind": "connect_refused"]) >= 2)
+            #expect(metrics.count("rtc_gateway_upstream_retries_total") >= 2)
+            #expect(metrics.count("rtc_gateway_upstream_addresses_down_total") == 0)
+        }
     }
 }

@@ -6,6 +6,8 @@
 #   any other GET            200 JSON {"method","path","headers":[[name,value],...],"server":"HOST:PORT"}
 #     ?sleep=MS              ... after sleeping MS milliseconds
 #     ?chunked=1             ... a chunked response whose body is 0123456789 repeated, in pieces of 1 to 65536 bytes
+#     ?stall=MS              ... a 100-byte body: 10 bytes, then MS milliseconds of silence, then the other 90
+#     ?truncate=1            ... a 100-byte body declared, 10 bytes sent, then the connection closed
 #   POST                     the request body echoed back (Content-Length or chunked request), Content-Length response
 import http.server
 import json
@@ -69,6 +71,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(url.query)
         if "sleep" in query:
             time.sleep(int(query["sleep"][0]) / 1000)
+        if "stall" in query or "truncate" in query:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "100")
+            self._headers_buffer.append(b"\r\n")
+            self.wfile.write(b"".join(self._headers_buffer) + b"a" * 10)
+            self._headers_buffer = []
+            self.wfile.flush()
+            if "truncate" in query:
+                self.close_connection = True
+                return
+            time.sleep(int(query["stall"][0]) / 1000)
+            self.wfile.write(b"b" * 90)
+            return
         if "chunked" in query:
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
