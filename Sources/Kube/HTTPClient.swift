@@ -182,7 +182,8 @@ final class HTTPClient {
         var head: [UInt8] = []
         head.reserveCapacity(256 + (current.request.body?.count ?? 0))
         HeadSerializer.appendRequestLine(
-            method: Array(current.request.methodName.utf8), target: Array((url.pathPrefix + current.request.target).utf8),
+            method: Array(current.request.methodName.utf8),
+            target: Array((url.pathPrefix + current.request.target).utf8),
             into: &head)
         HeadSerializer.appendField(name: Array("Host".utf8), value: Array(url.hostField.utf8), into: &head)
         for field in current.request.fields {
@@ -274,6 +275,15 @@ final class HTTPClient {
             connectFailed(.transport("ConnectFailed", "\(url.host):\(url.port): \(errno)"))
         case .timedOut:
             connectFailed(.transport("Timeout", "connecting to \(url.host):\(url.port)"))
+        }
+    }
+
+    fileprivate func connectFailed(_ result: ConnectResult, tag: UInt64) {
+        guard tag == generation, connecting else { return }
+        switch result {
+        case .failed(let errno): connectFailed(.transport("ConnectFailed", "\(url.host):\(url.port): \(errno)"))
+        case .timedOut: connectFailed(.transport("Timeout", "connecting to \(url.host):\(url.port)"))
+        case .connected: break
         }
     }
 
@@ -490,8 +500,12 @@ final class HTTPClientEvents: ConnectHandler, ConnectionHandler, TLSStreamDelega
 
     init(_ client: HTTPClient) { self.client = client }
 
+    /// Failed and timed-out attempts come here (the connector keeps no registration to hand over).
     func connectCompleted(_ result: ConnectResult, tag: UInt64) {
-        if case .connected(let fd) = result { fd.close() }
+        switch result {
+        case .connected(let fd): fd.close()
+        case .failed, .timedOut: client?.connectFailed(result, tag: tag)
+        }
     }
 
     func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector) {

@@ -25,6 +25,9 @@ public final class KubeClient {
     /// call, for metrics.
     public var onCall: ((_ verb: String, _ status: Int) -> Void)?
 
+    /// The User-Agent field of every request (the pod name tells replicas apart in the API server's audit log).
+    public var userAgent = "rtc-balancer"
+
     /// How long a token read from a file is used before the file is read again.
     public var tokenRefreshInterval: Duration = .seconds(10)
 
@@ -198,7 +201,7 @@ public final class KubeClient {
     ) {
         var request = HTTPRequest(method: method, target: target, body: body)
         request.fields.append(("Accept", "application/json"))
-        request.fields.append(("User-Agent", "rtc-balancer"))
+        request.fields.append(("User-Agent", userAgent))
         if let contentType { request.fields.append(("Content-Type", contentType)) }
         let sentToken = token.current(now: loop.now, maximumAge: nanoseconds(tokenRefreshInterval))
         if let sentToken { request.fields.append(("Authorization", "Bearer \(sentToken)")) }

@@ -27,7 +27,9 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A client context: peers are verified against `caFile` (PEM, one or more CA certificates) or, when nil,
     /// the system's trust store (OpenSSL's default paths); TLS 1.2 or newer; ALPN offers `applicationProtocols`.
-    public static func client(caFile: String? = nil, applicationProtocols: [String] = ["http/1.1"]) throws(TLSError)
+    public static func client(
+        caFile: String? = nil, applicationProtocols: [String] = ["http/1.1"]
+    ) throws(TLSError)
         -> TLSContext
     {
         let context = try TLSContext(role: .client, applicationProtocols: applicationProtocols)
@@ -108,7 +110,8 @@ public final class TLSContext: @unchecked Sendable {
 /// The server's ALPN choice (SSL_CTX_set_alpn_select_cb(3)): `argument` is the context's wire-form list, which lives
 /// as long as the context and is never written after it was built.
 private func selectApplicationProtocol(
-    _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?, _ outLength: UnsafeMutablePointer<UInt8>?,
+    _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outLength: UnsafeMutablePointer<UInt8>?,
     _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32, _ argument: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let out, let outLength, let offered, let argument else { return SSL_TLSEXT_ERR_NOACK }

@@ -30,14 +30,25 @@ struct TestCertificates: Sendable {
         try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: d + "/ext.cnf", atomically: true, encoding: .utf8)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try Self.openssl(["req", "-x509"] + ec + ["-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2",
-            "-subj", "/CN=rtc test CA"])
-        try Self.openssl(["req", "-x509"] + ec + ["-keyout", d + "/other-ca.key", "-out", d + "/other-ca.pem",
-            "-days", "2", "-subj", "/CN=rtc other CA"])
-        try Self.openssl(["req"] + ec + ["-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj",
-            "/CN=localhost"])
-        try Self.openssl(["x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-            "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/ext.cnf"])
+        try Self.openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2",
+                "-subj", "/CN=rtc test CA",
+            ])
+        try Self.openssl(
+            ["req", "-x509"] + ec + [
+                "-keyout", d + "/other-ca.key", "-out", d + "/other-ca.pem",
+                "-days", "2", "-subj", "/CN=rtc other CA",
+            ])
+        try Self.openssl(
+            ["req"] + ec + [
+                "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj",
+                "/CN=localhost",
+            ])
+        try Self.openssl([
+            "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+            "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/ext.cnf",
+        ])
     }
 
     static func openssl(_ arguments: [String]) throws {
@@ -99,7 +110,9 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
 
     func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector) {
         guard case .connected = result else {
-            record.update { $0.closed = true; $0.error = .connection(nil) }
+            record.update {
+                $0.closed = true; $0.error = .connection(nil)
+            }
             return
         }
         do {
@@ -108,7 +121,9 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
             guard let connection = connector.connection(handler: stream) else { return }
             stream.start(on: connection)
         } catch {
-            record.update { $0.closed = true; $0.error = error }
+            record.update {
+                $0.closed = true; $0.error = error
+            }
         }
     }
 

@@ -95,7 +95,8 @@ import Testing
                 let peer = Peer(context: context)
                 peer.reply = { request in
                     guard request.count >= 4, Array(request.suffix(4)) == Array("\r\n\r\n".utf8) else { return nil }
-                    return Array("HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nhello over tls".utf8)
+                    return Array(
+                        "HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nhello over tls".utf8)
                 }
                 return peer
             }
