@@ -137,6 +137,18 @@ import Testing
         #expect(all.map(\.name) == ["gateway", "socket-a", "socket-b"])
     }
 
+    /// The server closes a kept-alive connection as the next request arrives, without answering: the request goes
+    /// again on a new connection, once.
+    @Test func aRequestOnAConnectionTheServerClosedIsSentAgain() throws {
+        let fake = try FakeKube(arguments: ["--token", token, "--max-requests-per-connection", "1"])
+        let test = try ClientHarness(.url(fake.url, token: token, caFile: nil))
+        defer { test.stop() }
+        #expect(try test.call { $0.createLease(self.lease("a"), $1) }.success != nil)
+        for _ in 0..<3 {
+            #expect(try test.call { $0.getLease(namespace: "rtc", name: "leader", $1) }.success?.holderIdentity == "a")
+        }
+    }
+
     @Test func rbacRefusalsAreForbidden() throws {
         let fake = try FakeKube(arguments: ["--token", token, "--rbac", "--lease-name", "leader"])
         let test = try ClientHarness(.url(fake.url, token: token, caFile: nil))

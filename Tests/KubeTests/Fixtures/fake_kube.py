@@ -4,7 +4,8 @@
 Command line:
   /usr/bin/python3 fake_kube.py --port PORT [--port PORT2 ...] [--token TOKEN | --token-file PATH]
                                 [--cert CERT.pem --key KEY.pem] [--chunked] [--rbac]
-                                [--lease-name NAME] [--deployment NAME] [--seed FILE.json] [--verbose]
+                                [--lease-name NAME] [--deployment NAME] [--seed FILE.json]
+                                [--max-requests-per-connection N] [--verbose]
 
   --port        listen on 127.0.0.1:PORT; repeat it to listen on several ports that share one state (a test can
                 cut one of them off with /__partition to make the API unreachable for one client only).
@@ -15,6 +16,10 @@ Command line:
   --rbac        allow only what k8s/base/rbac.yaml grants the balancer (403 Forbidden for anything else):
                 leases create (any name), get/update (--lease-name only); deployments/scale get/patch
                 (--deployment only); pods list/patch.
+  --max-requests-per-connection N
+                after N answers on one connection (kept alive, no `Connection: close`), the next request on it is
+                read and the connection closed without an answer: a server closing an idle connection just as the
+                client reuses it (RFC 9112 §9.3.1).
   --seed        a JSON file {"deployments": [{"namespace", "name", "replicas"}],
                 "pods": [{"namespace", "name", "labels", "ip", "phase", "annotations"}],
                 "leases": [Lease objects]} loaded at start.
@@ -163,6 +168,12 @@ class Handler(BaseHTTPRequestHandler):
         if blocked:
             self.close_connection = True
             return
+        self.answered = getattr(self, "answered", 0)
+        if ARGS.max_requests_per_connection and self.answered >= ARGS.max_requests_per_connection:
+            self.rfile.readline(65537)
+            self.close_connection = True
+            return
+        self.answered += 1
         super().handle_one_request()
 
     def send_json(self, code, body):
@@ -424,6 +435,7 @@ def main():
     parser.add_argument("--lease-name", default="rtc-balancer-leader")
     parser.add_argument("--deployment", default="rtc-socket")
     parser.add_argument("--seed")
+    parser.add_argument("--max-requests-per-connection", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
     ARGS = parser.parse_args()
     STATE["token"] = ARGS.token
