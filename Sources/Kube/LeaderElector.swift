@@ -64,15 +64,36 @@ public final class LeaderElector {
         let lease = written
         let wasRunning = running
         stop()
-        guard wasRunning, var lease, lease.holderIdentity == election.configuration.identity else {
+        guard wasRunning, let lease, lease.holderIdentity == election.configuration.identity else {
             client.loop.schedule(after: .zero, done)
             return
         }
-        lease.holderIdentity = nil
-        client.updateLease(lease) { [weak self] result in
-            if case .failure(let error) = result { self?.onError?(error) }
-            self?.written = nil
-            done()
+        clearHolder(of: lease, retries: 1, done)
+    }
+
+    /// Writes `lease` without a holder. A 409 means a renewal still in flight when we stopped went through first:
+    /// read the lease again and, if it still names us, clear that version.
+    private func clearHolder(of lease: Lease, retries: Int, _ done: @escaping () -> Void) {
+        var cleared = lease
+        cleared.holderIdentity = nil
+        client.updateLease(cleared) { [weak self] result in
+            guard let self else { return done() }
+            switch result {
+            case .success:
+                self.written = nil
+                done()
+            case .failure(let error) where error.status == 409 && retries > 0:
+                let configuration = self.election.configuration
+                self.client.getLease(namespace: configuration.namespace, name: configuration.name) { result in
+                    guard case .success(let fresh) = result, fresh.holderIdentity == configuration.identity else {
+                        return done()
+                    }
+                    self.clearHolder(of: fresh, retries: retries - 1, done)
+                }
+            case .failure(let error):
+                self.onError?(error)
+                done()
+            }
         }
     }
 

@@ -96,9 +96,9 @@ public final class TLSContext: @unchecked Sendable {
         guard rtc_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
             throw .configuration("cannot require TLS 1.2: \(openSSLErrorText("unknown error"))")
         }
-        // Records are written to a memory BIO that grows as needed, but a write buffer may still move between
-        // a retried SSL_write's calls when a caller's array is reallocated.
-        _ = rtc_SSL_CTX_set_mode(context, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        // RELEASE_BUFFERS: an idle session gives its record buffers back (many idle TLS connections stay small).
+        // ACCEPT_MOVING_WRITE_BUFFER: a retried SSL_write may pass the bytes from another address.
+        _ = rtc_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
     }
 
     deinit {

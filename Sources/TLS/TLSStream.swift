@@ -34,7 +34,7 @@ extension TLSStreamDelegate {
 ///
 /// Use: make the stream, make the `Connection` (or take a connector's) with the stream as its handler, then call
 /// `start(on:)` before the loop runs again. The client side sends its hello at once; the server side waits.
-public final class TLSStream: ConnectionHandler {
+public final class TLSStream: ConnectionHandler, TimerHandler {
     public let context: TLSContext
     /// The connection underneath, once started.
     public private(set) var connection: Connection?
@@ -48,10 +48,19 @@ public final class TLSStream: ConnectionHandler {
     private var heldPlaintext: [UInt8]?
     /// What went wrong first; reported by `closed`.
     private var failure: TLSError?
+    /// Whether the delegate paused reading.
+    private var readingPaused = false
+    /// Whether a delivery of already decrypted or buffered records is scheduled (see `resumeReading`).
+    private var deliveryScheduled = false
+    /// The connection reached its end while records were still waiting for a paused delegate.
+    private var eofPending = false
     /// Whether the peer sent close_notify (an orderly end, not a truncation).
     public private(set) var receivedCloseNotify = false
     /// Free for the owner.
     public var tag: UInt32 = 0
+    /// How long `close()` waits for the peer to close its side before closing anyway.
+    public var closeTimeout: Duration = .seconds(5)
+    private var closeTimer: TimerID?
 
     enum State {
         case idle
@@ -136,6 +145,42 @@ public final class TLSStream: ConnectionHandler {
     /// Ciphertext accepted by the connection but not yet sent.
     public var pendingByteCount: Int { connection?.pendingByteCount ?? 0 }
 
+    // MARK: Flow control
+
+    /// Stops delivering plaintext: the connection stops reading, and records already received stay in OpenSSL
+    /// until `resumeReading`.
+    public func pauseReading() {
+        readingPaused = true
+        connection?.pauseReading()
+    }
+
+    /// Delivers again: records buffered meanwhile are decrypted on the next loop iteration (not inside this call,
+    /// whose caller may still hold bytes of the loop's read buffer), and the connection reads again.
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        guard let connection else { return }
+        connection.resumeReading()
+        guard state == .established, !deliveryScheduled,
+            eofPending || SSL_pending(ssl) > 0 || rtc_BIO_get_mem_pending(input) > 0
+        else { return }
+        deliveryScheduled = true
+        connection.loop.schedule(after: .zero) { [weak self] in
+            guard let self else { return }
+            self.deliveryScheduled = false
+            self.deliverBuffered()
+        }
+    }
+
+    /// Delivers the records buffered while paused, then the end of the stream if it came meanwhile.
+    private func deliverBuffered() {
+        guard state == .established, !readingPaused else { return }
+        decrypt()
+        guard eofPending, state == .established, !readingPaused else { return }
+        eofPending = false
+        endOfStream()
+    }
+
     // MARK: Writing
 
     /// Encrypts and sends `bytes`. Before the handshake finished they are held and sent right after it; after
@@ -143,7 +188,8 @@ public final class TLSStream: ConnectionHandler {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         switch state {
         case .idle, .handshaking:
-            heldPlaintext = (heldPlaintext ?? []) + bytes
+            heldPlaintext = heldPlaintext ?? []
+            heldPlaintext!.append(contentsOf: bytes)
         case .established:
             encrypt(bytes)
         case .closing, .closed:
@@ -183,7 +229,10 @@ public final class TLSStream: ConnectionHandler {
 
     // MARK: Closing
 
-    /// Sends close_notify, then closes the connection once everything written is sent. `closed` follows.
+    /// Sends close_notify after everything written, then waits (at most `closeTimeout`) for the peer to close its
+    /// side before closing the connection; what the peer sends meanwhile is read and dropped. Closing at once with
+    /// unread bytes (a TLS 1.3 session ticket, say) would make the kernel reset the connection, and the peer could
+    /// lose the last data sent (RFC 9293 §3.6). `closed` follows.
     public func close() {
         switch state {
         case .idle:
@@ -196,10 +245,21 @@ public final class TLSStream: ConnectionHandler {
             ERR_clear_error()
             _ = SSL_shutdown(ssl)
             flushOutput()
-            connection?.closeWhenFlushed()
+            guard let connection else { return }
+            connection.shutdownWrite()
+            if readingPaused {
+                readingPaused = false
+                connection.resumeReading()
+            }
+            closeTimer = connection.loop.schedule(after: closeTimeout, handler: self)
         case .closing, .closed:
             return
         }
+    }
+
+    public func timerFired(tag: UInt64) {
+        closeTimer = nil
+        connection?.close()
     }
 
     /// Closes the connection at once, dropping unsent bytes and sending no alert.
@@ -252,12 +312,13 @@ public final class TLSStream: ConnectionHandler {
         return .handshakeFailed(openSSLErrorText("SSL_do_handshake error \(code)"))
     }
 
-    /// Decrypts every whole record buffered, into the loop's read buffer. Called only from `received`, after the
-    /// connection's bytes (which were in that same buffer) were copied into the input BIO.
+    /// Decrypts every whole record buffered, into the loop's read buffer, until reading is paused. Called only
+    /// where nobody holds bytes of that buffer: from `received`, after the connection's bytes (which were in it)
+    /// were copied into the input BIO, and from the delivery `resumeReading` schedules.
     private func decrypt() {
-        guard let connection else { return }
+        guard let connection, !receivedCloseNotify else { return }
         let buffer = connection.loop.readBuffer
-        while state == .established {
+        while state == .established && !readingPaused {
             ERR_clear_error()
             let count = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
             if count > 0 {
@@ -304,13 +365,26 @@ public final class TLSStream: ConnectionHandler {
         case .idle, .handshaking:
             fail(.connection(nil))
         case .established:
-            if receivedCloseNotify {
-                connection.close()
+            // Records that came before the end go first (nobody holds the read buffer during this callback).
+            decrypt()
+            guard state == .established else { return }
+            if readingPaused {
+                eofPending = true
             } else {
-                delegate?.readEOF(self)
+                endOfStream()
             }
         case .closing, .closed:
             connection.close()
+        }
+    }
+
+    /// The peer's end: after close_notify (already told to the delegate) the connection just closes; a bare TCP
+    /// end is told to the delegate.
+    private func endOfStream() {
+        if receivedCloseNotify {
+            connection?.close()
+        } else {
+            delegate?.readEOF(self)
         }
     }
 
@@ -321,6 +395,8 @@ public final class TLSStream: ConnectionHandler {
     public func closed(_ connection: Connection, error: Errno?) {
         guard state != .closed else { return }
         state = .closed
+        if let closeTimer { connection.loop.cancel(closeTimer) }
+        closeTimer = nil
         if failure == nil, let error { failure = .connection(error) }
         let delegate = self.delegate
         self.delegate = nil

@@ -72,12 +72,19 @@ func pattern(_ count: Int, seed: Int) -> [UInt8] { (0..<count).map { patternByte
 /// What one end of a TLS stream saw; written on the loop thread, read from the test thread.
 final class PeerRecord: @unchecked Sendable {
     private let lock = Mutex<State>(State())
-    struct State {
+    /// Described by counts: a failed expectation must not print a mebibyte.
+    struct State: CustomStringConvertible {
+        var description: String {
+            "handshake \(handshake), received \(received.count) bytes, eof \(eof) at \(receivedAtEOF), closed \(closed), "
+                + "error \(error.map { "\($0)" } ?? "none")"
+        }
         var handshake = false
         var applicationProtocol: String?
         var version: String?
         var received: [UInt8] = []
         var eof = false
+        /// Bytes received when the end was told.
+        var receivedAtEOF = -1
         var closed = false
         var error: TLSError?
     }
@@ -92,6 +99,10 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
     let record = PeerRecord()
     var toSend: [UInt8] = []
     var reply: (([UInt8]) -> [UInt8]?)?
+    /// Pause reading after every delivery and resume 1 ms later (a slow consumer).
+    var pauseAfterEachDelivery = false
+    /// Close once the handshake is done and `toSend` is written.
+    var closeAfterSending = false
     var stream: TLSStream?
     let context: TLSContext
     let serverName: String?
@@ -142,6 +153,7 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
             $0.version = stream.protocolVersion
         }
         if !toSend.isEmpty { stream.write(toSend) }
+        if closeAfterSending { stream.close() }
     }
 
     func received(_ stream: TLSStream, _ bytes: UnsafeRawBufferPointer) {
@@ -154,10 +166,17 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
             stream.write(answer)
             stream.close()
         }
+        if pauseAfterEachDelivery {
+            stream.pauseReading()
+            stream.connection?.loop.schedule(after: .milliseconds(1)) { stream.resumeReading() }
+        }
     }
 
     func readEOF(_ stream: TLSStream) {
-        record.update { $0.eof = true }
+        record.update {
+            $0.eof = true
+            $0.receivedAtEOF = $0.received.count
+        }
         stream.close()
     }
 

@@ -40,17 +40,50 @@ import Testing
         #expect(clientState.handshake)
         #expect(clientState.applicationProtocol == "http/1.1")
         #expect(clientState.version == "TLSv1.3")
-        #expect(clientState.received == down)
+        #expect(sameBytes(clientState.received, down))
         #expect(clientState.error == nil)
         let serverState = try running.sync { server.value.peers[0].record.state }
         #expect(serverState.applicationProtocol == "http/1.1")
-        #expect(serverState.received == up)
+        #expect(sameBytes(serverState.received, up))
         // An orderly close: close_notify one way, then the other, no error on either side.
         try running.sync { client.value.stream?.close() }
         #expect(waitUntil { client.value.record.state.closed })
         #expect(waitUntil { (try? running.sync { server.value.peers[0].record.state.closed }) ?? false })
         #expect(client.value.record.state.error == nil)
         #expect(try running.sync { server.value.peers[0].record.state.eof })
+    }
+
+    /// A consumer that pauses after every delivery still gets every byte, in order, and the end only after them.
+    @Test func aPausingReaderGetsEverythingThenTheEnd() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let size = 1 << 20
+        let up = pattern(size, seed: 3)
+        let serverContext = try TLSContext.server(
+            certificateFile: certificates.certificateFile, keyFile: certificates.keyFile)
+        let clientContext = try TLSContext.client(caFile: certificates.caFile)
+        let server = try running.sync {
+            let server = try Server(loop: running.loop, context: serverContext) { context in
+                let peer = Peer(context: context)
+                peer.pauseAfterEachDelivery = true
+                return peer
+            }
+            let client = Peer(context: clientContext, serverName: "localhost")
+            client.toSend = up
+            client.closeAfterSending = true
+            try client.connect(loop: running.loop, port: server.port)
+            return Unchecked(server)
+        }
+        #expect(
+            waitUntil(timeout: .seconds(30)) {
+                (try? running.sync { server.value.peers.first?.record.state.closed }) ?? false == true
+            })
+        let state = try running.sync { server.value.peers[0].record.state }
+        #expect(sameBytes(state.received, up))
+        let (eof, receivedAtEOF, error) = (state.eof, state.receivedAtEOF, state.error)
+        #expect(eof)
+        #expect(receivedAtEOF == size)
+        #expect(error == nil)
     }
 
     /// Our client against `openssl s_server -www` (which answers a GET with a status page).
@@ -195,6 +228,15 @@ import Testing
         if !peer.record.state.closed { return nil }
         return peer.record.state.error
     }
+}
+
+/// Compares without handing two 1 MiB arrays to `#expect` (whose failure report would diff them for minutes):
+/// the first difference is recorded instead.
+func sameBytes(_ got: [UInt8], _ expected: [UInt8]) -> Bool {
+    if got == expected { return true }
+    let first = (0..<min(got.count, expected.count)).first { got[$0] != expected[$0] } ?? min(got.count, expected.count)
+    Issue.record("got \(got.count) bytes, expected \(expected.count); first difference at byte \(first)")
+    return false
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
