@@ -15,6 +15,8 @@ import Sys
 /// succeeds; the other gets 409 Conflict and reads again. We lead from a successful write until `renewDeadline`
 /// after the moment that write was *sent* (monotonic clock), unless a later write succeeds first. Since
 /// `renewDeadline` < `leaseDuration`, a leader that cannot renew stops acting before anyone may take its lease.
+/// Expiry compares the holder's renewTime with the reader's wall clock, so the margin between the two (5 s by
+/// default) is also how much the candidates' clocks may disagree.
 public struct LeaderElection: Sendable, Equatable {
     /// Who we are and the timing of the election.
     public struct Configuration: Sendable, Equatable {

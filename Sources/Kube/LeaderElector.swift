@@ -28,7 +28,10 @@ public final class LeaderElector {
     /// The wall clock in microseconds since the epoch; replaceable by tests.
     var wallClock: () -> Int64 = { Int64(wallClockSeconds() * 1_000_000) }
 
+    /// An elector; a configuration with a `problem` (e.g. a renew deadline not shorter than the lease) is a
+    /// programming error and stops the process.
     public init(client: KubeClient, configuration: LeaderElection.Configuration) {
+        precondition(configuration.problem == nil, "leader election: \(configuration.problem ?? "")")
         self.client = client
         election = LeaderElection(configuration: configuration)
     }
