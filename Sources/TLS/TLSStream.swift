@@ -54,6 +54,8 @@ public final class TLSStream: ConnectionHandler, TimerHandler {
     private var deliveryScheduled = false
     /// The connection reached its end while records were still waiting for a paused delegate.
     private var eofPending = false
+    /// The peer closed its side of the TCP connection.
+    private var peerEnded = false
     /// Whether the peer sent close_notify (an orderly end, not a truncation).
     public private(set) var receivedCloseNotify = false
     /// Free for the owner.
@@ -246,6 +248,11 @@ public final class TLSStream: ConnectionHandler, TimerHandler {
             _ = SSL_shutdown(ssl)
             flushOutput()
             guard let connection else { return }
+            if peerEnded {
+                // Nothing more can come: close once our close_notify is sent.
+                connection.closeWhenFlushed()
+                return
+            }
             connection.shutdownWrite()
             if readingPaused {
                 readingPaused = false
@@ -361,6 +368,7 @@ public final class TLSStream: ConnectionHandler, TimerHandler {
     }
 
     public func readEOF(_ connection: Connection) {
+        peerEnded = true
         switch state {
         case .idle, .handshaking:
             fail(.connection(nil))
@@ -373,19 +381,19 @@ public final class TLSStream: ConnectionHandler, TimerHandler {
             } else {
                 endOfStream()
             }
-        case .closing, .closed:
-            connection.close()
+        case .closing:
+            // Our close_notify (and anything before it) still goes out first.
+            connection.closeWhenFlushed()
+        case .closed:
+            break
         }
     }
 
-    /// The peer's end: after close_notify (already told to the delegate) the connection just closes; a bare TCP
-    /// end is told to the delegate.
+    /// The peer's TCP end. After its close_notify the delegate was already told (and decides when to close: it
+    /// may still write); a bare TCP end is a truncation, told now.
     private func endOfStream() {
-        if receivedCloseNotify {
-            connection?.close()
-        } else {
-            delegate?.readEOF(self)
-        }
+        guard !receivedCloseNotify else { return }
+        delegate?.readEOF(self)
     }
 
     public func writabilityChanged(_ connection: Connection, writable: Bool) {

@@ -101,6 +101,8 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
     var reply: (([UInt8]) -> [UInt8]?)?
     /// Pause reading after every delivery and resume 1 ms later (a slow consumer).
     var pauseAfterEachDelivery = false
+    /// Leave the stream open when the peer ends its side (a peer that never answers a close).
+    var ignoreEOF = false
     /// Close once the handshake is done and `toSend` is written.
     var closeAfterSending = false
     var stream: TLSStream?
@@ -177,7 +179,7 @@ final class Peer: TLSStreamDelegate, ConnectHandler {
             $0.eof = true
             $0.receivedAtEOF = $0.received.count
         }
-        stream.close()
+        if !ignoreEOF { stream.close() }
     }
 
     func closed(_ stream: TLSStream, error: TLSError?) {

@@ -86,6 +86,47 @@ import Testing
         #expect(error == nil)
     }
 
+    /// `close()` waits for the peer's end, but not for ever: a peer that never closes is closed on after
+    /// `closeTimeout`.
+    @Test func closeIsBoundedWhenThePeerNeverCloses() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let serverContext = try TLSContext.server(
+            certificateFile: certificates.certificateFile, keyFile: certificates.keyFile)
+        let clientContext = try TLSContext.client(caFile: certificates.caFile)
+        let client = try running.sync {
+            let server = try Server(loop: running.loop, context: serverContext) { context in
+                let peer = Peer(context: context)
+                peer.ignoreEOF = true
+                return peer
+            }
+            let client = Peer(context: clientContext, serverName: "localhost")
+            client.toSend = Array("bye".utf8)
+            try client.connect(loop: running.loop, port: server.port)
+            return Unchecked((client, server))
+        }
+        #expect(
+            waitUntil {
+                (try? running.sync { client.value.1.peers.first?.record.state.received.count ?? 0 }) ?? 0 == 3
+            })
+        let start = ContinuousClock.now
+        try running.sync {
+            client.value.0.stream?.closeTimeout = .milliseconds(200)
+            client.value.0.stream?.close()
+        }
+        #expect(waitUntil(timeout: .seconds(3)) { client.value.0.record.state.closed })
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(2))
+        #expect(client.value.0.record.state.error == nil)
+        // The server saw close_notify and the TCP end, and (ignoring both) is still open: the stream leaves that
+        // decision to its delegate.
+        #expect(
+            waitUntil {
+                (try? running.sync { client.value.1.peers[0].stream?.receivedCloseNotify }) ?? false == true
+            })
+        #expect(try running.sync { client.value.1.peers[0].record.state.closed } == false)
+    }
+
     /// Our client against `openssl s_server -www` (which answers a GET with a status page).
     @Test func ourClientAgainstOpenSSLServer() throws {
         let port = freeTCPPort()
