@@ -60,7 +60,8 @@ public final class TLSStream: ConnectionHandler, TimerHandler {
     public private(set) var receivedCloseNotify = false
     /// Free for the owner.
     public var tag: UInt32 = 0
-    /// How long `close()` waits for the peer to close its side before closing anyway.
+    /// How long `close()` waits for the peer to close its side before closing anyway, counted from the call (so
+    /// it also bounds sending what is still unsent: raise it for a large last write to a slow reader).
     public var closeTimeout: Duration = .seconds(5)
     private var closeTimer: TimerID?
 
