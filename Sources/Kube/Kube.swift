@@ -1,1 +1,0 @@
-// A Kubernetes API client on the event loop: leases, the scale subresource, pods.

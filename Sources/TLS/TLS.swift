@@ -1,1 +1,0 @@
-// TLS on OpenSSL memory BIOs, under our event loop's connections.

@@ -1,4 +1,0 @@
-// Tests of the Kube target.
-import Testing
-
-@testable import Kube

@@ -1,4 +1,0 @@
-// Tests of the TLS target.
-import Testing
-
-@testable import TLS
