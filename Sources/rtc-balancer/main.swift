@@ -3,6 +3,7 @@ import Balancer
 import EventLoop
 import Foundation
 import HTTPServer
+import Kube
 import Metrics
 import Resolver
 import Sys
@@ -68,10 +69,6 @@ final class LoggedCluster: ClusterActions {
     }
 }
 
-if !configuration.kubeAPIURL.isEmpty {
-    say("rtc-balancer: KUBE_API_URL is set but this build has no Kubernetes client; this replica leads alone")
-}
-
 Signals.ignoreBrokenPipe()
 let loop: EventLoop
 let balancer: Balancer
@@ -79,9 +76,33 @@ do {
     loop = try EventLoop()
     let metrics = try BalancerMetrics()
     let resolver = try Resolver(loop: loop, configuration: ResolverConfiguration.system())
+    var environment = ProcessInfo.processInfo.environment
+    if !configuration.kubeAPIURL.isEmpty { environment["KUBE_API_URL"] = configuration.kubeAPIURL }
+    let leadership: any Leadership
+    let cluster: any ClusterActions
+    if let endpoint = KubeEndpoint.fromEnvironment(environment) {
+        // Kubernetes: the Lease decides who leads; the leader scales and sets deletion costs through the API.
+        let client = try KubeClient(loop: loop, endpoint: endpoint, resolver: resolver, environment: environment)
+        client.userAgent = configuration.podName
+        client.onCall = { verb, status in metrics.kubeAPICall(verb: verb, success: (200..<300).contains(status)) }
+        let lease = LeaseLeadership(
+            client: client, namespace: configuration.namespace, name: configuration.leaseName,
+            identity: configuration.podName)
+        lease.onError = { error in say("rtc-balancer: lease \(configuration.leaseName): \(error)") }
+        leadership = lease
+        cluster = KubeCluster(
+            client: client, namespace: configuration.namespace, deployment: configuration.socketDeployment)
+        say(
+            "rtc-balancer: Kubernetes API \(client.baseURL); leader election on lease \(configuration.leaseName) as \(configuration.podName)"
+        )
+    } else {
+        leadership = AlwaysLeader()
+        cluster = LoggedCluster()
+        say("rtc-balancer: no Kubernetes API (KUBE_API_URL or KUBERNETES_SERVICE_HOST): this replica leads alone")
+    }
     balancer = try Balancer(
-        configuration: configuration, loop: loop, metrics: metrics, resolver: resolver, leadership: AlwaysLeader(),
-        cluster: LoggedCluster())
+        configuration: configuration, loop: loop, metrics: metrics, resolver: resolver, leadership: leadership,
+        cluster: cluster)
 } catch {
     fail("cannot start: \(error)", status: 1)
 }
