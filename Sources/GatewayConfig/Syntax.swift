@@ -200,6 +200,10 @@ struct Parser {
     private var lookahead: Lexeme? = nil
     /// Missing `;` errors, from which parsing recovers.
     private(set) var recovered: [LocatedError] = []
+    /// Blocks open around the current position. Parsing recurses once per block, so the depth is bounded: a
+    /// file of a million `{` must be an error, not a stack overflow (the grammar itself nests at most 3 deep).
+    private var depth = 0
+    static let maxDepth = 16
 
     init(lexer: Lexer, knownNames: Set<String>) {
         self.lexer = lexer
@@ -254,7 +258,12 @@ struct Parser {
             case .semicolon:
                 return Directive(name: name, arguments: arguments, block: nil)
             case .open(let line):
+                guard depth < Parser.maxDepth else {
+                    throw LocatedError(line: line, message: "blocks nested more than \(Parser.maxDepth) deep")
+                }
+                depth += 1
                 let block = try parseBlock(openedAt: line, owner: name.text)
+                depth -= 1
                 return Directive(name: name, arguments: arguments, block: block)
             case .close, .end:
                 throw LocatedError(line: lastLine, message: "missing ';' after '\(name.text)'")
