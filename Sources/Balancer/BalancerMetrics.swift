@@ -51,7 +51,7 @@ public final class BalancerMetrics: Sendable {
         desiredReplicas = try registry.gauge(
             "rtc_balancer_desired_socket_replicas", help: "Socket replicas the leader wants (KEDA's input).")
         assignments = try registry.counter(
-            "rtc_balancer_assignments_total", help: "Answers to /ws/connect, by outcome.", labelNames: ["outcome"])
+            "rtc_balancer_assignments_total", help: "Answers to /ws/connect, by result.", labelNames: ["result"])
         published = try registry.counter(
             "rtc_balancer_ring_updates_published_total", help: "Ring updates this replica published as leader.")
         ringUpdates = try registry.counter(

@@ -77,9 +77,9 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
             #expect(try byName.assign("client-7").body["socketNodeId"] as? String == both.ring.owner(of: "client-7"))
             #expect(try byIP.assign("client-7").body["socketNodeId"] as? String == both.ring.owner(of: "client-7"))
         }
-        #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="assigned""#) == 43)
-        #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="bad_client_id""#) == 5)
-        #expect(byName.metric("rtc_balancer_assignments_total", #"outcome="no_node""#) == 1)
+        #expect(byName.metric("rtc_balancer_assignments_total", #"result="assigned""#) == 43)
+        #expect(byName.metric("rtc_balancer_assignments_total", #"result="bad_client_id""#) == 5)
+        #expect(byName.metric("rtc_balancer_assignments_total", #"result="no_node""#) == 1)
         // The ring endpoint serves the signed update as published.
         let ring = try curl(byIP.url("/api/v1/ring"))
         #expect(ring.status == 200)
@@ -544,6 +544,8 @@ func ids(_ update: RingUpdate) -> [String] { update.nodes.map(\.id).sorted() }
         ] {
             #expect(page.contains(name), "\(name) missing")
         }
+        // What k8s/ (dashboard, KEDA) may name is exactly what the balancer serves, labels included.
+        #expect(MetricNames.served(page, prefix: "rtc_balancer_") == (try MetricNames.listed(prefix: "rtc_balancer_")))
         let path = directory + "/metrics.txt"
         try page.write(toFile: path, atomically: true, encoding: .utf8)
         let promtool = Process()

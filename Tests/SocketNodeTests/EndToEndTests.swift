@@ -447,6 +447,8 @@ final class Delivered: Sendable {
         ] {
             #expect(text.contains(name), "\(name) missing")
         }
+        // What k8s/ (dashboard, KEDA) may name is exactly what the node serves, labels included.
+        #expect(MetricNames.served(text, prefix: "rtc_socket_") == (try MetricNames.listed(prefix: "rtc_socket_")))
         let path = stack.directory + "/metrics.txt"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let process = Process()
