@@ -17,7 +17,9 @@ let usage = """
     The balancer of Reactive RTC: assigns clients to socket nodes by weighted rendezvous hashing over the ring;
     the leader builds that ring from the nodes' Redis heartbeats, publishes it signed (Redis and Kafka), scales the
     socket Deployment and keeps each socket pod's deletion cost equal to its live connections.
-    Without Kubernetes this replica leads and cluster actions are logged only.
+    In a pod (KUBERNETES_SERVICE_HOST, the service-account token and CA) or with KUBE_API_URL (plus KUBE_TOKEN and
+    KUBE_CA_FILE), the replicas elect a leader on the Lease and the leader acts through the API. Without
+    Kubernetes this replica leads and cluster actions are logged only.
 
     Every option can also be given by its environment variable (the option wins):
     \(BalancerConfiguration.helpText)
