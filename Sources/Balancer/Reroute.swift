@@ -40,7 +40,11 @@ final class Reroute: TimerHandler {
         self.quiet = UInt64(quiet.components.seconds) * 1_000_000_000
         consumer = try KafkaConsumer(
             loop: loop, bootstrap: balancer.configuration.kafkaBootstrap, groupID: "rtc-socket.\(node)",
-            topics: [Keys.deliveryTopic(node)], config: ["auto.offset.reset": "earliest"],
+            topics: [Keys.deliveryTopic(node)],
+            config: [
+                "auto.offset.reset": "earliest", "session.timeout.ms": "10000", "max.poll.interval.ms": "20000",
+                "fetch.wait.max.ms": "50",
+            ],
             handler: { [unowned self] message in self.record(message) })
         consumer?.onAssignment = { [unowned self] partitions in
             if !self.assigned { say("rtc-balancer: \(self.node)'s group assigned \(partitions.count) partition(s)") }

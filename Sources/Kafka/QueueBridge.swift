@@ -15,7 +15,11 @@ protocol QueueServer: AnyObject {
 /// not again until the queue was polled), so on readiness the bridge drains the eventfd first and then has the
 /// queue served until it is empty. Work per wake-up is bounded by `budget`; the rest continues on the next loop
 /// iteration (`retryLater`), so a busy queue does not starve the loop's other registrations.
-final class QueueBridge: EventHandler {
+///
+/// The queue is also polled once a second when nothing arrives: a group consumer that does not poll for
+/// `max.poll.interval.ms` is taken out of its group by librdkafka, and an idle consumer would otherwise poll only
+/// when an event arrives.
+final class QueueBridge: EventHandler, TimerHandler {
     // Invariant: the owner (which holds the loop strongly) detaches the bridge before it goes away, and the loop
     // tells the bridge when it stops; the loop therefore outlives every use of this reference.
     unowned let loop: EventLoop
@@ -26,6 +30,8 @@ final class QueueBridge: EventHandler {
     weak var server: (any QueueServer)?
     /// Events served per wake-up before yielding to the loop.
     var budget = 256
+    private var poll: TimerID?
+    static let pollInterval: Duration = .seconds(1)
 
     /// Enables the queue's io event on a new eventfd and registers it. The queue stays owned by the caller.
     init(loop: EventLoop, queue: OpaquePointer, server: any QueueServer) throws(KafkaError) {
@@ -49,6 +55,14 @@ final class QueueBridge: EventHandler {
         }
         // Events enqueued before the io event was enabled wrote nothing: serve them on the next iteration.
         loop.retryLater(token)
+        poll = loop.schedule(after: QueueBridge.pollInterval, handler: self)
+    }
+
+    func timerFired(tag: UInt64) {
+        poll = nil
+        guard attached else { return }
+        loop.retryLater(token)
+        poll = loop.schedule(after: QueueBridge.pollInterval, handler: self)
     }
 
     func ready(_ events: ReadyEvents) {
@@ -66,6 +80,8 @@ final class QueueBridge: EventHandler {
     func detach() {
         guard attached else { return }
         attached = false
+        if let poll { loop.cancel(poll) }
+        poll = nil
         rd_kafka_queue_io_event_enable(queue, -1, nil, 0)
         loop.deregister(fd, token: token, willClose: true)
         fd.close()

@@ -128,6 +128,7 @@ public final class Node: TimerHandler, @unchecked Sendable {
                 // undelivered records waits that long, so keep it short (librdkafka's default is 45 s).
                 config: [
                     "auto.offset.reset": "earliest", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
+                    "max.poll.interval.ms": "20000",
                     "fetch.wait.max.ms": String(configuration.kafkaFetchWaitMilliseconds),
                 ],
                 handler: { [unowned self] message in self.relayed(message) })
