@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev
 	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
 	procps iproute2 valgrind
 
-.PHONY: all deps build release test test-swift test-alloc test-k8s format format-check run clean help
+.PHONY: all deps build release test test-swift test-alloc test-k8s fuzz-smoke fuzz-long format format-check run clean help
 
 all: build
 
@@ -22,7 +22,8 @@ help:
 	@echo "make deps          install the Debian packages that building and testing need (skips what is present)"
 	@echo "make build         debug build of every target"
 	@echo "make release       release build (benchmarks use this)"
-	@echo "make test          deps, build, every test, format check"
+	@echo "make test          deps, build, every test, a short fuzz run, format check"
+	@echo "make fuzz-long     every libFuzzer harness to 10,000,000 executions (Tests/Fuzz/fuzz.sh)"
 	@echo "make format        format the Swift sources with the checked-in .swift-format"
 	@echo "make run           the local stack (coming with the gateway, balancer and socket node issues)"
 
@@ -45,7 +46,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps build test-swift test-alloc test-k8s format-check
+test: deps build test-swift test-alloc test-k8s fuzz-smoke format-check
 	@echo "make test: all checks passed"
 
 test-swift:
@@ -61,6 +62,16 @@ test-alloc:
 test-k8s:
 	bash k8s/test.sh
 
+# libFuzzer harnesses (Tests/Fuzz): built with swiftc into .build-fuzz/, not by SwiftPM. The smoke run gives each
+# harness FUZZ_SMOKE_SECONDS on its seeds and the inputs earlier runs found; any crash or broken invariant fails it.
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_LONG_RUNS ?= 10000000
+fuzz-smoke:
+	SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) bash Tests/Fuzz/fuzz.sh smoke
+
+fuzz-long:
+	LONG_RUNS=$(FUZZ_LONG_RUNS) bash Tests/Fuzz/fuzz.sh long
+
 format:
 	$(SWIFT_FORMAT) format --configuration .swift-format --in-place --recursive $(FORMAT_PATHS)
 
@@ -74,4 +85,4 @@ run:
 	@exit 2
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz
