@@ -166,6 +166,8 @@ public struct HeadParser: Sendable {
 
             case .method:
                 if byte == ByteClass.sp {
+                    // method = 1*tchar (RFC 9110 §9.1): a start line beginning with SP names no method.
+                    if offset == startLineStart { return fail(.invalidMethod) }
                     methodEnd = offset
                     state = .targetStart
                 } else if !ByteClass.isTchar(byte) {
