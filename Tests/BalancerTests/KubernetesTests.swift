@@ -82,6 +82,17 @@ final class FakeKube {
         return nil
     }
 
+    /// The successful writes to the balancer's Lease, oldest first: (writer's User-Agent, holder written).
+    func leaseWrites() -> [(writer: String, holder: String)] {
+        let writes = state()["writes"] as? [[String: Any]] ?? []
+        return writes.compactMap { write in
+            guard write["resource"] as? String == "leases", write["name"] as? String == "rtc-balancer-leader",
+                let status = write["status"] as? Int, (200..<300).contains(status)
+            else { return nil }
+            return ((write["userAgent"] as? String) ?? "", (write["holder"] as? String) ?? "")
+        }
+    }
+
     func stop() { process.stop() }
 }
 
@@ -107,7 +118,8 @@ final class FakeKube {
         var balancers: [String: ChildProcess] = [:]
         defer { for (_, process) in balancers { process.stop() } }
         var ports: [String: UInt16] = [:]
-        for name in ["balancer-a", "balancer-b"] {
+        let names = ["balancer-a", "balancer-b", "balancer-c"]
+        for name in names {
             var environment = ProcessInfo.processInfo.environment
             let port = freeTCPPort()
             ports[name] = port
@@ -131,19 +143,19 @@ final class FakeKube {
             else { return nil }
             return metric(page.body, "rtc_balancer_is_leader")
         }
-        // Exactly one leads, and it is the Lease's holder.
-        let elected = waitUntil(timeout: .seconds(30)) {
-            kube.holder != nil && isLeader("balancer-a") != nil && isLeader("balancer-b") != nil
-                && (isLeader("balancer-a")! + isLeader("balancer-b")!) == 1
+        func leaders() -> [String]? {
+            var result: [String] = []
+            for name in names where balancers[name] != nil {
+                guard let value = isLeader(name) else { return nil }
+                if value == 1 { result.append(name) }
+            }
+            return result
         }
-        #expect(
-            elected,
-            "\(readText(stack.directory + "/balancer-a.log"))\n\(readText(stack.directory + "/balancer-b.log"))")
+        // Exactly one of three leads, and it is the Lease's holder.
+        let elected = waitUntil(timeout: .seconds(30)) { kube.holder != nil && leaders()?.count == 1 }
+        #expect(elected, "\(names.map { readText(stack.directory + "/\($0).log") }.joined(separator: "\n"))")
         let leader = try #require(kube.holder)
-        #expect(isLeader(leader) == 1)
-        let follower = leader == "balancer-a" ? "balancer-b" : "balancer-a"
-        #expect(isLeader(follower) == 0)
-
+        #expect(leaders() == [leader])
         // Direct mode: the leader patched the scale subresource to the minimum of 3.
         #expect(waitUntil(timeout: .seconds(15)) { kube.replicas == 3 }, "replicas \(kube.replicas ?? -1)")
         // Deletion costs follow live connections: three sessions on socket-1, none on socket-2.
@@ -155,12 +167,25 @@ final class FakeKube {
         }
         #expect(costs)
 
-        // The leader dies without releasing: the other takes over once the Lease expired (15 s), not before.
+        // The leader dies without releasing: another takes over once the Lease expired (15 s), not before.
         let killedAt = Date()
         balancers[leader]?.send(SIGKILL)
         _ = balancers[leader]?.waitForExit()
         balancers[leader] = nil
-        #expect(waitUntil(timeout: .seconds(40)) { kube.holder == follower && isLeader(follower) == 1 })
-        #expect(Date().timeIntervalSince(killedAt) >= 10, "took over before the old lease could have expired")
+        let tookOver = waitUntil(timeout: .seconds(40)) {
+            guard let holder = kube.holder, holder != leader else { return false }
+            return leaders() == [holder]
+        }
+        #expect(tookOver)
+        let failover = Date().timeIntervalSince(killedAt)
+        #expect(failover >= 10, "took over \(failover) s after the kill, before the old lease could have expired")
+        print("failover after \(failover) s")
+        // The fake's log of Lease writes: each replica's successful writes form one run; a replica that lost the
+        // Lease never wrote it again, and only the holder it names wrote (never two leaders writing).
+        let writes = kube.leaseWrites()
+        #expect(writes.allSatisfy { $0.writer == $0.holder }, "\(writes)")
+        var runs: [String] = []
+        for write in writes where runs.last != write.writer { runs.append(write.writer) }
+        #expect(runs.count == 2 && Set(runs).count == 2, "writers in order: \(runs)")
     }
 }
