@@ -70,8 +70,6 @@ final class Worker: AcceptHandler, TimerHandler {
         matcher = Matcher(captureCapacity: snapshot.captureCapacity)
         scratch.reserveCapacity(8192)
         // Returning a parser must not allocate: the pools never grow past this.
-        requestParsers.reserveCapacity(Self.maximumPooledParsers)
-        responseParsers.reserveCapacity(Self.maximumPooledParsers)
         clientAddress.reserveCapacity(64)
         install(snapshot)
         loop.schedule(after: Self.sweepInterval, handler: self)
@@ -155,33 +153,23 @@ final class Worker: AcceptHandler, TimerHandler {
     // MARK: Head parsers
 
     /// Parsers lent to exchanges while a head is read or a response awaited, so that a connection between
-    /// requests owns none (a parser keeps its storage: about 1.5 KiB once used).
-    private var requestParsers: [HeadParser] = []
-    private var responseParsers: [HeadParser] = []
+    /// requests owns none.
     // Enough for the heads in flight at once on a busy loop; more would only hold memory after a burst.
-    static let maximumPooledParsers = 128
+    private var requestParsers = HeadParserPool(kind: .request, capacity: 128)
+    private var responseParsers = HeadParserPool(kind: .response, capacity: 128)
     /// What an exchange holds while it has no parser lent: owns no memory.
     static let noRequestParser = HeadParser(kind: .request, reserving: false)
     static let noResponseParser = HeadParser(kind: .response, reserving: false)
 
-    func lendRequestParser() -> HeadParser {
-        guard var parser = requestParsers.popLast() else { return HeadParser(kind: .request, limits: headLimits) }
-        parser.limits = headLimits
-        return parser
-    }
+    func lendRequestParser() -> HeadParser { requestParsers.take(limits: headLimits) }
 
-    func lendResponseParser() -> HeadParser {
-        responseParsers.popLast() ?? HeadParser(kind: .response)
-    }
+    func lendResponseParser() -> HeadParser { responseParsers.take(limits: Limits()) }
 
     func returnParser(_ parser: inout HeadParser) {
-        var returned = parser.kind == .request ? Self.noRequestParser : Self.noResponseParser
-        swap(&returned, &parser)
-        returned.reset()
-        if returned.kind == .request {
-            if requestParsers.count < Self.maximumPooledParsers { requestParsers.append(returned) }
-        } else if responseParsers.count < Self.maximumPooledParsers {
-            responseParsers.append(returned)
+        if parser.kind == .request {
+            requestParsers.giveBack(&parser)
+        } else {
+            responseParsers.giveBack(&parser)
         }
     }
 
@@ -212,8 +200,7 @@ final class Worker: AcceptHandler, TimerHandler {
             shared.release(peer: peer, limits: snapshot.config.limits)
             return
         }
-        exchange.slot = exchanges.count
-        exchanges.append(exchange)
+        exchanges.appendSlotted(exchange)
         phaseChanged(from: nil, to: .idle)
         // An accepted connection counts as idle until its first byte, with the header timeout as its deadline.
         exchange.deadline = loop.now &+ clientHeaderTimeout
@@ -234,20 +221,19 @@ final class Worker: AcceptHandler, TimerHandler {
     // MARK: Bookkeeping
 
     func remove(_ exchange: Exchange) {
-        guard removeSlotted(exchange, from: &exchanges) else { return }
+        guard exchanges.removeSlotted(exchange) else { return }
         checkDrained()
     }
 
     func add(_ tunnel: Tunnel) {
-        tunnel.slot = tunnels.count
-        tunnels.append(tunnel)
+        tunnels.appendSlotted(tunnel)
         metrics.tunnel.add(shard: index, 1)
         metrics.tunnelsActive.add(shard: index, 1)
         metrics.tunnelOpened(upstream: tunnel.label)
     }
 
     func remove(_ tunnel: Tunnel) {
-        guard removeSlotted(tunnel, from: &tunnels) else { return }
+        guard tunnels.removeSlotted(tunnel) else { return }
         metrics.tunnel.sub(shard: index, 1)
         metrics.tunnelsActive.sub(shard: index, 1)
         metrics.tunnelClosed(upstream: tunnel.label)
@@ -418,26 +404,8 @@ final class Worker: AcceptHandler, TimerHandler {
     }
 }
 
-/// Something a worker keeps in an array and knows the index of (`slot`, -1 when not in it).
-protocol Slotted: AnyObject {
-    var slot: Int { get set }
-}
-
 extension Exchange: Slotted {}
 extension Tunnel: Slotted {}
-
-/// Removes `item` from `array` in O(1) by moving the last element into its slot; false when it was not there.
-private func removeSlotted<Item: Slotted>(_ item: Item, from array: inout [Item]) -> Bool {
-    let slot = item.slot
-    guard slot >= 0, slot < array.count, array[slot] === item else { return false }
-    let last = array.removeLast()
-    if last !== item {
-        array[slot] = last
-        last.slot = slot
-    }
-    item.slot = -1
-    return true
-}
 
 extension UpstreamGroup {
     /// A group for `plan` that keeps this group's resolved addresses.

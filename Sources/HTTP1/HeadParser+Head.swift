@@ -134,6 +134,9 @@ extension HeadParser {
     /// The whole head as received, start line to final CRLF (leading empty lines included).
     public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
 
+    /// Bytes of storage the parser keeps across `reset()`.
+    public var retainedBytes: Int { storage.capacity }
+
     // MARK: Fields
 
     /// Number of header fields, in the order received.

@@ -11,13 +11,10 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
     let configuration: ServerConfiguration
     let shared: ServerShared
     var listener: Listener?
-    /// Open connections of this loop; each knows its index (swap-remove on close).
+    /// Open connections of this loop; each knows its slot (swap-remove on close).
     var connections: [ServerConnection] = []
     /// Parsers lent to connections only while a request is incomplete; idle connections hold none.
-    private var parsers: [HeadParser] = []
-    static let maxPooledParsers = 64
-    // A parser whose storage grew past this (a huge head) is dropped rather than pooled.
-    static let maxPooledStorage = 8192
+    private var parsers = HeadParserPool(kind: .request, capacity: 64)
     /// Responses of one read callback are gathered here and sent with one write.
     let output: UnsafeMutableRawBufferPointer
     var outputCount = 0
@@ -37,7 +34,6 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
         self.shared = shared
         output = .allocate(byteCount: 32 * 1024, alignment: 16)
         headScratch.reserveCapacity(1024)
-        parsers.reserveCapacity(LoopContext.maxPooledParsers)
         connections.reserveCapacity(1024)
         headerTimeout = nanoseconds(configuration.headerTimeout)
         idleTimeout = nanoseconds(configuration.idleTimeout)
@@ -74,21 +70,13 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
             shared.connections.subtract(1, ordering: .relaxed)
             return
         }
-        handler.index = connections.count
-        connections.append(handler)
+        connections.appendSlotted(handler)
         handler.armIdle()
     }
 
     func removed(_ connection: ServerConnection) {
         shared.connections.subtract(1, ordering: .relaxed)
-        let index = connection.index
-        guard index >= 0, index < connections.count, connections[index] === connection else { return }
-        let last = connections.removeLast()
-        if index < connections.count {
-            connections[index] = last
-            last.index = index
-        }
-        connection.index = -1
+        connections.removeSlotted(connection)
     }
 
     func closeListener() {
@@ -104,19 +92,9 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
 
     // MARK: Parsers
 
-    func takeParser() -> HeadParser {
-        parsers.popLast() ?? HeadParser(kind: .request, limits: configuration.limits)
-    }
+    func takeParser() -> HeadParser { parsers.take(limits: configuration.limits) }
 
-    /// Takes a parser back for the pool, unless the pool is full or the parser's storage grew large (its
-    /// capacity survives `reset()`; dropping it keeps the pool small after a huge head).
-    func giveBack(_ parser: inout HeadParser) {
-        let large = parser.headBytes.count > LoopContext.maxPooledStorage
-        guard !large, parsers.count < LoopContext.maxPooledParsers else { return }
-        // Reset through `inout`, where the storage is uniquely referenced: reset on a copy would reallocate it.
-        parser.reset()
-        parsers.append(parser)
-    }
+    func giveBack(_ parser: inout HeadParser) { parsers.giveBack(&parser) }
 
     // MARK: Output batch
 

@@ -7,7 +7,7 @@ import Sys
 ///
 /// Between requests a connection holds no parser and no buffer; a parser is borrowed from the loop for a read
 /// and kept only while a request is incomplete at the end of that read.
-final class ServerConnection: ConnectionHandler, TimerHandler {
+final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
     enum Phase: UInt8 {
         /// Reading a head (or idle between requests when `headStartedAt == 0`).
         case head
@@ -24,7 +24,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler {
     let context: LoopContext
     let peer: SocketAddress?
     var connection: Connection?
-    var index = -1
+    var slot = -1
     private var parser: HeadParser?
     private var phase = Phase.head
     // Monotonic time the current head's first byte arrived; 0 while no head is in progress.

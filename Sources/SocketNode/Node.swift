@@ -41,7 +41,7 @@ public final class Node: TimerHandler, @unchecked Sendable {
     static let closeHandshakeTimeout: UInt64 = 5_000_000_000
 
     private(set) var sessions: [String: Session] = [:]
-    /// Open sessions in a list, for batches (swap-remove by `Session.index`).
+    /// Open sessions in a list, for batches (swap-remove by `Session.slot`).
     private var sessionList: [Session] = []
     private(set) var ring = Ring.empty
     private(set) var ringVersion: UInt64?
@@ -284,8 +284,7 @@ public final class Node: TimerHandler, @unchecked Sendable {
             previous.close(code: CloseCode(rawValue: 4001), reason: "replaced by a newer connection")
         }
         sessions[clientID] = session
-        session.index = sessionList.count
-        sessionList.append(session)
+        sessionList.appendSlotted(session)
         metrics.connections.set(Double(sessionList.count))
         if resumeOffset > 0 { metrics.resumes.increment() }
         session.sendText(
@@ -299,15 +298,7 @@ public final class Node: TimerHandler, @unchecked Sendable {
 
     func removed(_ session: Session) {
         if sessions[session.clientID] === session { sessions[session.clientID] = nil }
-        let index = session.index
-        if index >= 0 && index < sessionList.count && sessionList[index] === session {
-            let last = sessionList.removeLast()
-            if index < sessionList.count {
-                sessionList[index] = last
-                last.index = index
-            }
-        }
-        session.index = -1
+        sessionList.removeSlotted(session)
         metrics.connections.set(Double(sessionList.count))
         if draining { checkDrained() }
     }

@@ -8,7 +8,7 @@ import WebSocket
 /// Between messages it holds no buffer: frames are read from the loop's buffer and unmasked into the node's scratch
 /// buffer; only a message that spans reads is gathered by the reader, and only unsent bytes stay with the
 /// connection. One timer per session carries whichever deadline comes first (Ping, idle close, close handshake).
-final class Session: ConnectionHandler, TimerHandler {
+final class Session: ConnectionHandler, TimerHandler, Slotted {
     enum State: UInt8 {
         case open
         /// Our Close went out: waiting for the peer's Close (or the deadline) before the socket closes.
@@ -36,7 +36,7 @@ final class Session: ConnectionHandler, TimerHandler {
     /// The replay of the inbox at connect has completed.
     var replayed = false
     /// Index in the node's session list (swap-remove).
-    var index = -1
+    var slot = -1
 
     init(node: Node, clientID: String, connection: Connection, resumeOffset: UInt64) {
         self.node = node
