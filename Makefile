@@ -63,7 +63,7 @@ test-k8s:
 	bash k8s/test.sh
 
 # libFuzzer harnesses (Tests/Fuzz): built with swiftc into .build-fuzz/, not by SwiftPM. The smoke run gives each
-# harness FUZZ_SMOKE_SECONDS on its seeds and the inputs earlier runs found; any crash or broken invariant fails it.
+# harness FUZZ_SMOKE_SECONDS from its checked-in seeds; any crash or broken invariant fails it.
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_LONG_RUNS ?= 10000000
 fuzz-smoke:

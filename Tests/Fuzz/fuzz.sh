@@ -15,14 +15,14 @@
 #
 # Usage:
 #   Tests/Fuzz/fuzz.sh build [harness...]   build (all harnesses when none is named)
-#   Tests/Fuzz/fuzz.sh smoke [harness...]   build, then run each for SMOKE_SECONDS (default 10) on its corpus
+#   Tests/Fuzz/fuzz.sh smoke [harness...]   build, then run each for SMOKE_SECONDS (default 10) from its seeds
 #   Tests/Fuzz/fuzz.sh long  [harness...]   build, then run each to LONG_RUNS executions (default 10,000,000)
 #   Tests/Fuzz/fuzz.sh list                 print the harness names
 # `make fuzz-smoke` and `make fuzz-long` call the last two. A run fails on the first crash or broken invariant;
 # the input is saved as .build-fuzz/crashes/<harness>-crash-<sha1>; replay it with
 #   SWIFT_BACKTRACE=enable=no .build-fuzz/bin/<harness> .build-fuzz/crashes/<harness>-crash-<sha1>
-# Seeds live in Tests/Fuzz/corpus/<harness>/ (checked in, never written); inputs libFuzzer finds go to
-# .build-fuzz/corpus/<harness>/ and are reused by the next run.
+# Seeds live in Tests/Fuzz/corpus/<harness>/ (checked in, never written); inputs a long run finds go to
+# .build-fuzz/corpus/<harness>/ and are reused by the next long run.
 #
 # Every crash found becomes a test in the matching test target (FuzzRegressionTests.swift). Until it is fixed, a
 # harness may list it as a known finding that FUZZ_SKIP_KNOWN=1 lets a long run go past (see the harness's
@@ -109,7 +109,13 @@ run_harness() {
     local name=$1 log options
     shift
     read -ra options <<<"$(field "$(harness_line "$name")" 4)"
-    mkdir -p "$OUT/corpus/$name" "$OUT/crashes" "$OUT/logs"
+    # The smoke run starts from the seeds alone, so its time does not grow with what long runs saved.
+    local corpus_dir="$OUT/corpus/$name"
+    if [[ $command == smoke ]]; then
+        corpus_dir="$OUT/smoke-corpus/$name"
+        rm -rf "$corpus_dir"
+    fi
+    mkdir -p "$corpus_dir" "$OUT/crashes" "$OUT/logs"
     log="$OUT/logs/$name-$command.log"
     local start=$SECONDS status=0
     # Leak checking stays off: the Swift runtime's metadata caches live until exit and are not leaks. Swift's own
@@ -117,10 +123,10 @@ run_harness() {
     # allocation stacks are recorded (a tenth of the time went there); replaying a saved input shows them.
     SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=0} "$OUT/bin/$name" \
         -detect_leaks=0 -timeout=25 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$OUT/crashes/$name-" \
-        "${options[@]}" "$@" "$OUT/corpus/$name" "Tests/Fuzz/corpus/$name" >"$log" 2>&1 || status=$?
+        "${options[@]}" "$@" "$corpus_dir" "Tests/Fuzz/corpus/$name" >"$log" 2>&1 || status=$?
     local runs corpus
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-    corpus=$(find "$OUT/corpus/$name" -type f | wc -l)
+    corpus=$(find "$corpus_dir" -type f | wc -l)
     # libFuzzer exits 72 when interrupted (Ctrl-C, SIGINT): a stopped run, not a crash.
     local crashes=0
     [[ $status != 0 && $status != 72 ]] && crashes=1
