@@ -11,9 +11,9 @@
 # Lua script (the fixed server routes on the path before `?` and answers every GET / with 200 "ok"). Before and after
 # the rounds SAMPLE assignments are checked (`balancer_check` below): 200, JSON with socketNodeId among the
 # NODES, url /ws/<socketNodeId>/connect, ringVersion of the ring held, the same answer when asked again, and every
-# node owning some of the sample. CPU = utime+stime of the server process (all its threads, librdkafka's
-# included) over each run, from /proc; the balancer's idle CPU (rounds every second, Kafka clients) is measured
-# once before the rounds and printed.
+# node owning some of the sample (checked when SAMPLE ≥ 20 × NODES). CPU = utime+stime of the server process (all
+# its threads, librdkafka's included) over each run, from /proc; the balancer's idle CPU (rounds every second, Kafka
+# clients) is measured once before the rounds and printed.
 #
 # Environment: ROUNDS (5), DURATION seconds per run (10), CONNECTIONS (50), WARMUP seconds per contender (2),
 # NODES (50), SAMPLE (2000 client ids checked), RTC_BENCH_BIN, RTC_BALANCER_BIN (release builds), RAW_OUT (file
@@ -60,7 +60,8 @@ log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT, kafka-mock pid $KAFKA
 # leader's weights are equal and stay put), an hour's expiry (the run is much shorter).
 now_ms=$(($(date +%s) * 1000))
 for ((n = 1; n <= NODES; n++)); do
-  printf 'SET rtc:hb:socket-%d "{\\"nodeId\\":\\"socket-%d\\",\\"podIP\\":\\"10.0.0.%d\\",\\"port\\":8080,' "$n" "$n" "$n"
+  printf 'SET rtc:hb:socket-%d ' "$n"
+  printf '"{\\"nodeId\\":\\"socket-%d\\",\\"podIP\\":\\"10.0.0.%d\\",\\"port\\":8080,' "$n" "$n"
   printf '\\"connections\\":100,\\"messagesPerSecond\\":10,\\"p95DeliveryMs\\":5,\\"cpu\\":0.1,'
   printf '\\"memoryBytes\\":50000000,\\"draining\\":false,\\"ready\\":true,\\"ts\\":%d}" EX 3600\n' "$now_ms"
 done | redis-cli -p "$REDIS_PORT" >"$BENCH_TMP/heartbeats.out"
@@ -138,7 +139,8 @@ except Exception as error:  # noqa: BLE001 - any failure is a failed check
 counts = {}
 for node in owners.values():
     counts[node] = counts.get(node, 0) + 1
-if len(counts) != nodes:
+# With ~20 or more clients per node, a node that owns none is a bug (chance ~nodes·e^-20), not bad luck.
+if len(counts) != nodes and sample >= 20 * nodes:
     print(f"assignment check failed: only {len(counts)} of {nodes} nodes own any of {sample} clients", file=sys.stderr)
     sys.exit(1)
 print(f"{sample} client ids (u{offset}..u{offset + sample - 1}) asked twice: all 200, valid and stable; "
