@@ -36,6 +36,9 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
 
     /// The newest valid ring update seen (from Redis, Kafka, or published here).
     public private(set) var current: RingUpdate?
+    /// `current`'s ring, built once when it is held: `RingUpdate.ring` builds a new one (sort, seeds) on every
+    /// call, which was half of an assignment's cost.
+    private(set) var currentRing: Ring?
     /// The last heartbeat round's membership.
     public private(set) var membership = Membership(members: [])
     /// Pod IPs by node id, from the heartbeats (the `ip` URL form).
@@ -190,7 +193,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     /// `GET /ws/connect?clientId=…`: the owner of the client in the ring held (SYSTEM §3).
     public func assign(_ request: Request) -> Response {
         let answer = Assignment.decide(
-            clientID: request.query["clientId"], ring: current?.ring, form: configuration.urlForm,
+            clientID: request.query["clientId"], ring: currentRing, form: configuration.urlForm,
             address: { [addresses] node in addresses[node] })
         metrics.assignments.labels(answer.outcome).increment()
         var response = Response.json(bytes: answer.body, status: answer.status)
@@ -239,9 +242,10 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
 
     private func hold(_ update: RingUpdate) {
         current = update
+        let ring = update.ring
+        currentRing = ring
         readiness.set(true)
         metrics.ringVersion.set(Double(update.version))
-        let ring = update.ring
         let draining = ring.nodes.filter(\.draining).count
         let active = ring.nodes.filter { $0.weight > 0 && !$0.draining }.count
         metrics.ringNodes.labels("active").set(Double(active))
@@ -330,13 +334,13 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     // MARK: The leader's work
 
     private func lead(_ membership: Membership) {
-        if !weightsSeeded, let ring = current?.ring {
+        if !weightsSeeded, let ring = currentRing {
             weights.seed(from: ring)
         }
         weightsSeeded = true
         let nodes = weights.step(membership)
         let proposed = Ring(version: 0, nodes: nodes)
-        if let held = current?.ring {
+        if let held = currentRing {
             if held.nodes != proposed.nodes && !publishing {
                 publish(proposed.nodes, reason: reason(from: held, to: proposed))
             }
@@ -388,7 +392,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
                     say("rtc-balancer: ring version \(number) not written (a newer ring is in Redis, or: \(result))")
                     return
                 }
-                let previous = self.current?.ring
+                let previous = self.currentRing
                 if update.version > (self.current?.version ?? 0) { self.hold(update) }
                 self.metrics.published.increment()
                 say("rtc-balancer: published ring version \(number) (\(reason)): \(nodes.count) node(s)")
@@ -457,7 +461,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
             guard self.leadership.isLeader, case .success(.array(let members)) = result else { return }
             for member in members {
                 guard let node = member.stringValue, NodeID.isValid(node) else { continue }
-                if self.current?.ring.node(node) == nil { self.startReroute(node) }
+                if self.currentRing?.node(node) == nil { self.startReroute(node) }
             }
         }
     }
@@ -475,7 +479,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     }
 
     /// The new owner of a recipient, for a departed node's records.
-    func owner(of recipient: String) -> String? { current?.ring.owner(of: recipient) }
+    func owner(of recipient: String) -> String? { currentRing?.owner(of: recipient) }
 
     /// Produces one re-routed record; `done` tells whether Kafka took it.
     func produce(topic: String, key: [UInt8], value: [UInt8], _ done: @escaping (Bool) -> Void) {
@@ -484,7 +488,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     }
 
     /// Whether a node is alive (its heartbeat was read this round) or in the ring held.
-    func isPresent(_ node: String) -> Bool { membership.member(node) != nil || current?.ring.node(node) != nil }
+    func isPresent(_ node: String) -> Bool { membership.member(node) != nil || currentRing?.node(node) != nil }
 
     /// A departed node is back under the same name (pod names are unique in a cluster; a local restart reuses one):
     /// stop re-routing, keep its topic.
