@@ -42,7 +42,12 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
     /// The last heartbeat round's membership.
     public private(set) var membership = Membership(members: [])
     /// Pod IPs by node id, from the heartbeats (the `ip` URL form).
-    private var addresses: [String: String] = [:]
+    private var addresses: [String: String] = [:] {
+        didSet { if addresses != oldValue { answers.removeAll(keepingCapacity: true) } }
+    }
+    /// The 200 answer for each owner under the ring and addresses in force, made once: an assignment is then a
+    /// placement and a copy-on-write copy, with no JSON written per request.
+    private var answers: [String: Response] = [:]
     private var weights = Weights()
     private var weightsSeeded = false
     private(set) var scaler: Scaler
@@ -192,6 +197,12 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
 
     /// `GET /ws/connect?clientId=…`: the owner of the client in the ring held (SYSTEM §3).
     public func assign(_ request: Request) -> Response {
+        if let clientID = request.query["clientId"], ClientID.isValid(clientID),
+            let owner = currentRing?.owner(of: clientID), let cached = answers[owner]
+        {
+            metrics.assigned.increment()
+            return cached
+        }
         let answer = Assignment.decide(
             clientID: request.query["clientId"], ring: currentRing, form: configuration.urlForm,
             address: { [addresses] node in addresses[node] })
@@ -199,6 +210,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
         var response = Response.json(bytes: answer.body, status: answer.status)
         response.headers.append(.init(name: "Cache-Control", value: "no-store"))
         if answer.status == 503 { response.headers.append(.init(name: "Retry-After", value: "1")) }
+        if case .assigned(let owner, _, _) = answer { answers[owner] = response }
         return response
     }
 
@@ -244,6 +256,7 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
         current = update
         let ring = update.ring
         currentRing = ring
+        answers.removeAll(keepingCapacity: true)
         readiness.set(true)
         metrics.ringVersion.set(Double(update.version))
         let draining = ring.nodes.filter(\.draining).count

@@ -9,6 +9,8 @@ public final class BalancerMetrics: Sendable {
     let ringVersion: Gauge
     let ringNodes: GaugeFamily
     let desiredReplicas: Gauge
+    /// `assignments_total{result="assigned"}`, looked up once.
+    let assigned: Counter
     let assignments: CounterFamily
     let published: Counter
     let ringUpdates: CounterFamily
@@ -52,6 +54,7 @@ public final class BalancerMetrics: Sendable {
             "rtc_balancer_desired_socket_replicas", help: "Socket replicas the leader wants (KEDA's input).")
         assignments = try registry.counter(
             "rtc_balancer_assignments_total", help: "Answers to /ws/connect, by result.", labelNames: ["result"])
+        assigned = assignments.labels("assigned")
         published = try registry.counter(
             "rtc_balancer_ring_updates_published_total", help: "Ring updates this replica published as leader.")
         ringUpdates = try registry.counter(
