@@ -8,6 +8,9 @@ public final class NodeMetrics: Sendable {
     let draining: Gauge
     let messagesIn: Counter
     private let out: CounterFamily
+    /// The children of `out` and `dropFamily`, looked up once (in `allCases` order): no label lookup per message.
+    private let outByPath: [Counter]
+    private let dropsByReason: [Counter]
     let deliveryLatency: Histogram
     let kafkaPublishLatency: Histogram
     private let dropFamily: CounterFamily
@@ -70,12 +73,16 @@ public final class NodeMetrics: Sendable {
         moves = try registry.counter(
             "rtc_socket_moves_total", help: "Sessions asked to reconnect to their new owner after a ring change.")
         heartbeats = try registry.counter("rtc_socket_heartbeats_total", help: "Heartbeats written to Redis.")
-        for path in Path.allCases { _ = out.labels(path.rawValue) }
-        for reason in DropReason.allCases { _ = dropFamily.labels(reason.rawValue) }
+        let out = self.out
+        let dropFamily = self.dropFamily
+        outByPath = Path.allCases.map { out.labels($0.rawValue) }
+        dropsByReason = DropReason.allCases.map { dropFamily.labels($0.rawValue) }
         for outcome in RingOutcome.allCases { _ = ringUpdateFamily.labels(outcome.rawValue) }
     }
 
-    func messagesOut(_ path: Path, by count: Int = 1) { out.labels(path.rawValue).increment(by: UInt64(count)) }
-    func drops(_ reason: DropReason) { dropFamily.labels(reason.rawValue).increment() }
+    func messagesOut(_ path: Path, by count: Int = 1) {
+        outByPath[Path.allCases.firstIndex(of: path)!].increment(by: UInt64(count))
+    }
+    func drops(_ reason: DropReason) { dropsByReason[DropReason.allCases.firstIndex(of: reason)!].increment() }
     func ringUpdates(_ outcome: RingOutcome) { ringUpdateFamily.labels(outcome.rawValue).increment() }
 }

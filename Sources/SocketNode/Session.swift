@@ -124,12 +124,11 @@ final class Session: ConnectionHandler, TimerHandler, Slotted {
     /// Starts the closing handshake: a Close frame, then the socket closes once the peer answers, or after a
     /// deadline. `frame` (a reconnect notice) goes out just before the Close.
     func close(code: CloseCode, reason: String, after frame: [UInt8]? = nil) {
-        guard state == .open, let connection else { return }
+        guard state == .open, connection != nil else { return }
         if let frame { sendText(frame) }
         let payload = FrameWriter.closePayload(code: code, reason: reason)
         payload.withUnsafeBytes { sendFrame(opcode: Opcode.close, $0) }
         state = .closing
-        _ = connection
         closeDeadline = node.loop.now &+ Node.closeHandshakeTimeout
         armTimer()
     }

@@ -224,15 +224,14 @@ final class Delivered: Sendable {
         #expect(try stack.status(1, "/healthz") == 200)
         let refused = try clients.connect("late", stack.wsURL(1, client: "late"))
         #expect(refused["status"] as? Int == 503)
-        let started = Date()
+        // That the closes are spread over DRAIN_SECONDS and all due at its end is BatchSchedule's (unit-tested);
+        // here: every session gets the reconnect frame and 1001 (no wall-clock bound a loaded machine could miss).
         for index in 0..<6 {
             let closed = try clients.closed("c\(index)", timeout: 10)
             #expect(closed["code"] as? Int == 1001)
             let frames = closed["frames"] as? [[String: Any]] ?? []
             #expect(frames.contains { $0["type"] as? String == "reconnect" })
         }
-        // DRAIN_SECONDS is 2 in these tests; the window plus the close handshake.
-        #expect(Date().timeIntervalSince(started) < 8)
         let status = try stack.get(1, "/drain/status")
         #expect(status.contains(#""complete":true"#))
         #expect(status.contains(#""remaining":0"#))
