@@ -25,7 +25,7 @@ help:
 	@echo "make test          deps, build, every test, a short fuzz run, format check"
 	@echo "make fuzz-long     every libFuzzer harness to 10,000,000 executions (Tests/Fuzz/fuzz.sh)"
 	@echo "make format        format the Swift sources with the checked-in .swift-format"
-	@echo "make run           the local stack (coming with the gateway, balancer and socket node issues)"
+	@echo "make run           build release and start the local stack with the gateway on 127.0.0.1:8080 (Ctrl-C stops it)"
 
 deps:
 	@missing=""; \
@@ -80,9 +80,10 @@ format-check:
 	if [ -n "$$out" ]; then echo "$$out"; echo "format-check: run 'make format'"; exit 1; fi; \
 	echo "format-check: clean"
 
-run:
-	@echo "make run: the local stack arrives with the gateway, balancer and socket node; nothing to run yet" >&2
-	@exit 2
+# The local stack (bench/stack.sh): Redis, mock Kafka, dnsmasq, the balancer, two socket nodes, Prometheus and the
+# gateway on 127.0.0.1:8080, from a release build. Ctrl-C stops everything; logs in .run/logs/.
+run: release
+	@bash bench/stack.sh up --bin .build/release --dir .run
 
 clean:
 	rm -rf .build .build-fuzz

@@ -86,7 +86,8 @@ let package = Package(
             swiftSettings: hotPath),
 
         // MARK: Test support (child processes, condition waits); used by tests only
-        .target(name: "TestSupport", dependencies: ["EventLoop", "Sys"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["EventLoop", "Sys"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
 
         // MARK: Tests mirror targets
         .testTarget(
@@ -131,8 +132,9 @@ let package = Package(
             name: "SocketNodeTests",
             dependencies: [
                 "SocketNode", "WebSocket", "Wire", "Ring", "JSON", "Redis", "Kafka", "EventLoop", "Sys", "TestSupport",
-            ],
-            exclude: ["Fixtures"]),
+            ]),
+        // The whole system as `make run` starts it (bench/stack.sh), driven only through the gateway.
+        .testTarget(name: "SystemTests", dependencies: ["TestSupport"]),
         .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
