@@ -375,6 +375,7 @@ def check_socket(render, report):
                  % (SOCKET_GRACE_SECONDS, drain_seconds, grace))
 
     check_probe_paths(report, "socket.probes", wl, c, "/readyz", "/healthz", 8080)
+    check_socket_startup(report, wl, c)
     check_field_ref(report, "socket.node-id", wl, c, "NODE_ID", "metadata.name")
     check_env(report, "socket.env", wl, c,
               ["NODE_ID", "REDIS_URL", "KAFKA_BOOTSTRAP", "RING_SECRET", "RESUME_TTL_SEC", "DRAIN_SECONDS"])
@@ -382,6 +383,33 @@ def check_socket(render, report):
     report.check(spec.get("automountServiceAccountToken") is False, "rbac.socket-token", ref(wl),
                  "no service-account token mounted" if spec.get("automountServiceAccountToken") is False
                  else "socket nodes never call the API: automountServiceAccountToken must be false")
+
+
+# A socket pod has this long to open its listener before the kubelet restarts it.
+SOCKET_STARTUP_MIN_SECONDS = 30
+
+
+def check_socket_startup(report, wl, c):
+    """startupProbe GET /healthz on the node's port 8080: /healthz answers once the listener is up, while
+    /readyz waits for Redis; a startupProbe on /readyz would restart every new pod during a Redis outage."""
+    sp = c.get("startupProbe")
+    problems = []
+    if not sp:
+        problems.append("missing startupProbe (GET /healthz on :8080)")
+    else:
+        path = probe_http_path(sp)
+        port = port_number(c, ((sp.get("httpGet") or {}).get("port")))
+        if path != "/healthz":
+            problems.append("startupProbe must be GET /healthz (/readyz waits for Redis: a Redis outage would "
+                            "crash-loop new pods), found %s" % path)
+        if port != 8080:
+            problems.append("startupProbe port must be 8080, found %s" % port)
+        budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+        if budget < SOCKET_STARTUP_MIN_SECONDS:
+            problems.append("startupProbe allows %d s (periodSeconds x failureThreshold) < %d s"
+                            % (budget, SOCKET_STARTUP_MIN_SECONDS))
+    report.check(not problems, "socket.startup", ref(wl), "; ".join(problems) or
+                 "startupProbe GET /healthz on :8080, %d s budget" % (sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)))
 
 
 def check_gateway(render, report):
