@@ -146,17 +146,23 @@ if [ -n "$binary" ]; then
 fi
 
 echo "== Dockerfile (static: no Docker engine here, nothing is built)"
-if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile > "$tmp/docker.log"; then
-  cat "$tmp/docker.log"
+# --package/--manifests: every rtc-* image the renders run must be a build target (and a Package.swift program).
+docker_targets=(--package Package.swift --manifests "$dev" "$prod" "$bench")
+if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile "${docker_targets[@]}" > "$tmp/docker.log"; then
+  sed "s|$tmp/||g" "$tmp/docker.log"
 else
-  cat "$tmp/docker.log"
+  sed "s|$tmp/||g" "$tmp/docker.log"
   fail "k8s/images/Dockerfile"
 fi
+# Each fixture names the check it must fail in a `# expect-fail: NAME` line.
 for f in $tests/fixtures/docker/*; do
-  if "$py" $tests/check_dockerfile.py "$f" > "$tmp/docker.log"; then
+  want="$(sed -n 's/^# expect-fail: //p' "$f")"
+  if "$py" $tests/check_dockerfile.py "$f" "${docker_targets[@]}" > "$tmp/docker.log"; then
     fail "Dockerfile fixture $f was accepted"
+  elif [ -n "$want" ] && ! grep -q "^FAIL $want " "$tmp/docker.log"; then
+    fail "Dockerfile fixture $f rejected, but not by $want"
   else
-    pass "Dockerfile fixture $f rejected ($(grep -c '^FAIL' "$tmp/docker.log") checks failed)"
+    pass "Dockerfile fixture $f rejected by $want ($(grep -c '^FAIL' "$tmp/docker.log") checks failed)"
   fi
 done
 
@@ -188,15 +194,67 @@ for overlay in dev prod; do
   if bash k8s/deploy.sh --overlay "$overlay" --dry-run > "$tmp/dry.log" 2> "$tmp/err"; then
     want="$(grep -c '^kind:' "$tmp/overlays-$overlay.yaml")"
     got="$(grep -c '^kind:' "$tmp/dry.log")"
-    if grep -q '^# apply order' "$tmp/dry.log" && [ "$got" = "$want" ]; then
-      pass "deploy.sh --overlay $overlay --dry-run: apply order and $got objects, nothing applied"
+    if grep -q '^# apply order' "$tmp/dry.log" && grep -q '^#   0. check prerequisites: APIService v1beta1.metrics.k8s.io' "$tmp/dry.log" \
+        && [ "$got" = "$want" ]; then
+      pass "deploy.sh --overlay $overlay --dry-run: prerequisites, apply order and $got objects, nothing applied"
     else
-      fail "deploy.sh --overlay $overlay --dry-run: printed $got objects (render has $want) or no apply order"
+      fail "deploy.sh --overlay $overlay --dry-run: printed $got objects (render has $want), or no apply order or prerequisite step"
     fi
   else
     fail "deploy.sh --overlay $overlay --dry-run: $(cat "$tmp/err")"
   fi
 done
+# deploy.sh against a fake kubectl (renders with the real one, answers the prerequisite queries as told, logs
+# everything else): a missing metrics-server or KEDA must stop it before anything is applied.
+mkdir -p "$tmp/fakebin"
+cat > "$tmp/fakebin/kubectl" <<FAKE
+#!/usr/bin/env bash
+real="$(command -v kubectl)"
+FAKE
+cat >> "$tmp/fakebin/kubectl" <<'FAKE'
+case "$*" in
+  kustomize*) exec "$real" "$@" ;;
+  "get apiservice v1beta1.metrics.k8s.io"*) [ -n "$FAKE_METRICS" ] && printf '%s' "$FAKE_METRICS"; exit 0 ;;
+  "get crd scaledobjects.keda.sh"*) [ "$FAKE_KEDA" = 1 ] ;;
+  "get --raw /version"*) exit 1 ;;
+  *) echo "$*" >> "$FAKE_LOG" ;;
+esac
+FAKE
+chmod +x "$tmp/fakebin/kubectl"
+fake_deploy() {  # overlay metrics keda -> exit status; output in $tmp/fake.out, kubectl calls in $tmp/fake.log
+  : > "$tmp/fake.log"
+  PATH="$tmp/fakebin:$PATH" FAKE_LOG="$tmp/fake.log" FAKE_METRICS="$2" FAKE_KEDA="$3" \
+    bash k8s/deploy.sh --overlay "$1" > "$tmp/fake.out" 2>&1
+}
+if fake_deploy dev "" 1; then
+  fail "deploy.sh went ahead without metrics-server"
+elif grep -q 'metrics-server is not installed' "$tmp/fake.out" && ! grep -q '^apply' "$tmp/fake.log"; then
+  pass "deploy.sh stops before applying anything when metrics-server is missing"
+else
+  fail "deploy.sh without metrics-server: $(tail -1 "$tmp/fake.out"); kubectl calls: $(paste -sd, "$tmp/fake.log")"
+fi
+if fake_deploy dev False 1; then
+  fail "deploy.sh went ahead with metrics-server not Available"
+else
+  pass "deploy.sh stops when the metrics API is not Available"
+fi
+if fake_deploy prod True 0; then
+  fail "deploy.sh --overlay prod went ahead without KEDA"
+elif grep -q 'KEDA is not installed' "$tmp/fake.out" && ! grep -q '^apply' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay prod stops before applying anything when KEDA is missing"
+else
+  fail "deploy.sh --overlay prod without KEDA: $(tail -1 "$tmp/fake.out"); kubectl calls: $(paste -sd, "$tmp/fake.log")"
+fi
+if fake_deploy dev True 0 && grep -q '^apply -f .*10-workloads.yaml' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay dev with metrics-server (no KEDA needed) applies $(grep -c '^apply' "$tmp/fake.log") phases"
+else
+  fail "deploy.sh --overlay dev with metrics-server did not apply: $(tail -1 "$tmp/fake.out")"
+fi
+if fake_deploy prod True 1 && grep -q '^apply -f .*20-keda.yaml' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay prod with metrics-server and KEDA applies the KEDA phase"
+else
+  fail "deploy.sh --overlay prod with metrics-server and KEDA: $(tail -1 "$tmp/fake.out")"
+fi
 if bash k8s/deploy.sh --overlay staging --dry-run > /dev/null 2>&1; then
   fail "deploy.sh accepted an unknown overlay"
 else
