@@ -62,18 +62,40 @@ for spec in "system:$dev" "system:$prod" "bench:$bench"; do
   fi
 done
 
+echo "== manifests against the programs (k8s/tests/check_programs.py: the built binaries' --help)"
+for spec in "system:$dev" "system:$prod" "bench:$bench"; do
+  profile="${spec%%:*}" file="${spec#*:}"
+  if "$py" $tests/check_programs.py --profile "$profile" "$file" > "$tmp/programs.log"; then
+    sed "s|$tmp/||" "$tmp/programs.log"
+  else
+    sed "s|$tmp/||" "$tmp/programs.log"
+    fail "check_programs.py --profile $profile $(basename "$file")"
+  fi
+done
+# Without the binaries the check cannot pass: it fails and says how to get them.
+if "$py" $tests/check_programs.py --profile system --bin-dir "$tmp/no-binaries" "$prod" > "$tmp/programs.log"; then
+  fail "check_programs.py passed without the built programs"
+elif grep -q '^FAIL programs.binary .*run make build first' "$tmp/programs.log"; then
+  pass "check_programs.py without the built programs: FAIL ... run make build first"
+else
+  fail "check_programs.py without the built programs failed without saying 'run make build first'"
+fi
+
 echo "== broken fixtures must fail with their expected message"
 for dir in $tests/fixtures/*/; do
   dir="${dir%/}"
   [ -f "$dir/kustomization.yaml" ] || continue
   name="$(basename "$dir")"
   profile="$(awk '$1 == "profile" {print $2}' "$dir/expect.txt")"
+  # `checker programs` runs check_programs.py, otherwise check_manifests.py.
+  checker="$(awk '$1 == "checker" {print $2}' "$dir/expect.txt")"
+  checker="$tests/check_${checker:-manifests}.py"
   mapfile -t expected < <(sed -n 's/^fail //p' "$dir/expect.txt")
   if ! render "$dir" > "$tmp/fixture.yaml" 2> "$tmp/err"; then
     fail "fixture $name does not render: $(cat "$tmp/err")"
     continue
   fi
-  if "$py" $tests/check_manifests.py --profile "$profile" "$tmp/fixture.yaml" > "$tmp/fixture.log"; then
+  if "$py" "$checker" --profile "$profile" "$tmp/fixture.yaml" > "$tmp/fixture.log"; then
     fail "fixture $name passed the checker (expected: ${expected[*]})"
     continue
   fi
