@@ -12,6 +12,8 @@ import sys
 
 import yaml
 
+import hpa_sim
+
 NAMESPACE = "rtc"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "PriorityClass", "StorageClass"}
@@ -557,6 +559,36 @@ def check_scaling(render, report):
                   if mode == "keda" else "direct: the balancer scales, no ScaledObject or HPA"))
 
 
+def check_exact_scaling(render, report):
+    """keda mode: the HPA KEDA makes from the ScaledObject must give exactly the balancer's count N, for every N
+    the balancer can export and every current count (hpa_sim.py simulates the HPA with the rendered settings)."""
+    if render.config_value("rtc-config", "SCALE_MODE") != "keda":
+        return
+    try:
+        found = hpa_sim.from_render(render.objects)
+    except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+        report.check(False, "scaling.exact", "ScaledObject/rtc-socket", "cannot simulate: %s" % e)
+        return
+    if found is None:
+        return
+    hpa, desired, load_for, key = found
+    problems = []
+    if desired.start < hpa.min or desired.stop - 1 > hpa.max:
+        problems.append("the balancer's range %d..%d (MIN/MAX_SOCKET_REPLICAS) is not inside the ScaledObject's "
+                        "%d..%d" % (desired.start, desired.stop - 1, hpa.min, hpa.max))
+    failures, worst = hpa_sim.verify(hpa, desired, load_for, key)
+    if failures:
+        # Show the pairs nearest the prod size first (20 pods), e.g. C=20 N=21.
+        shown = sorted(failures, key=lambda f: (abs(f[0] - 20), abs(f[1] - f[0]), f[1]))[:3]
+        problems.append("%d of %d (current C, desired N) pairs do not end at N: %s" % (
+            len(failures), (hpa.max - hpa.min + 1) * len(desired),
+            "; ".join("C=%d N=%d %s" % f for f in shown)))
+    report.check(not problems, "scaling.exact", "ScaledObject/rtc-socket", "; ".join(problems) or
+                 "HPA simulation: every N in %d..%d from every C in %d..%d ends at exactly N (tolerance up %s, "
+                 "down %s); slowest %d s" % (desired.start, desired.stop - 1, hpa.min, hpa.max,
+                                             hpa.up["tolerance"], hpa.down["tolerance"], worst))
+
+
 def check_prometheus(render, report):
     wl = render.get("Deployment", "prometheus")
     if wl is None:
@@ -602,6 +634,7 @@ def system_profile(render, report):
     check_socket(render, report)
     check_gateway(render, report)
     check_scaling(render, report)
+    check_exact_scaling(render, report)
     check_prometheus(render, report)
 
 
