@@ -83,6 +83,8 @@ print_plan() {
     echo "#   4. no KEDA objects (SCALE_MODE=direct: the balancer scales rtc-socket)"
   fi
   echo "#   5. kubectl -n rtc rollout status for every Deployment and StatefulSet"
+  # Redis and Kafka are the operator's in prod (overlays/prod/config.yaml): show where this deploy points.
+  echo "# Redis and Kafka: $(grep -hE '^  (REDIS_URL|KAFKA_BOOTSTRAP): ' "$work/all.yaml" | tr -d '"' | sed 's/^ *//' | paste -sd' ')$([ "$overlay" = dev ] && echo ' (the example prereqs in namespace rtc)' || echo ' (operator-supplied: overlays/prod/config.yaml)')"
   [ "$bench" = 1 ] && echo "#   6. bench: $(grep -c '^kind:' "$work/bench.yaml") object(s) from k8s/bench (Job rtc-bench)"
   return 0
 }

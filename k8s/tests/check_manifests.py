@@ -559,6 +559,63 @@ def check_scaling(render, report):
                   if mode == "keda" else "direct: the balancer scales, no ScaledObject or HPA"))
 
 
+def endpoint_hosts(name, value):
+    """[(host, port)] of REDIS_URL (redis://[:password@]host[:port][/db]) or KAFKA_BOOTSTRAP (host:port,...)."""
+    if name == "REDIS_URL":
+        m = re.fullmatch(r"rediss?://(?:[^@/]*@)?([A-Za-z0-9.-]+)(?::(\d+))?(?:/\d+)?", value or "")
+        return [(m.group(1), int(m.group(2) or 6379))] if m else None
+    out = []
+    for part in (value or "").split(","):
+        m = re.fullmatch(r"([A-Za-z0-9.-]+):(\d+)", part.strip())
+        if not m:
+            return None
+        out.append((m.group(1), int(m.group(2))))
+    return out or None
+
+
+def in_namespace_service(host):
+    """The Service name when host names one in namespace rtc (svc, svc.rtc, svc.rtc.svc[.cluster.local]), a pod of
+    a headless one (pod.svc.rtc.svc...) resolving to its Service, else None (an address outside the namespace)."""
+    parts = host.split(".")
+    suffix = [NAMESPACE, "svc", "cluster", "local"]
+    for n in range(len(suffix), -1, -1):
+        if n and parts[-n:] == suffix[:n] or n == 0 and len(parts) == 1:
+            rest = parts[:len(parts) - n] if n else parts
+            if n == 0 or rest:
+                return rest[-1] if rest else None
+    return None
+
+
+def check_endpoints(render, report):
+    """REDIS_URL and KAFKA_BOOTSTRAP: well-formed; an address in namespace rtc must be a Service of the render
+    (on that port); when the render carries the example prereqs (dev), both must point at them."""
+    prereqs = {w["metadata"]["name"] for w in render.workloads() if w["metadata"]["name"] in ("redis", "kafka")}
+    for key, prereq in (("REDIS_URL", "redis"), ("KAFKA_BOOTSTRAP", "kafka")):
+        value = render.config_value("rtc-config", key)
+        hosts = endpoint_hosts(key, value)
+        problems = []
+        kinds = []
+        if not hosts:
+            problems.append("%s is not a valid address: %r" % (key, value))
+        for host, port in hosts or []:
+            svc_name = in_namespace_service(host)
+            if svc_name is None:
+                kinds.append("external %s:%d (operator-supplied)" % (host, port))
+                if prereq in prereqs:
+                    problems.append("the render deploys the example %s, but %s points at %s" % (prereq, key, host))
+                continue
+            svc = render.get("Service", svc_name)
+            if svc is None:
+                problems.append("%s names Service %s in namespace %s, which the render lacks" % (key, svc_name, NAMESPACE))
+            elif not any(p.get("port") == port for p in svc["spec"].get("ports") or []):
+                problems.append("Service %s has no port %d" % (svc_name, port))
+            elif prereq in prereqs and svc_name != prereq:
+                problems.append("the render deploys the example %s, but %s points at Service %s" % (prereq, key, svc_name))
+            else:
+                kinds.append("in-cluster Service %s:%d" % (svc_name, port))
+        report.check(not problems, "config.endpoints", key, "; ".join(problems) or "%s = %s" % (value, ", ".join(kinds)))
+
+
 def check_exact_scaling(render, report):
     """keda mode: the HPA KEDA makes from the ScaledObject must give exactly the balancer's count N, for every N
     the balancer can export and every current count (hpa_sim.py simulates the HPA with the rendered settings)."""
@@ -635,6 +692,7 @@ def system_profile(render, report):
     check_gateway(render, report)
     check_scaling(render, report)
     check_exact_scaling(render, report)
+    check_endpoints(render, report)
     check_prometheus(render, report)
 
 
