@@ -348,7 +348,7 @@ def check_socket(render, report):
     svc = render.get("Service", subdomain) if subdomain else None
     problems = []
     if subdomain != "socket":
-        problems.append("subdomain must be `socket` (the gateway resolves <pod>.socket.<ns>.svc.cluster.local), found %s"
+        problems.append("subdomain must be `socket` (the gateway resolves <podid>.socket.<ns>.svc.cluster.local), found %s"
                         % subdomain)
     if svc is None:
         problems.append("no Service named like the subdomain %s" % subdomain)
@@ -379,6 +379,21 @@ def check_socket(render, report):
     check_probe_paths(report, "socket.probes", wl, c, "/readyz", "/healthz", 8080)
     check_socket_startup(report, wl, c)
     check_field_ref(report, "socket.node-id", wl, c, "NODE_ID", "metadata.name")
+    # The node's heartbeat carries POD_IP; with SOCKET_URL_FORM=ip the balancer builds /ws/<a-b-c-d>/connect
+    # from it, the name a stock headless Service publishes (<a-b-c-d>.socket.<ns>.svc.cluster.local).
+    check_field_ref(report, "socket.pod-ip", wl, c, "POD_IP", "status.podIP")
+    form = render.config_value("rtc-config", "SOCKET_URL_FORM")
+    bal = render.get("Deployment", "rtc-balancer")
+    e = env_var(the_container(bal, "rtc-balancer"), "SOCKET_URL_FORM") if bal else None
+    cm_ref = ((e or {}).get("valueFrom") or {}).get("configMapKeyRef") or {}
+    problems = []
+    if form not in ("ip", "name"):
+        problems.append("SOCKET_URL_FORM in rtc-config must be ip or name, found %s" % form)
+    if not (cm_ref.get("name") == "rtc-config" and cm_ref.get("key") == "SOCKET_URL_FORM"):
+        problems.append("the balancer's SOCKET_URL_FORM must come from ConfigMap rtc-config")
+    report.check(not problems, "socket.url-form", "SOCKET_URL_FORM", "; ".join(problems) or (
+        "ip: /ws/<a-b-c-d>/connect, the per-pod name every headless Service publishes" if form == "ip" else
+        "name: /ws/<pod>/connect, needs CoreDNS endpoint_pod_names (k8s/README.md)"))
     check_env(report, "socket.env", wl, c,
               ["NODE_ID", "REDIS_URL", "KAFKA_BOOTSTRAP", "RING_SECRET", "RESUME_TTL_SEC", "DRAIN_SECONDS"])
     check_secret_ref(report, "socket.secret", wl, c, "RING_SECRET")
