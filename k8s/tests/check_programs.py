@@ -88,6 +88,9 @@ class Help:
         command = None
         for line in text.splitlines():
             stripped = line.strip()
+            if not stripped and section == "endpoints":
+                section = None          # the endpoints list ends at the first blank line
+                continue
             if re.match(r"^[a-z][a-z ()]*:\s*$", line) or line.startswith("endpoints"):
                 section = line.split()[0].rstrip(":")
                 command = None
