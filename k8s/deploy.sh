@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Renders an overlay of k8s/ and applies it in order: namespace, secret check, everything else, KEDA objects,
-# then waits for the rollouts. --dry-run applies nothing (see usage).
+# Renders an overlay of k8s/ and applies it in order: prerequisite checks (metrics-server, and KEDA when the
+# overlay has KEDA objects), namespace, secret check, everything else, KEDA objects, then waits for the
+# rollouts. --dry-run applies nothing (see usage).
 set -euo pipefail
 
 usage() {
@@ -66,17 +67,24 @@ awk -v dir="$work" '
 ' "$work/all.yaml"
 
 phases=(00-namespace 10-workloads 20-keda)
+# The HPAs (gateway, balancer; KEDA's cpu trigger) read CPU from the resource metrics API, served by
+# metrics-server: without it they never scale. KEDA is needed when the render holds ScaledObjects.
+metrics_api=v1beta1.metrics.k8s.io
+keda_crd=scaledobjects.keda.sh
 print_plan() {
   echo "# apply order for overlay $overlay:"
+  echo "#   0. check prerequisites: APIService $metrics_api Available (metrics-server, for the HPAs)$([ -f "$work/20-keda.yaml" ] && echo "; KEDA CRD $keda_crd")"
   echo "#   1. 00-namespace: $(paste -sd' ' "$work/00-namespace.yaml.list" 2>/dev/null || echo none)"
   echo "#   2. check Secret rtc/rtc-secrets exists (RING_SECRET, optional AUTH_SECRET)$([ "$create_secret" = 1 ] && echo '; create it if missing')"
   echo "#   3. 10-workloads: $(wc -l < "$work/10-workloads.yaml.list") objects (RBAC, config, Services, Deployments, HPAs, PDBs$([ "$overlay" = dev ] && echo ', example Redis and Kafka'))"
   if [ -f "$work/20-keda.yaml" ]; then
-    echo "#   4. check the KEDA CRD scaledobjects.keda.sh exists, then 20-keda: $(paste -sd' ' "$work/20-keda.yaml.list")"
+    echo "#   4. 20-keda: $(paste -sd' ' "$work/20-keda.yaml.list")"
   else
     echo "#   4. no KEDA objects (SCALE_MODE=direct: the balancer scales rtc-socket)"
   fi
   echo "#   5. kubectl -n rtc rollout status for every Deployment and StatefulSet"
+  # Redis and Kafka are the operator's in prod (overlays/prod/config.yaml): show where this deploy points.
+  echo "# Redis and Kafka: $(grep -hE '^  (REDIS_URL|KAFKA_BOOTSTRAP): ' "$work/all.yaml" | tr -d '"' | sed 's/^ *//' | paste -sd' ')$([ "$overlay" = dev ] && echo ' (the example prereqs in namespace rtc)' || echo ' (operator-supplied: overlays/prod/config.yaml)')"
   [ "$bench" = 1 ] && echo "#   6. bench: $(grep -c '^kind:' "$work/bench.yaml") object(s) from k8s/bench (Job rtc-bench)"
   return 0
 }
@@ -89,6 +97,11 @@ if [ "$dry_run" = 1 ]; then
   done
   if "${kubectl[@]}" get --raw /version --request-timeout=5s >/dev/null 2>&1; then
     echo "# cluster reachable: server-side dry run"
+    available="$("${kubectl[@]}" get apiservice "$metrics_api" -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null || true)"
+    echo "# prerequisite metrics-server ($metrics_api): $([ "$available" = True ] && echo available || echo "MISSING: a real deploy stops here")"
+    if [ -f "$work/20-keda.yaml" ]; then
+      echo "# prerequisite KEDA ($keda_crd): $("${kubectl[@]}" get crd "$keda_crd" >/dev/null 2>&1 && echo installed || echo "MISSING: a real deploy stops here")"
+    fi
     for p in "${phases[@]}"; do
       [ -f "$work/$p.yaml" ] && "${kubectl[@]}" apply --dry-run=server -f "$work/$p.yaml" | sed 's/^/# /'
     done
@@ -101,6 +114,16 @@ if [ "$dry_run" = 1 ]; then
 fi
 
 print_plan
+# Prerequisites first, so a missing one leaves nothing half-applied.
+available="$("${kubectl[@]}" get apiservice "$metrics_api" -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null || true)"
+if [ "$available" != "True" ]; then
+  echo "deploy.sh: metrics-server is not installed or not available (APIService $metrics_api: ${available:-missing}); the HPAs need it: install it (k8s/README.md)" >&2
+  exit 1
+fi
+if [ -f "$work/20-keda.yaml" ] && ! "${kubectl[@]}" get crd "$keda_crd" >/dev/null 2>&1; then
+  echo "deploy.sh: KEDA is not installed (no CRD $keda_crd); install it (k8s/README.md) or use --overlay dev" >&2
+  exit 1
+fi
 "${kubectl[@]}" apply -f "$work/00-namespace.yaml"
 if ! "${kubectl[@]}" -n rtc get secret rtc-secrets >/dev/null 2>&1; then
   if [ "$create_secret" = 1 ]; then
@@ -114,10 +137,6 @@ if ! "${kubectl[@]}" -n rtc get secret rtc-secrets >/dev/null 2>&1; then
 fi
 "${kubectl[@]}" apply -f "$work/10-workloads.yaml"
 if [ -f "$work/20-keda.yaml" ]; then
-  if ! "${kubectl[@]}" get crd scaledobjects.keda.sh >/dev/null 2>&1; then
-    echo "deploy.sh: KEDA is not installed (no CRD scaledobjects.keda.sh); install it (k8s/README.md) or use --overlay dev" >&2
-    exit 1
-  fi
   "${kubectl[@]}" apply -f "$work/20-keda.yaml"
 fi
 grep -E '^(Deployment|StatefulSet)/' "$work/10-workloads.yaml.list" | while read -r obj; do

@@ -17,6 +17,9 @@ fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# check_manifests.py's HPA simulation (tests/hpa_sim.py) keeps its verdict per ScaledObject setting here: the
+# prod render and most fixtures share one.
+export HPA_SIM_CACHE="$tmp/hpa-sim"
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 pass() { echo "PASS $*"; }
@@ -62,18 +65,73 @@ for spec in "system:$dev" "system:$prod" "bench:$bench"; do
   fi
 done
 
+echo "== manifests against the programs (k8s/tests/check_programs.py: the built binaries' --help)"
+for spec in "system:$dev" "system:$prod" "bench:$bench"; do
+  profile="${spec%%:*}" file="${spec#*:}"
+  if "$py" $tests/check_programs.py --profile "$profile" "$file" > "$tmp/programs.log"; then
+    sed "s|$tmp/||" "$tmp/programs.log"
+  else
+    sed "s|$tmp/||" "$tmp/programs.log"
+    fail "check_programs.py --profile $profile $(basename "$file")"
+  fi
+done
+# Without the binaries the check cannot pass: it fails and says how to get them.
+if "$py" $tests/check_programs.py --profile system --bin-dir "$tmp/no-binaries" "$prod" > "$tmp/programs.log"; then
+  fail "check_programs.py passed without the built programs"
+elif grep -q '^FAIL programs.binary .*run make build first' "$tmp/programs.log"; then
+  pass "check_programs.py without the built programs: FAIL ... run make build first"
+else
+  fail "check_programs.py without the built programs failed without saying 'run make build first'"
+fi
+
+# The bench Job's args once `rtc-bench run` exists: a stand-in rtc-bench whose --help has `run` (with and
+# without --processes) shows the check then runs in full instead of printing SKIP.
+mkdir -p "$tmp/bench-run" "$tmp/bench-run-old"
+for dir in bench-run bench-run-old; do
+  opts='--target URL --connections C'
+  [ "$dir" = bench-run ] && opts="$opts --processes P"
+  printf '#!/bin/sh\ncat <<EOF\nusage: rtc-bench <command> [options]\n\ncommands:\n  run %s\n      The whole client flow.\n\noptions:\n  --help       this text\nEOF\n' "$opts" > "$tmp/$dir/rtc-bench"
+  chmod +x "$tmp/$dir/rtc-bench"
+done
+# The Job as it will be once `rtc-bench run` exists (args led by `run`): checked in full, it passes; with a
+# run that lacks --processes it fails. The Job as it is (no `run`) fails the full check: it needs `run`
+# as its first argument when the subcommand lands (k8s/README.md, "Bench").
+sed 's/^\( *\)- --target$/\1- run\n\1- --target/' "$bench" > "$tmp/bench-with-run.yaml"
+if "$py" $tests/check_programs.py --profile bench --bin-dir "$tmp/bench-run" "$tmp/bench-with-run.yaml" > "$tmp/programs.log" \
+    && grep -q '^PASS programs.args Job/rtc-bench' "$tmp/programs.log" && ! grep -q '^SKIP' "$tmp/programs.log"; then
+  pass "bench args checked in full once rtc-bench has run:$(grep '^PASS programs.args' "$tmp/programs.log" | cut -d: -f2-)"
+else
+  fail "bench args with a rtc-bench that has run: $(grep -E '^(FAIL|SKIP)' "$tmp/programs.log" | head -1)"
+fi
+if "$py" $tests/check_programs.py --profile bench --bin-dir "$tmp/bench-run-old" "$tmp/bench-with-run.yaml" > "$tmp/programs.log"; then
+  fail "bench args: a flag rtc-bench run lacks (--processes) passed"
+elif grep -q '^FAIL programs.args Job/rtc-bench.*unknown: --processes' "$tmp/programs.log"; then
+  pass "bench args: a flag rtc-bench run lacks fails:$(grep '^FAIL programs.args' "$tmp/programs.log" | cut -d: -f2-)"
+else
+  fail "bench args: a flag rtc-bench run lacks failed for another reason: $(grep '^FAIL' "$tmp/programs.log" | head -1)"
+fi
+if ! "$py" $tests/check_programs.py --profile bench --bin-dir "$tmp/bench-run" "$bench" > "$tmp/programs.log" \
+    && grep -q '^FAIL programs.args Job/rtc-bench.*must run `rtc-bench run`' "$tmp/programs.log"; then
+  pass "bench args: the Job without \`run\` fails the full check (to update when rtc-bench run lands)"
+else
+  fail "bench args: the Job without \`run\` was not caught by the full check"
+fi
+
 echo "== broken fixtures must fail with their expected message"
 for dir in $tests/fixtures/*/; do
   dir="${dir%/}"
   [ -f "$dir/kustomization.yaml" ] || continue
   name="$(basename "$dir")"
   profile="$(awk '$1 == "profile" {print $2}' "$dir/expect.txt")"
+  # `checker programs` runs check_programs.py, otherwise check_manifests.py.
+  checker="$(awk '$1 == "checker" {print $2}' "$dir/expect.txt")"
+  checker="$tests/check_${checker:-manifests}.py"
   mapfile -t expected < <(sed -n 's/^fail //p' "$dir/expect.txt")
   if ! render "$dir" > "$tmp/fixture.yaml" 2> "$tmp/err"; then
     fail "fixture $name does not render: $(cat "$tmp/err")"
     continue
   fi
-  if "$py" $tests/check_manifests.py --profile "$profile" "$tmp/fixture.yaml" > "$tmp/fixture.log"; then
+  if "$py" "$checker" --profile "$profile" "$tmp/fixture.yaml" > "$tmp/fixture.log"; then
     fail "fixture $name passed the checker (expected: ${expected[*]})"
     continue
   fi
@@ -146,17 +204,23 @@ if [ -n "$binary" ]; then
 fi
 
 echo "== Dockerfile (static: no Docker engine here, nothing is built)"
-if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile > "$tmp/docker.log"; then
-  cat "$tmp/docker.log"
+# --package/--manifests: every rtc-* image the renders run must be a build target (and a Package.swift program).
+docker_targets=(--package Package.swift --manifests "$dev" "$prod" "$bench")
+if "$py" $tests/check_dockerfile.py k8s/images/Dockerfile "${docker_targets[@]}" > "$tmp/docker.log"; then
+  sed "s|$tmp/||g" "$tmp/docker.log"
 else
-  cat "$tmp/docker.log"
+  sed "s|$tmp/||g" "$tmp/docker.log"
   fail "k8s/images/Dockerfile"
 fi
+# Each fixture names the check it must fail in a `# expect-fail: NAME` line.
 for f in $tests/fixtures/docker/*; do
-  if "$py" $tests/check_dockerfile.py "$f" > "$tmp/docker.log"; then
+  want="$(sed -n 's/^# expect-fail: //p' "$f")"
+  if "$py" $tests/check_dockerfile.py "$f" "${docker_targets[@]}" > "$tmp/docker.log"; then
     fail "Dockerfile fixture $f was accepted"
+  elif [ -n "$want" ] && ! grep -q "^FAIL $want " "$tmp/docker.log"; then
+    fail "Dockerfile fixture $f rejected, but not by $want"
   else
-    pass "Dockerfile fixture $f rejected ($(grep -c '^FAIL' "$tmp/docker.log") checks failed)"
+    pass "Dockerfile fixture $f rejected by $want ($(grep -c '^FAIL' "$tmp/docker.log") checks failed)"
   fi
 done
 
@@ -188,15 +252,67 @@ for overlay in dev prod; do
   if bash k8s/deploy.sh --overlay "$overlay" --dry-run > "$tmp/dry.log" 2> "$tmp/err"; then
     want="$(grep -c '^kind:' "$tmp/overlays-$overlay.yaml")"
     got="$(grep -c '^kind:' "$tmp/dry.log")"
-    if grep -q '^# apply order' "$tmp/dry.log" && [ "$got" = "$want" ]; then
-      pass "deploy.sh --overlay $overlay --dry-run: apply order and $got objects, nothing applied"
+    if grep -q '^# apply order' "$tmp/dry.log" && grep -q '^#   0. check prerequisites: APIService v1beta1.metrics.k8s.io' "$tmp/dry.log" \
+        && [ "$got" = "$want" ]; then
+      pass "deploy.sh --overlay $overlay --dry-run: prerequisites, apply order and $got objects, nothing applied"
     else
-      fail "deploy.sh --overlay $overlay --dry-run: printed $got objects (render has $want) or no apply order"
+      fail "deploy.sh --overlay $overlay --dry-run: printed $got objects (render has $want), or no apply order or prerequisite step"
     fi
   else
     fail "deploy.sh --overlay $overlay --dry-run: $(cat "$tmp/err")"
   fi
 done
+# deploy.sh against a fake kubectl (renders with the real one, answers the prerequisite queries as told, logs
+# everything else): a missing metrics-server or KEDA must stop it before anything is applied.
+mkdir -p "$tmp/fakebin"
+cat > "$tmp/fakebin/kubectl" <<FAKE
+#!/usr/bin/env bash
+real="$(command -v kubectl)"
+FAKE
+cat >> "$tmp/fakebin/kubectl" <<'FAKE'
+case "$*" in
+  kustomize*) exec "$real" "$@" ;;
+  "get apiservice v1beta1.metrics.k8s.io"*) [ -n "$FAKE_METRICS" ] && printf '%s' "$FAKE_METRICS"; exit 0 ;;
+  "get crd scaledobjects.keda.sh"*) [ "$FAKE_KEDA" = 1 ] ;;
+  "get --raw /version"*) exit 1 ;;
+  *) echo "$*" >> "$FAKE_LOG" ;;
+esac
+FAKE
+chmod +x "$tmp/fakebin/kubectl"
+fake_deploy() {  # overlay metrics keda -> exit status; output in $tmp/fake.out, kubectl calls in $tmp/fake.log
+  : > "$tmp/fake.log"
+  PATH="$tmp/fakebin:$PATH" FAKE_LOG="$tmp/fake.log" FAKE_METRICS="$2" FAKE_KEDA="$3" \
+    bash k8s/deploy.sh --overlay "$1" > "$tmp/fake.out" 2>&1
+}
+if fake_deploy dev "" 1; then
+  fail "deploy.sh went ahead without metrics-server"
+elif grep -q 'metrics-server is not installed' "$tmp/fake.out" && ! grep -q '^apply' "$tmp/fake.log"; then
+  pass "deploy.sh stops before applying anything when metrics-server is missing"
+else
+  fail "deploy.sh without metrics-server: $(tail -1 "$tmp/fake.out"); kubectl calls: $(paste -sd, "$tmp/fake.log")"
+fi
+if fake_deploy dev False 1; then
+  fail "deploy.sh went ahead with metrics-server not Available"
+else
+  pass "deploy.sh stops when the metrics API is not Available"
+fi
+if fake_deploy prod True 0; then
+  fail "deploy.sh --overlay prod went ahead without KEDA"
+elif grep -q 'KEDA is not installed' "$tmp/fake.out" && ! grep -q '^apply' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay prod stops before applying anything when KEDA is missing"
+else
+  fail "deploy.sh --overlay prod without KEDA: $(tail -1 "$tmp/fake.out"); kubectl calls: $(paste -sd, "$tmp/fake.log")"
+fi
+if fake_deploy dev True 0 && grep -q '^apply -f .*10-workloads.yaml' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay dev with metrics-server (no KEDA needed) applies $(grep -c '^apply' "$tmp/fake.log") phases"
+else
+  fail "deploy.sh --overlay dev with metrics-server did not apply: $(tail -1 "$tmp/fake.out")"
+fi
+if fake_deploy prod True 1 && grep -q '^apply -f .*20-keda.yaml' "$tmp/fake.log"; then
+  pass "deploy.sh --overlay prod with metrics-server and KEDA applies the KEDA phase"
+else
+  fail "deploy.sh --overlay prod with metrics-server and KEDA: $(tail -1 "$tmp/fake.out")"
+fi
 if bash k8s/deploy.sh --overlay staging --dry-run > /dev/null 2>&1; then
   fail "deploy.sh accepted an unknown overlay"
 else

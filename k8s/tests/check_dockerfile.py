@@ -3,8 +3,14 @@
 with a fixed tag (not `latest`, ARG defaults resolved), a Swift build stage, a slim runtime stage that installs
 only the allowed C runtime libraries, a final numeric non-root USER, an exec-form ENTRYPOINT.
 
-usage: check_dockerfile.py DOCKERFILE
+With --package and --manifests it also checks the build targets: the products the build stage accepts (its
+`case "${PRODUCT}" in a|b|c)` line) must be executable targets of Package.swift, and every rtc-* image that a
+rendered manifest runs (containers and init containers) must be one of those products, so no manifest names an
+image this Dockerfile cannot build.
+
+usage: check_dockerfile.py DOCKERFILE [--package Package.swift --manifests RENDER...]
 """
+import argparse
 import re
 import shlex
 import sys
@@ -21,8 +27,54 @@ def instructions(text):
             yield word.upper(), rest.strip()
 
 
+def dockerfile_products(build_insts):
+    """The PRODUCT values the build stage accepts: the alternatives of its `case "${PRODUCT}" in ...)`."""
+    for word, rest in build_insts:
+        m = re.search(r'case\s+"?\$\{?PRODUCT\}?"?\s+in\s+([A-Za-z0-9_|.-]+)\)', rest) if word == "RUN" else None
+        if m:
+            return set(m.group(1).split("|"))
+    return set()
+
+
+def package_executables(path):
+    with open(path) as f:
+        text = f.read()
+    return set(re.findall(r'\.executableTarget\(\s*name:\s*"([^"]+)"', text))
+
+
+def manifest_images(paths):
+    """rtc-* images run by any container of the rendered manifests: {program name: set of files}."""
+    import yaml
+    found = {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key in ("containers", "initContainers"):
+                for c in node.get(key) or []:
+                    image = (c or {}).get("image") or ""
+                    repo = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+                    if repo.startswith("rtc-"):
+                        found.setdefault(repo, set()).add(path)
+            for v in node.values():
+                walk(v, path)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, path)
+
+    for p in paths:
+        with open(p) as f:
+            for doc in yaml.safe_load_all(f):
+                walk(doc, p)
+    return found
+
+
 def main():
-    path = sys.argv[1]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dockerfile")
+    parser.add_argument("--package", help="Package.swift, whose executable targets the products must be")
+    parser.add_argument("--manifests", nargs="*", default=[], help="rendered manifests whose rtc-* images must be products")
+    opts = parser.parse_args()
+    path = opts.dockerfile
     with open(path) as f:
         insts = list(instructions(f.read()))
     args = {}
@@ -77,6 +129,24 @@ def main():
     check(bool(entry) and entry[-1].startswith("["), "docker.entrypoint",
           "exec form %s" % entry[-1] if entry and entry[-1].startswith("[") else
           "needs an exec-form ENTRYPOINT (the program must be PID 1 to get SIGTERM)")
+    if opts.package or opts.manifests:
+        products = set()
+        for s in stages[:-1]:
+            products |= dockerfile_products(s["insts"])
+        problems = []
+        if not products:
+            problems.append('the build stage does not list its products (case "${PRODUCT}" in a|b|c))')
+        if opts.package:
+            executables = package_executables(opts.package)
+            unknown = sorted(products - executables)
+            if unknown:
+                problems.append("not executable targets of %s: %s" % (opts.package, ", ".join(unknown)))
+        used = manifest_images(opts.manifests)
+        missing = sorted(set(used) - products)
+        for name in missing:
+            problems.append("image %s (in %s) is not a build target" % (name, ", ".join(sorted(used[name]))))
+        check(not problems, "docker.targets", "; ".join(problems) or
+              "builds %s; the manifests run %s" % (", ".join(sorted(products)), ", ".join(sorted(used)) or "none"))
     return 0 if all(results) else 1
 
 

@@ -12,6 +12,8 @@ import sys
 
 import yaml
 
+import hpa_sim
+
 NAMESPACE = "rtc"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "PriorityClass", "StorageClass"}
@@ -346,7 +348,7 @@ def check_socket(render, report):
     svc = render.get("Service", subdomain) if subdomain else None
     problems = []
     if subdomain != "socket":
-        problems.append("subdomain must be `socket` (the gateway resolves <pod>.socket.<ns>.svc.cluster.local), found %s"
+        problems.append("subdomain must be `socket` (the gateway resolves <podid>.socket.<ns>.svc.cluster.local), found %s"
                         % subdomain)
     if svc is None:
         problems.append("no Service named like the subdomain %s" % subdomain)
@@ -375,13 +377,56 @@ def check_socket(render, report):
                  % (SOCKET_GRACE_SECONDS, drain_seconds, grace))
 
     check_probe_paths(report, "socket.probes", wl, c, "/readyz", "/healthz", 8080)
+    check_socket_startup(report, wl, c)
     check_field_ref(report, "socket.node-id", wl, c, "NODE_ID", "metadata.name")
+    # The node's heartbeat carries POD_IP; with SOCKET_URL_FORM=ip the balancer builds /ws/<a-b-c-d>/connect
+    # from it, the name a stock headless Service publishes (<a-b-c-d>.socket.<ns>.svc.cluster.local).
+    check_field_ref(report, "socket.pod-ip", wl, c, "POD_IP", "status.podIP")
+    form = render.config_value("rtc-config", "SOCKET_URL_FORM")
+    bal = render.get("Deployment", "rtc-balancer")
+    e = env_var(the_container(bal, "rtc-balancer"), "SOCKET_URL_FORM") if bal else None
+    cm_ref = ((e or {}).get("valueFrom") or {}).get("configMapKeyRef") or {}
+    problems = []
+    if form not in ("ip", "name"):
+        problems.append("SOCKET_URL_FORM in rtc-config must be ip or name, found %s" % form)
+    if not (cm_ref.get("name") == "rtc-config" and cm_ref.get("key") == "SOCKET_URL_FORM"):
+        problems.append("the balancer's SOCKET_URL_FORM must come from ConfigMap rtc-config")
+    report.check(not problems, "socket.url-form", "SOCKET_URL_FORM", "; ".join(problems) or (
+        "ip: /ws/<a-b-c-d>/connect, the per-pod name every headless Service publishes" if form == "ip" else
+        "name: /ws/<pod>/connect, needs CoreDNS endpoint_pod_names (k8s/README.md)"))
     check_env(report, "socket.env", wl, c,
               ["NODE_ID", "REDIS_URL", "KAFKA_BOOTSTRAP", "RING_SECRET", "RESUME_TTL_SEC", "DRAIN_SECONDS"])
     check_secret_ref(report, "socket.secret", wl, c, "RING_SECRET")
     report.check(spec.get("automountServiceAccountToken") is False, "rbac.socket-token", ref(wl),
                  "no service-account token mounted" if spec.get("automountServiceAccountToken") is False
                  else "socket nodes never call the API: automountServiceAccountToken must be false")
+
+
+# A socket pod has this long to open its listener before the kubelet restarts it.
+SOCKET_STARTUP_MIN_SECONDS = 30
+
+
+def check_socket_startup(report, wl, c):
+    """startupProbe GET /healthz on the node's port 8080: /healthz answers once the listener is up, while
+    /readyz waits for Redis; a startupProbe on /readyz would restart every new pod during a Redis outage."""
+    sp = c.get("startupProbe")
+    problems = []
+    if not sp:
+        problems.append("missing startupProbe (GET /healthz on :8080)")
+    else:
+        path = probe_http_path(sp)
+        port = port_number(c, ((sp.get("httpGet") or {}).get("port")))
+        if path != "/healthz":
+            problems.append("startupProbe must be GET /healthz (/readyz waits for Redis: a Redis outage would "
+                            "crash-loop new pods), found %s" % path)
+        if port != 8080:
+            problems.append("startupProbe port must be 8080, found %s" % port)
+        budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+        if budget < SOCKET_STARTUP_MIN_SECONDS:
+            problems.append("startupProbe allows %d s (periodSeconds x failureThreshold) < %d s"
+                            % (budget, SOCKET_STARTUP_MIN_SECONDS))
+    report.check(not problems, "socket.startup", ref(wl), "; ".join(problems) or
+                 "startupProbe GET /healthz on :8080, %d s budget" % (sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)))
 
 
 def check_gateway(render, report):
@@ -529,6 +574,93 @@ def check_scaling(render, report):
                   if mode == "keda" else "direct: the balancer scales, no ScaledObject or HPA"))
 
 
+def endpoint_hosts(name, value):
+    """[(host, port)] of REDIS_URL (redis://[:password@]host[:port][/db]) or KAFKA_BOOTSTRAP (host:port,...)."""
+    if name == "REDIS_URL":
+        m = re.fullmatch(r"rediss?://(?:[^@/]*@)?([A-Za-z0-9.-]+)(?::(\d+))?(?:/\d+)?", value or "")
+        return [(m.group(1), int(m.group(2) or 6379))] if m else None
+    out = []
+    for part in (value or "").split(","):
+        m = re.fullmatch(r"([A-Za-z0-9.-]+):(\d+)", part.strip())
+        if not m:
+            return None
+        out.append((m.group(1), int(m.group(2))))
+    return out or None
+
+
+def in_namespace_service(host):
+    """The Service name when host names one in namespace rtc (svc, svc.rtc, svc.rtc.svc[.cluster.local]), a pod of
+    a headless one (pod.svc.rtc.svc...) resolving to its Service, else None (an address outside the namespace)."""
+    parts = host.split(".")
+    suffix = [NAMESPACE, "svc", "cluster", "local"]
+    for n in range(len(suffix), -1, -1):
+        if n and parts[-n:] == suffix[:n] or n == 0 and len(parts) == 1:
+            rest = parts[:len(parts) - n] if n else parts
+            if n == 0 or rest:
+                return rest[-1] if rest else None
+    return None
+
+
+def check_endpoints(render, report):
+    """REDIS_URL and KAFKA_BOOTSTRAP: well-formed; an address in namespace rtc must be a Service of the render
+    (on that port); when the render carries the example prereqs (dev), both must point at them."""
+    prereqs = {w["metadata"]["name"] for w in render.workloads() if w["metadata"]["name"] in ("redis", "kafka")}
+    for key, prereq in (("REDIS_URL", "redis"), ("KAFKA_BOOTSTRAP", "kafka")):
+        value = render.config_value("rtc-config", key)
+        hosts = endpoint_hosts(key, value)
+        problems = []
+        kinds = []
+        if not hosts:
+            problems.append("%s is not a valid address: %r" % (key, value))
+        for host, port in hosts or []:
+            svc_name = in_namespace_service(host)
+            if svc_name is None:
+                kinds.append("external %s:%d (operator-supplied)" % (host, port))
+                if prereq in prereqs:
+                    problems.append("the render deploys the example %s, but %s points at %s" % (prereq, key, host))
+                continue
+            svc = render.get("Service", svc_name)
+            if svc is None:
+                problems.append("%s names Service %s in namespace %s, which the render lacks" % (key, svc_name, NAMESPACE))
+            elif not any(p.get("port") == port for p in svc["spec"].get("ports") or []):
+                problems.append("Service %s has no port %d" % (svc_name, port))
+            elif prereq in prereqs and svc_name != prereq:
+                problems.append("the render deploys the example %s, but %s points at Service %s" % (prereq, key, svc_name))
+            else:
+                kinds.append("in-cluster Service %s:%d" % (svc_name, port))
+        report.check(not problems, "config.endpoints", key, "; ".join(problems) or "%s = %s" % (value, ", ".join(kinds)))
+
+
+def check_exact_scaling(render, report):
+    """keda mode: the HPA KEDA makes from the ScaledObject must give exactly the balancer's count N, for every N
+    the balancer can export and every current count (hpa_sim.py simulates the HPA with the rendered settings)."""
+    if render.config_value("rtc-config", "SCALE_MODE") != "keda":
+        return
+    try:
+        found = hpa_sim.from_render(render.objects)
+    except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+        report.check(False, "scaling.exact", "ScaledObject/rtc-socket", "cannot simulate: %s" % e)
+        return
+    if found is None:
+        return
+    hpa, desired, load_for, key = found
+    problems = []
+    if desired.start < hpa.min or desired.stop - 1 > hpa.max:
+        problems.append("the balancer's range %d..%d (MIN/MAX_SOCKET_REPLICAS) is not inside the ScaledObject's "
+                        "%d..%d" % (desired.start, desired.stop - 1, hpa.min, hpa.max))
+    failures, worst = hpa_sim.verify(hpa, desired, load_for, key)
+    if failures:
+        # Show the pairs nearest the prod size first (20 pods), e.g. C=20 N=21.
+        shown = sorted(failures, key=lambda f: (abs(f[0] - 20), abs(f[1] - f[0]), f[1]))[:3]
+        problems.append("%d of %d (current C, desired N) pairs do not end at N: %s" % (
+            len(failures), (hpa.max - hpa.min + 1) * len(desired),
+            "; ".join("C=%d N=%d %s" % f for f in shown)))
+    report.check(not problems, "scaling.exact", "ScaledObject/rtc-socket", "; ".join(problems) or
+                 "HPA simulation: every N in %d..%d from every C in %d..%d ends at exactly N (tolerance up %s, "
+                 "down %s); slowest %d s" % (desired.start, desired.stop - 1, hpa.min, hpa.max,
+                                             hpa.up["tolerance"], hpa.down["tolerance"], worst))
+
+
 def check_prometheus(render, report):
     wl = render.get("Deployment", "prometheus")
     if wl is None:
@@ -574,6 +706,8 @@ def system_profile(render, report):
     check_socket(render, report)
     check_gateway(render, report)
     check_scaling(render, report)
+    check_exact_scaling(render, report)
+    check_endpoints(render, report)
     check_prometheus(render, report)
 
 
