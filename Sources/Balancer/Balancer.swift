@@ -519,10 +519,15 @@ public final class Balancer: TimerHandler, @unchecked Sendable {
         redis.send(["SREM", Balancer.pendingReroutes, reroute.node]) { _ in }
         guard !isPresent(reroute.node) else { return }
         let topic = Keys.deliveryTopic(reroute.node)
+        let deletions = metrics.topicDeletions
         admin?.deleteTopic(topic) { result in
             switch result {
-            case .success: say("rtc-balancer: deleted \(topic)")
-            case .failure(let error): say("rtc-balancer: \(topic) not deleted: \(error)")
+            case .success:
+                deletions.labels("deleted").increment()
+                say("rtc-balancer: deleted \(topic)")
+            case .failure(let error):
+                deletions.labels("failed").increment()
+                say("rtc-balancer: \(topic) not deleted: \(error)")
             }
         }
     }

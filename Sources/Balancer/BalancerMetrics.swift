@@ -19,6 +19,7 @@ public final class BalancerMetrics: Sendable {
     let heartbeatsSkipped: CounterFamily
     let heartbeatRounds: CounterFamily
     let rerouted: CounterFamily
+    let topicDeletions: CounterFamily
 
     /// Outcomes of ring updates received from Redis or Kafka.
     enum RingOutcome: String, CaseIterable {
@@ -73,12 +74,16 @@ public final class BalancerMetrics: Sendable {
         rerouted = try registry.counter(
             "rtc_balancer_rerouted_records_total", help: "Records of departed nodes' delivery topics, by outcome.",
             labelNames: ["outcome"])
+        topicDeletions = try registry.counter(
+            "rtc_balancer_topic_deletions_total",
+            help: "Delivery topics of departed nodes deleted after their re-route, by result.", labelNames: ["result"])
         for state in ["active", "draining", "unready"] { ringNodes.labels(state).set(0) }
         for outcome in ["assigned", "bad_client_id", "no_node", "no_address"] { _ = assignments.labels(outcome) }
         for outcome in RingOutcome.allCases { _ = ringUpdates.labels(outcome.rawValue) }
         for reason in ["malformed", "mismatch", "unaddressable", "too_many"] { _ = heartbeatsSkipped.labels(reason) }
         for result in ["ok", "failed"] { _ = heartbeatRounds.labels(result) }
         for outcome in RerouteOutcome.allCases { _ = rerouted.labels(outcome.rawValue) }
+        for result in ["deleted", "failed"] { _ = topicDeletions.labels(result) }
         for verb in ["get", "list", "create", "update", "patch"] {
             for result in ["success", "failure"] { _ = kubeAPICalls.labels(verb, result) }
         }

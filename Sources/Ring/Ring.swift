@@ -52,11 +52,22 @@ public struct Ring: Equatable, Sendable {
     public let nodes: [RingNode]
     /// `XXH64(node.id)` for each node, in `nodes` order.
     private let seeds: [UInt64]
+    /// Positions in `nodes` of the nodes that may own keys (weight > 0, not draining), and their seeds.
+    private let eligible: [Int]
+    private let eligibleSeeds: [UInt64]
+    /// Every eligible node has the same weight (the usual case: hysteresis keeps a balanced ring equal).
+    private let uniformWeight: Bool
 
     public init(version: UInt64, nodes: [RingNode]) {
+        let sorted = Ring.normalized(nodes)
+        let seeds = sorted.map { XXH64.hash($0.id) }
+        let eligible = sorted.indices.filter { sorted[$0].weight > 0 && !sorted[$0].draining }
         self.version = version
-        self.nodes = Ring.normalized(nodes)
-        self.seeds = self.nodes.map { XXH64.hash($0.id) }
+        self.nodes = sorted
+        self.seeds = seeds
+        self.eligible = eligible
+        self.eligibleSeeds = eligible.map { seeds[$0] }
+        self.uniformWeight = eligible.allSatisfy { sorted[$0].weight == sorted[eligible[0]].weight }
     }
 
     /// Version 0 with no nodes.
@@ -81,7 +92,27 @@ public struct Ring: Equatable, Sendable {
     }
 
     /// `owner(of:)` for a key given as its UTF-8 bytes.
+    ///
+    /// With equal weights the score `w / -ln(u)` increases with `u`, so the owner is the node with the largest
+    /// `h >> 11` and no logarithm is needed (ties still go to the id that sorts first). The one difference from
+    /// comparing scores: two different `u` whose scores round to the same double (adjacent 53-bit values, a chance
+    /// of about 2⁻⁵⁰ per pair) go to the larger `u` instead of the first id.
     public func owner(ofKeyBytes key: UnsafeRawBufferPointer) -> String? {
+        guard uniformWeight else { return ownerByScore(ofKeyBytes: key) }
+        var best = -1
+        var bestUnit: UInt64 = 0
+        for position in eligibleSeeds.indices {
+            let unit = XXH64.hash(key, seed: eligibleSeeds[position]) >> 11
+            if best < 0 || unit > bestUnit {
+                best = position
+                bestUnit = unit
+            }
+        }
+        return best < 0 ? nil : nodes[eligible[best]].id
+    }
+
+    /// The owner by comparing every eligible node's score (any weights).
+    func ownerByScore(ofKeyBytes key: UnsafeRawBufferPointer) -> String? {
         var best = -1
         var bestScore = -Double.infinity
         for index in nodes.indices {

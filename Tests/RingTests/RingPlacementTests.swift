@@ -191,6 +191,35 @@ struct RingPlacementTests {
         }
     }
 
+    @Test(arguments: [1.0, 0.37, 250.0])
+    func equalWeightsTakeTheLargestUnitAndAgreeWithTheScores(weight: Double) {
+        // 50 equal nodes (one draining, one at weight 0, which must stay out), 20,000 keys: the log-free path
+        // gives the owner the score comparison gives.
+        var nodes = (0..<50).map { RingNode(id: "socket-\($0)", weight: weight, draining: false) }
+        nodes[7].draining = true
+        nodes[31].weight = 0
+        let ring = Ring(version: 1, nodes: nodes)
+        var counts: [String: Int] = [:]
+        for index in 0..<20_000 {
+            let bytes = Array("client-\(index)".utf8)
+            let fast = bytes.withUnsafeBytes { ring.owner(ofKeyBytes: $0) }
+            let scored = bytes.withUnsafeBytes { ring.ownerByScore(ofKeyBytes: $0) }
+            #expect(fast == scored, "client-\(index)")
+            counts[fast ?? "none", default: 0] += 1
+        }
+        #expect(counts["socket-7"] == nil && counts["socket-31"] == nil && counts["none"] == nil)
+        #expect(counts.count == 48)
+        // Unequal weights still go through the scores.
+        nodes[3].weight = weight * 2
+        let weighted = Ring(version: 2, nodes: nodes)
+        for index in 0..<2_000 {
+            let bytes = Array("client-\(index)".utf8)
+            #expect(
+                bytes.withUnsafeBytes { weighted.owner(ofKeyBytes: $0) }
+                    == bytes.withUnsafeBytes { weighted.ownerByScore(ofKeyBytes: $0) })
+        }
+    }
+
     /// (x, ln x) from Python's `math.log` (correctly rounded in practice).
     static let logarithms: [(Double, Double)] = [
         (1e-16, -36.841361487904734),
