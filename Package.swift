@@ -69,6 +69,9 @@ let package = Package(
                 "Sys", "Wire",
             ]),
 
+        // MARK: Program libraries: the load tool's measurements (histograms, reports, charts)
+        .target(name: "Bench", dependencies: ["JSON"]),
+
         // MARK: Programs: thin executables that parse arguments and wire the libraries together
         .executableTarget(
             name: "rtc-gateway",
@@ -80,8 +83,8 @@ let package = Package(
         .executableTarget(
             name: "rtc-bench",
             dependencies: [
-                "HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL", "WebSocket", "Wire", "Ring", "JSON", "Kafka",
-                "Metrics",
+                "Bench", "HTTPServer", "HTTP1", "EventLoop", "Sys", "COpenSSL", "WebSocket", "Wire", "Ring", "JSON",
+                "Kafka", "Metrics", "Resolver", "DNS",
             ],
             swiftSettings: hotPath),
 
@@ -136,6 +139,7 @@ let package = Package(
         // The whole system as `make run` starts it (bench/stack.sh), driven only through the gateway.
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"]),
         .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "JSON"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

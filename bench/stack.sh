@@ -17,6 +17,8 @@ options:
   --net A.B.C      the /24 of loopback addresses (default 127.0.0): gateway and dnsmasq on .1, balancer .2,
                    Redis .3, Prometheus .4, socket node N on .(10+N)
   --nodes N        socket nodes `up` starts (default 2; names for up to 9 are published in DNS)
+  --gateways N     gateway processes sharing the public port with SO_REUSEPORT (default 1); process K > 1 has its
+                   admin listener on port 9113 + K - 1 (one process holds about 9,900 tunnels under a 20,000-file limit)
   --no-prometheus  skip Prometheus
 Tunables come from the environment when set: RING_SECRET, HEARTBEAT_INTERVAL_SEC, HEARTBEAT_TTL_SEC,
 DRAIN_SECONDS, MOVE_WINDOW_SEC, RECONCILE_INTERVAL_SEC, SOCKET_URL_FORM, GATEWAY_WORKERS.
@@ -33,6 +35,7 @@ bin="$root/.build/release"
 dir="$root/.run"
 net="127.0.0"
 nodes=2
+gateways=1
 prometheus=1
 node_index=""
 while [ $# -gt 0 ]; do
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --dir) mkdir -p "$2"; dir="$(cd "$2" && pwd)"; shift 2 ;;
     --net) net="$2"; shift 2 ;;
     --nodes) nodes="$2"; shift 2 ;;
+    --gateways) gateways="$2"; shift 2 ;;
     --no-prometheus) prometheus=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *)
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$net" =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "stack.sh: --net must be 127.B.C, got '$net'" >&2; exit 2; }
 [[ "$nodes" =~ ^[1-9]$ ]] || { echo "stack.sh: --nodes must be 1 to 9, got '$nodes'" >&2; exit 2; }
+[[ "$gateways" =~ ^[1-9][0-9]?$ ]] || { echo "stack.sh: --gateways must be 1 to 99, got '$gateways'" >&2; exit 2; }
 
 logs="$dir/logs"
 pids="$dir/pids"
@@ -128,7 +133,7 @@ stop_one() {
 # Gateway first (clients go away through its drain), then the programs behind it, then what they use.
 stop_all() {
   local name
-  stop_one gateway 10
+  for name in $(ls "$pids" 2> /dev/null | grep '^gateway' || true); do stop_one "$name" 10; done
   for name in $(ls "$pids" 2> /dev/null | grep '^socket-' || true); do stop_one "$name" 10; done
   stop_one balancer 10
   stop_one prometheus 10
@@ -274,6 +279,14 @@ up() {
   config="$(gateway_config)"
   start gateway "$bin/rtc-gateway" --config "$config" ${GATEWAY_WORKERS:+--workers "$GATEWAY_WORKERS"}
   wait_for 20 gateway http_ok "http://$gateway_host:9113/readyz"
+  # More gateway processes on the same public port (SO_REUSEPORT), each with an admin port of its own.
+  local number
+  for number in $(seq 2 "$gateways"); do
+    sed "s/^admin \(.*\):9113;/admin \1:$((9112 + number));/" "$config" > "$dir/gateway-$number.conf"
+    start "gateway-$number" "$bin/rtc-gateway" --config "$dir/gateway-$number.conf" \
+      ${GATEWAY_WORKERS:+--workers "$GATEWAY_WORKERS"}
+    wait_for 20 "gateway-$number" http_ok "http://$gateway_host:$((9112 + number))/readyz"
+  done
   if [ "$prometheus" = 1 ]; then
     write_prometheus_config
     start prometheus prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/prometheus-data" \
@@ -293,7 +306,8 @@ up() {
   cat <<EOF
 
 Reactive RTC local stack is up (logs in $logs/, Ctrl-C stops everything):
-  rtc-gateway   http://$gateway_host:8080 (public)   http://$gateway_host:9113/metrics (admin)   config $config
+  rtc-gateway   http://$gateway_host:8080 (public)   http://$gateway_host:9113/metrics (admin)   config $config$([ "$gateways" = 1 ] || echo "
+                ($gateways processes on port 8080; admin ports 9113-$((9112 + gateways)))")
   rtc-balancer  http://$balancer_host:$balancer_port (/ws/connect, /api/v1/ring, /metrics)
 EOF
   for index in $(seq 1 "$nodes"); do

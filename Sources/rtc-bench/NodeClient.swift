@@ -60,8 +60,10 @@ final class NodeClient: ConnectionHandler {
 
     /// Connects (nonblocking) from `source` when given and sends the upgrade request at once: `Connection` keeps
     /// it until the socket is writable. False when no socket could be opened.
+    /// `path` replaces the node's own `/ws/connect?clientId=…` (e.g. the URL an assignment gave, through a gateway).
     func open(
-        loop: EventLoop, address: SocketAddress, hostField: String, source: SocketAddress?, query: String = ""
+        loop: EventLoop, address: SocketAddress, hostField: String, source: SocketAddress?, query: String = "",
+        path: String? = nil
     ) -> Bool {
         let fd: FileDescriptor
         do {
@@ -86,7 +88,7 @@ final class NodeClient: ConnectionHandler {
         parser = HeadParser(kind: .response)
         phase = .handshaking
         let request = Handshake.clientRequest(
-            host: hostField, path: "/ws/connect?clientId=" + clientID + query, key: key)
+            host: hostField, path: path ?? "/ws/connect?clientId=" + clientID + query, key: key)
         request.withUnsafeBytes { connection.write($0) }
         return true
     }

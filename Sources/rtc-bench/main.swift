@@ -12,6 +12,11 @@ let usage = """
     usage: rtc-bench <command> [options]
 
     commands:
+      run --target HOST:PORT [--clients N] [--ramp R] [--hold S] [--rate R] [--processes N] [--out DIR] ...
+          The whole client flow through the gateway (assignment GET, WebSocket, messages between clients) with
+          every message accounted for; latency histograms, a progress line, a Markdown summary, JSON and an SVG
+          chart. `rtc-bench run --help` lists every option.
+
       http-server --port PORT [--host ADDRESS] [--workers N]
           Serve GET / with 200 "ok" (text/plain) through the zero-allocation fixed-response path,
           N event loops (default 1), one SO_REUSEPORT listener each. Runs until killed.
@@ -204,6 +209,8 @@ case "socket-load":
     runSocketLoad(arguments)
 case "socket-idle":
     runSocketIdle(arguments)
+case "run":
+    runRun(arguments)
 case let other?:
     fail("unknown command \(other)")
 }

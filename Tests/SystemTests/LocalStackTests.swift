@@ -290,3 +290,59 @@ extension LocalStack {
         return values
     }
 }
+
+/// The smoke load scenario, as `bench/scenario.sh smoke` runs it: the stack with the scenario's process counts, then
+/// `rtc-bench run` (two worker processes) through the gateway; every message sent must be accounted for.
+@Suite struct SmokeScenarioTests {
+    @Test func everyMessageOfTheSmokeRunIsAccountedFor() throws {
+        let directory = try makeTemporaryDirectory("smoke-scenario")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let out = directory + "/out"
+        let process = try ChildProcess(
+            "/bin/bash",
+            [
+                Paths.packageRoot + "/bench/scenario.sh", "smoke", "--bin", Paths.binaries, "--net", "127.0.229",
+                "--dir", directory + "/stack", "--out", out,
+            ], logPath: directory + "/scenario.log")
+        let status = process.waitForExit(timeout: .seconds(240))
+        if status == nil { process.stop(grace: .seconds(30)) }
+        let log = readText(directory + "/scenario.log")
+        #expect(status == 0, "scenario.sh smoke:\n\(log.suffix(4000))")
+
+        let scenario = readText(Paths.packageRoot + "/bench/scenarios/smoke.env")
+        let clients = try #require(scenarioValue(scenario, "CLIENTS"))
+        let text = readText(out + "/result.json")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+        let counters = try #require(result["counters"] as? [String: Any])
+        func count(_ name: String) -> Int { (counters[name] as? NSNumber)?.intValue ?? -1 }
+        #expect(count("clients") == clients)
+        #expect(count("connected") == clients)
+        #expect(count("held") == clients)
+        #expect(count("sent") > clients)
+        // Every message sent was accepted, and every accepted one delivered exactly once.
+        #expect(count("accepted") == count("sent"))
+        #expect(count("delivered") == count("accepted"))
+        #expect(count("lost") == 0)
+        #expect(count("duplicates") == 0)
+        #expect(count("refused") == 0)
+        #expect((counters["errors"] as? [String: Any])?.isEmpty == true, "\(counters)")
+        let latency = try #require(result["message_latency_us"] as? [String: Any])
+        #expect((latency["count"] as? NSNumber)?.intValue == count("delivered"))
+        let assign = try #require(result["assign_latency_us"] as? [String: Any])
+        #expect((assign["count"] as? NSNumber)?.intValue == clients)
+        // The person's outputs: the summary's table and a chart with both series.
+        #expect(readText(out + "/summary.md").contains("| message, send to receipt | \(count("delivered")) |"))
+        #expect(readText(out + "/chart.svg").components(separatedBy: "<polyline").count == 3)
+        // The run watched every program of the stack.
+        let watched = (result["watched"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(watched).isSuperset(of: ["gateway", "balancer", "socket-1", "socket-2", "redis"]), "\(watched)")
+    }
+}
+
+/// `NAME=value` of a scenario file, as an integer.
+func scenarioValue(_ text: String, _ name: String) -> Int? {
+    for line in text.split(separator: "\n") where line.hasPrefix(name + "=") {
+        return Int(line.dropFirst(name.count + 1))
+    }
+    return nil
+}
