@@ -19,6 +19,7 @@ let runUsage = """
 
       --clients N            clients in this run (default 100)
       --client-offset N      global index of the first client (a Kubernetes Job pod: index × clients; default 0)
+      --job-index I          this pod's index in an indexed Job ($(JOB_COMPLETION_INDEX)): --client-offset I × clients
       --total-clients N      clients across every pod of a Job, for random recipients (default: offset + clients;
                              every pod of one Job must share RTC_RUN_ID so their client ids match)
       --ramp R               new clients per second (default 500)
@@ -60,11 +61,13 @@ func parseRunOptions(_ arguments: ArraySlice<String>) -> RunOptions {
     var settings = RunSettings(target: .loopback(port: 80), hostField: "")
     var options = RunOptions(settings: settings, targetText: "", arguments: Array(arguments))
     var resolved: String?
+    var jobIndex: Int?
     while let flag = rest.popFirst() {
         switch flag {
         case "--target": target = value(of: flag, &rest)
         case "--clients": settings.clients = number(of: flag, &rest, in: 1...10_000_000)
         case "--client-offset": settings.clientOffset = number(of: flag, &rest, in: 0...100_000_000)
+        case "--job-index": jobIndex = number(of: flag, &rest, in: 0...1_000_000)
         case "--total-clients": options.totalClients = number(of: flag, &rest, in: 1...100_000_000)
         case "--ramp": settings.ramp = positive(of: flag, &rest)
         case "--hold": settings.hold = seconds(of: flag, &rest)
@@ -114,6 +117,7 @@ func parseRunOptions(_ arguments: ArraySlice<String>) -> RunOptions {
     } else {
         fail("run: worker without a resolved target")
     }
+    if let jobIndex { settings.clientOffset = jobIndex * settings.clients }
     settings.population = options.totalClients ?? settings.clientOffset + settings.clients
     if settings.population < settings.clientOffset + settings.clients {
         fail("run: --total-clients must cover --client-offset + --clients")

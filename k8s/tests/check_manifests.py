@@ -722,7 +722,17 @@ def flag_value(args, flag):
     return None
 
 
-def bench_profile(render, report):
+def gateway_per_client_ip(path):
+    """The `per_client_ip` limit of the shipped gateway config (None when it sets none)."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    match = re.search(r"^\s*per_client_ip\s+(\d+)\s*;", text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def bench_profile(render, report, gateway_conf):
     check_namespace(render, report)
     check_workloads(render, report)
     job = render.get("Job", "rtc-bench")
@@ -732,26 +742,49 @@ def bench_profile(render, report):
     spec = job["spec"]
     c = the_container(job, "rtc-bench")
     args = [str(a) for a in (c.get("command") or [])[1:] + (c.get("args") or [])]
-    connections = flag_value(args, "--connections")
+    clients = flag_value(args, "--clients")
+    per_pod = int(clients) if clients and clients.isdigit() else 0
+    total_clients = flag_value(args, "--total-clients")
     target = flag_value(args, "--target")
     parallelism = spec.get("parallelism", 1)
     completions = spec.get("completions", parallelism)
-    total = parallelism * int(connections) if connections and connections.isdigit() else 0
+    total = parallelism * per_pod
     problems = []
+    if not args or args[0] != "run":
+        problems.append("the container must run `rtc-bench run`, found %s" % (args[:1] or "no args"))
     if parallelism < 2:
         problems.append("parallelism must be > 1 (pods run in parallel), found %s" % parallelism)
     if completions != parallelism:
         problems.append("completions %s != parallelism %s: not all pods run at once" % (completions, parallelism))
+    if spec.get("completionMode") != "Indexed" or flag_value(args, "--job-index") != "$(JOB_COMPLETION_INDEX)":
+        problems.append("an Indexed Job whose pods pass --job-index $(JOB_COMPLETION_INDEX) (disjoint client ids)")
     if total < BENCH_TARGET_CONNECTIONS:
-        problems.append("parallelism x --connections = %d < %d" % (total, BENCH_TARGET_CONNECTIONS))
-    if not target or not re.match(r"^http://rtc-gateway\.%s\.svc(\.cluster\.local)?:8080$" % NAMESPACE, target):
-        problems.append("--target must be the gateway Service http://rtc-gateway.%s.svc:8080, found %s" % (NAMESPACE, target))
+        problems.append("parallelism x --clients = %d < %d" % (total, BENCH_TARGET_CONNECTIONS))
+    if total_clients != str(total):
+        problems.append("--total-clients must be parallelism x --clients = %d, found %s" % (total, total_clients))
+    run_id = [e for e in c.get("env") or [] if e.get("name") == "RTC_RUN_ID"]
+    if not run_id or "controller-uid" not in str(run_id[0].get("valueFrom", {})):
+        problems.append("RTC_RUN_ID must come from the Job's controller-uid label (one run id for every pod)")
+    if not target or not re.match(r"^rtc-gateway\.%s\.svc(\.cluster\.local)?:8080$" % NAMESPACE, target):
+        problems.append("--target must be the gateway Service rtc-gateway.%s.svc.cluster.local:8080, found %s"
+                        % (NAMESPACE, target))
     if flag_value(args, "--processes") is None:
         problems.append("no --processes")
     report.check(not problems, "bench.job", ref(job), "; ".join(problems) or
-                 "%d pods x %s connections = %d through %s" % (parallelism, connections, total, target))
+                 "%d pods x %s clients = %d through %s" % (parallelism, clients, total, target))
+    # One pod's connections from one IP: its clients' WebSockets plus those still connecting (an assignment GET
+    # and an upgrade each): under the gateway's per_client_ip, or the gateway refuses the rest.
+    limit = gateway_per_client_ip(gateway_conf)
+    concurrency = flag_value(args, "--concurrency")
+    in_flight = int(concurrency) if concurrency and concurrency.isdigit() else 256
+    peak = per_pod + in_flight
+    ok = limit is None or peak <= limit
+    report.check(ok, "bench.per-client-ip", ref(job),
+                 "%d clients + %d connecting = %d per pod IP <= per_client_ip %s (%s)"
+                 % (per_pod, in_flight, peak, limit, gateway_conf) if ok else
+                 "%d clients + %d connecting = %d per pod IP > per_client_ip %d of %s: the gateway would refuse them"
+                 % (per_pod, in_flight, peak, limit, gateway_conf))
     rng = sysctl_port_range(job)
-    per_pod = int(connections) if connections and connections.isdigit() else 0
     ok = rng is not None and rng[1] - rng[0] + 1 >= max(MIN_EPHEMERAL_PORTS, per_pod)
     report.check(ok, "bench.sysctl", ref(job), "%s = %s-%s" % (PORT_RANGE_SYSCTL, rng[0], rng[1]) if ok else
                  "pod securityContext.sysctls must widen %s to >= %d ports, found %s"
@@ -761,6 +794,8 @@ def bench_profile(render, report):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", choices=["system", "bench"], required=True)
+    parser.add_argument("--gateway-conf", default="gateway-config/gateway.conf",
+                        help="the gateway config whose per_client_ip the bench pods must fit (bench profile)")
     parser.add_argument("file")
     args = parser.parse_args()
     with open(args.file) as f:
@@ -770,7 +805,7 @@ def main():
     if args.profile == "system":
         system_profile(render, report)
     else:
-        bench_profile(render, report)
+        bench_profile(render, report, args.gateway_conf)
     print("%s: %d checks passed, %d failed" % (args.file, report.passed, report.failed))
     return 1 if report.failed else 0
 

@@ -142,6 +142,11 @@ def run_help(binary):
     return out.stdout + out.stderr
 
 
+def run_help_of(binary, command):
+    out = subprocess.run([binary, command, "--help"], capture_output=True, text=True, timeout=30)
+    return out.stdout + out.stderr
+
+
 def program_of(container):
     image = container.get("image") or ""
     repo = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
@@ -250,6 +255,11 @@ def check_container(render, report, wl, c, helps, bin_dirs):
                          "no built %s in %s: run make build first" % (program, " or ".join(bin_dirs)))
             return
         help_ = helps[program] = Help(program, run_help(binary))
+        if program == "rtc-bench" and "run" in help_.commands:
+            # `rtc-bench run --help` lists every option of the command the Job runs, and the env vars it reads.
+            text = run_help_of(binary, "run")
+            help_.commands["run"] |= set(re.findall(r"(?<![\w-])--[a-z0-9-]+", text))
+            help_.env |= set(ENV_WORD.findall(text))
         report.check(bool(help_.flags), "programs.binary", program,
                      "%s --help: %d options, %d env vars, %d endpoints" % (binary, len(help_.flags), len(help_.env),
                                                                           len(help_.paths)))
