@@ -421,6 +421,86 @@ import Testing
         #expect(h.transport.attempts.count == 2)
     }
 
+    /// The resolver's backstop deadline: 502, and an answer arriving after it is not used.
+    @Test func resolvingDeadlineAnswers502AndIgnoresALateAnswer() throws {
+        let h = try ExchangeHarness()
+        h.send(get("/named"))
+        #expect(h.phase == .resolving)
+        h.exchange.deadlineExpired()
+        #expect(h.downstream.text.hasPrefix("HTTP/1.1 502"))
+        #expect(h.phase == .idle)
+        try h.answerLookup(.addresses([IPAddress(parsing: "10.0.0.7")!], ttl: 30))
+        #expect(h.transport.attempts.isEmpty)
+    }
+
+    /// A pooled upstream the server had closed while idle: the same address again, on a fresh connection.
+    @Test func resetPooledUpstreamRetriesFreshOnTheSameAddress() throws {
+        let h = try ExchangeHarness()
+        let pooled = FakeLink("idle 10.0.0.1")
+        h.transport.idle[SocketAddress(IPAddress(parsing: "10.0.0.1")!, port: 80), default: []].append(pooled)
+        h.send(get("/a"))
+        #expect(h.phase == .awaiting)
+        #expect(pooled.text.hasPrefix("GET /a HTTP/1.1"))
+        h.exchange.eofArrived(on: pooled)
+        #expect(pooled.isClosed)
+        #expect(h.transport.attempts.map(\.address.hostText) == ["10.0.0.1"])
+        let fresh = try h.acceptConnect()
+        h.reply(fresh, Self.ok5 + "hello")
+        #expect(h.downstream.text.hasSuffix("hello"))
+    }
+
+    /// A response head the parser rejects: 502, not retried (the server's software, not its reachability).
+    @Test func badResponseHeadAnswers502() throws {
+        let h = try ExchangeHarness()
+        h.send(get("/a"))
+        let upstream = try h.acceptConnect()
+        h.reply(upstream, "NOT HTTP AT ALL\r\n\r\n")
+        #expect(h.downstream.text.hasPrefix("HTTP/1.1 502"))
+        #expect(upstream.isClosed)
+        #expect(h.transport.attempts.count == 1)
+    }
+
+    /// `Expect: 100-continue` on a buffered body: the gateway itself answers 100, then reads the body.
+    @Test func expectContinueIsAnsweredBeforeTheBody() throws {
+        let h = try ExchangeHarness()
+        h.send("POST /a HTTP/1.1\r\nHost: g\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        #expect(h.phase == .body)
+        #expect(h.downstream.text == "HTTP/1.1 100 Continue\r\n\r\n")
+        h.send("abc")
+        #expect(h.phase == .connecting)
+    }
+
+    /// An answer that closes waits in `closing` for the client to read it; that phase has its deadline too.
+    @Test func closingHasADeadline() throws {
+        let h = try ExchangeHarness()
+        h.downstream.holding = true
+        h.send("POST /a HTTP/1.1\r\nHost: g\r\nContent-Length: 5000\r\n\r\n")
+        #expect(h.phase == .closing)
+        #expect(!h.downstream.isClosed, "the 413 is still being sent")
+        #expect(h.exchange.deadline != 0)
+        h.exchange.deadlineExpired()
+        #expect(h.downstream.isClosed)
+        #expect(h.phase == .closed)
+    }
+
+    /// Drain: an idle connection closes at once; one with a request in flight finishes it with `Connection: close`.
+    @Test func drainClosesIdleAndLetsBusyFinish() throws {
+        let idle = try ExchangeHarness()
+        idle.exchange.drain()
+        #expect(idle.downstream.isClosed)
+        let busy = try ExchangeHarness()
+        busy.send(get("/a"))
+        let upstream = try busy.acceptConnect()
+        // The worker's drain asks each of its exchanges; this one is not in its books, so it is asked here.
+        busy.worker.drain(window: .seconds(1))
+        busy.exchange.drain()
+        #expect(!busy.downstream.isClosed)
+        busy.reply(upstream, Self.ok5 + "hello")
+        #expect(busy.downstream.text.hasSuffix("hello"))
+        #expect(busy.downstream.text.lowercased().contains("connection: close"))
+        #expect(busy.downstream.isClosed)
+    }
+
     // MARK: Back-pressure as a level
 
     /// Reproduction: "a client already above the high-water mark when an upstream is attached never pauses the next
