@@ -40,6 +40,77 @@ import Testing
         }
     }
 
+    /// A worker on `loop` (a loop thread call) with one tunnel between the two gateway ends, in its books.
+    static func tunnel(on loop: EventLoop, client: FileDescriptor, server: FileDescriptor) throws -> (Worker, Tunnel) {
+        guard
+            case .success(let config) = loadConfig(
+                text: ExchangeHarness.config, file: "fake.conf", environment: [:], cores: 1)
+        else { throw HarnessError(description: "the harness config does not load") }
+        let metrics = try GatewayMetrics(registry: Registry(shards: 2))
+        let worker = Worker(
+            index: 0, loop: loop, snapshot: Snapshot(config: config), shared: Shared(metrics: metrics),
+            resolver: try Resolver(loop: loop, configuration: ResolverConfiguration()))
+        let placeholder = Placeholder()
+        let downstream = try Connection(loop: loop, fd: client, handler: placeholder)
+        let upstream = try Connection(loop: loop, fd: server, handler: placeholder)
+        let tunnel = Tunnel(
+            worker: worker, downstream: downstream, upstream: upstream, label: "pod", peer: .loopback(port: 1),
+            log: nil)
+        worker.add(tunnel)
+        downstream.setHandler(tunnel)
+        upstream.setHandler(tunnel)
+        return (worker, tunnel)
+    }
+
+    /// Polls `condition` (on the loop) for up to 2 s.
+    static func waitUntil(_ running: RunningLoop, _ condition: @escaping () -> Bool) throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            if try running.sync(condition) { return true }
+            usleep(10_000)
+        }
+        return try running.sync(condition)
+    }
+
+    /// Half-close: the client's FIN reaches the upstream and the tunnel stays (both sockets open, the other
+    /// direction still relays); the upstream's FIN ends it, and only then does it leave the books.
+    @Test func halfClosedTunnelStaysInTheBooksUntilBothDirectionsEnd() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.socketPair()
+        let server = try Self.socketPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
+        // The upstream sees the client's FIN, relayed.
+        #expect(Self.readToEnd(server.peer) == 0)
+        let halfOpen = try running.sync {
+            Books(
+                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
+                upstreamClosed: tunnel.upstream.isClosed)
+        }
+        #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
+        // The other direction still works.
+        let bye = Array("bye".utf8)
+        #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+        #expect(count == 3)
+        #expect(try running.sync { worker.tunnels.count } == 1)
+        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+        #expect(Self.readToEnd(client.peer) == 0)
+        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
+        #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
+    }
+
     struct Books {
         let tunnels: Int
         let downstreamClosed: Bool
@@ -60,26 +131,9 @@ import Testing
         }
         let relayed = 1 << 20
         let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let loop = running.loop
-            guard
-                case .success(let config) = loadConfig(
-                    text: ExchangeHarness.config, file: "fake.conf", environment: [:], cores: 1)
-            else { throw HarnessError(description: "the harness config does not load") }
-            let metrics = try GatewayMetrics(registry: Registry(shards: 2))
-            let worker = Worker(
-                index: 0, loop: loop, snapshot: Snapshot(config: config), shared: Shared(metrics: metrics),
-                resolver: try Resolver(loop: loop, configuration: ResolverConfiguration()))
-            let placeholder = Placeholder()
-            let downstream = try Connection(loop: loop, fd: client.gateway, handler: placeholder)
-            let upstream = try Connection(loop: loop, fd: server.gateway, handler: placeholder)
-            let tunnel = Tunnel(
-                worker: worker, downstream: downstream, upstream: upstream, label: "pod", peer: .loopback(port: 1),
-                log: nil)
-            worker.add(tunnel)
-            downstream.setHandler(tunnel)
-            upstream.setHandler(tunnel)
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
             // The upstream's last bytes, more than the socket takes: the rest stays pending in the gateway.
-            [UInt8](repeating: 0x61, count: relayed).withUnsafeBytes { downstream.write($0) }
+            [UInt8](repeating: 0x61, count: relayed).withUnsafeBytes { tunnel.downstream.write($0) }
             tunnel.close()
             return Unchecked((worker, tunnel))
         }
