@@ -501,6 +501,22 @@ import Testing
         #expect(busy.downstream.isClosed)
     }
 
+    /// No socket for the connect (EMFILE): counted as refused, so the other address is tried; then 502.
+    @Test func socketCreationFailureIsARefusedConnect() throws {
+        let h = try ExchangeHarness()
+        h.transport.failingConnects = 1
+        h.send(get("/a"))
+        #expect(h.transport.attempts.map(\.address.hostText) == ["10.0.0.2"])
+        let upstream = try h.acceptConnect()
+        h.reply(upstream, Self.ok5 + "hello")
+        #expect(h.downstream.text.hasSuffix("hello"))
+        let failing = try ExchangeHarness()
+        failing.transport.failingConnects = 2
+        failing.send(get("/a"))
+        #expect(failing.transport.attempts.isEmpty)
+        #expect(failing.downstream.text.hasPrefix("HTTP/1.1 502"))
+    }
+
     // MARK: Back-pressure as a level
 
     /// Reproduction: "a client already above the high-water mark when an upstream is attached never pauses the next

@@ -109,6 +109,8 @@ final class FakeTransport: ExchangeTransport {
     /// Answers known at once (a cache hit); else the test calls `resolved` later.
     var cached: [String: ResolveOutcome] = [:]
     var attempts: [Attempt] = []
+    /// Socket creation fails for this many connects (e.g. EMFILE), before any attempt starts.
+    var failingConnects = 0
     /// Idle keep-alive links the exchange may take, per address.
     var idle: [SocketAddress: [FakeLink]] = [:]
     /// Links the exchange handed back for reuse.
@@ -126,6 +128,10 @@ final class FakeTransport: ExchangeTransport {
     )
         throws(Errno) -> Attempt
     {
+        if failingConnects > 0 {
+            failingConnects -= 1
+            throw .tooManyOpenFiles
+        }
         let attempt = Attempt(address: address, tag: tag)
         attempts.append(attempt)
         return attempt
