@@ -116,7 +116,10 @@ let package = Package(
             name: "ResolverTests", dependencies: ["Resolver", "DNS", "EventLoop", "Sys", "Metrics", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Sys", "TestSupport"],
+            dependencies: [
+                "Gateway", "GatewayConfig", "HTTPServer", "EventLoop", "Metrics", "Resolver", "DNS", "Sys",
+                "TestSupport",
+            ],
             exclude: ["Fixtures"]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "EventLoop", "Sys", "Resolver", "TestSupport"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "EventLoop", "Sys", "CRdKafka", "TestSupport"]),

@@ -8,6 +8,9 @@ import Resolver
 import Routing
 import Sys
 
+/// The interim answer to `Expect: 100-continue` (a generic type holds no static stored property).
+let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
 /// The life of one downstream connection until it closes or becomes a WebSocket tunnel.
 ///
 /// The session holds what outlives a request: the connection, the parsers lent by the worker, the bytes that
@@ -19,12 +22,17 @@ import Sys
 /// Pipelined requests are a loop over an offset of the input (`consume`), never a recursion; the bytes left when a
 /// request must wait (for an upstream, or for the client to read what it was already sent) stay in the stash and
 /// reading pauses; the stash is empty again, and freed, once consumed.
-final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
+///
+/// Generic over its `Transport` (the connections and how upstreams are reached) so that the phase logic runs
+/// against a fake in tests; the gateway's is `LoopTransport` (`LoopExchange`, see `Transport.swift`).
+final class Exchange<Transport: ExchangeTransport> {
+    typealias Link = Transport.Link
     // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
     // needs no reference counting.
     unowned(unsafe) let worker: Worker
-    var downstream: Connection!
+    var downstream: Link!
     let peer: SocketAddress
+    let transport: Transport
     /// Index in `worker.exchanges`.
     var slot = -1
     private(set) var phase: RequestPhase = .idle {
@@ -49,8 +57,8 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     private var stashOffset = 0
     /// A request body read and checked whole before the upstream sees the request (framing kept as received).
     private var body: [UInt8] = []
-    private var upstream: Connection?
-    private var connector: Connector?
+    private var upstream: Link?
+    private var connector: Transport.Attempt?
     /// Tags asynchronous answers (DNS, connect) with the attempt they belong to.
     private var generation: UInt64 = 0
     /// The client half-closed: the current request is answered, then the connection closes.
@@ -60,9 +68,10 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     /// The downstream's unsent byte count at the last deadline, to tell a slow reader from a stalled one.
     private var pendingAtDeadline = 0
 
-    init(worker: Worker, peer: SocketAddress) {
+    init(worker: Worker, peer: SocketAddress, transport: Transport) {
         self.worker = worker
         self.peer = peer
+        self.transport = transport
         snapshot = worker.snapshot
         request = Worker.noRequestParser
     }
@@ -71,10 +80,11 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     // MARK: Downstream bytes
 
-    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
-        if connection === downstream {
+    /// Bytes read from `link` (the downstream, or the current upstream).
+    func bytesArrived(on link: Link, _ bytes: UnsafeRawBufferPointer) {
+        if link === downstream {
             downstreamBytes(bytes)
-        } else if connection === upstream {
+        } else if link === upstream {
             upstreamBytes(bytes)
         }
     }
@@ -222,13 +232,11 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 phase = .body
                 deadline = now &+ worker.clientHeaderTimeout
                 if let expect = request.value(ofField: "expect"), Self.isContinue(expect) {
-                    Self.continueResponse.withUnsafeBytes { downstream.write($0) }
+                    continueResponse.withUnsafeBytes { downstream.write($0) }
                 }
             }
         }
     }
-
-    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     private static func isContinue(_ value: ArraySlice<UInt8>) -> Bool {
         let expected = "100-continue".utf8
@@ -331,7 +339,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         // The resolver answers within its own timeout × attempts; this is the backstop.
         deadline = now &+ worker.upstreamResponseTimeout
         let tag = generation
-        if let outcome = worker.resolver.resolve(name, handler: self, tag: tag) {
+        if let outcome = transport.resolve(name, for: self, tag: tag) {
             resolved(outcome, name: name, tag: tag)
         }
     }
@@ -364,8 +372,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
     private func connect(to address: SocketAddress) {
         context.upstreamAddress = address
         context.attempts += 1
-        if let pooled = worker.pool.take(address) {
-            pooled.setHandler(self)
+        if let pooled = transport.takeIdle(address, for: self) {
             upstream = pooled
             context.reusedUpstream = true
             sendRequest()
@@ -382,50 +389,28 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         context.connectStartedAt = now
         let timeout = context.group.map { snapshot.groupConnectTimeout[$0] } ?? snapshot.connectTimeout
         do {
-            connector = try Connector.connect(
-                loop: worker.loop, to: address, timeout: timeout, handler: self, tag: generation)
+            connector = try transport.connect(to: address, timeout: timeout, for: self, tag: generation)
         } catch {
             upstreamFailed(.connectRefused)
         }
     }
 
-    func connectCompleted(_ result: ConnectResult, tag: UInt64) {
-        connected(result, tag: tag, connector: nil)
+    /// Whether a connect answer tagged `tag` is the one this exchange waits for (else it is stale: close it).
+    func isCurrentConnect(tag: UInt64) -> Bool {
+        guard tag == generation, case .connecting = phase else { return false }
+        return true
     }
 
-    func connectCompleted(_ result: ConnectResult, tag: UInt64, connector: Connector) {
-        connected(result, tag: tag, connector: connector)
-    }
-
-    private func connected(_ result: ConnectResult, tag: UInt64, connector: Connector?) {
-        guard tag == generation, case .connecting = phase else {
-            if case .connected(let fd) = result {
-                connector?.releaseRegistration()
-                fd.close()
-            }
-            return
-        }
-        self.connector = nil
-        switch result {
-        case .connected(let fd):
-            // A head and then its body are two writes: without TCP_NODELAY the body would wait for the head's ACK.
-            try? fd.set(.noDelay(true))
-            // Keep the connector's epoll registration (no deregister + register on the upgrade path).
-            if let adopted = connector?.connection(handler: self) {
-                upstream = adopted
-            } else {
-                do {
-                    upstream = try Connection(loop: worker.loop, fd: fd, handler: self)
-                } catch {
-                    upstreamFailed(.connectRefused)
-                    resumeDownstream()
-                    return
-                }
-            }
+    /// The current connect attempt ended (`isCurrentConnect` said so).
+    func connectAnswered(_ answer: ConnectAnswer<Link>) {
+        connector = nil
+        switch answer {
+        case .connected(let link):
+            upstream = link
             worker.metrics.connectDuration.observe(
                 shard: worker.index, Double(now &- context.connectStartedAt) / 1e9)
             sendRequest()
-        case .failed:
+        case .refused:
             upstreamFailed(.connectRefused)
         case .timedOut:
             upstreamFailed(.connectTimeout)
@@ -583,13 +568,13 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 let group = context.group
                 let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
                 let keep = group.map { snapshot.groupKeepaliveTimeout[$0] } ?? Worker.dynamicKeepaliveTimeout
-                // The pool resumes reading: a connection is never pooled paused.
-                worker.pool.put(upstream, address: address, capacity: capacity, deadline: now &+ keep)
+                transport.putIdle(upstream, address: address, capacity: capacity, deadline: now &+ keep, from: self)
             } else {
                 upstream.close()
             }
         }
-        if context.keepAliveAfter {
+        // A client that half-closed while the response was relayed gets no next request: close once it is sent.
+        if context.keepAliveAfter && !downstreamEOF {
             nextRequest()
             resumeDownstream()
         } else {
@@ -657,22 +642,15 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
                 upstream: context.upstreamAddress, startedAt: context.startedAt, bytesIn: context.bytesIn,
                 bytesOut: UInt64(worker.scratch.count + rest.count))
         }
-        let tunnel = Tunnel(
-            worker: worker, downstream: downstream, upstream: upstream, label: label, peer: peer, log: log)
+        // Bytes the client sent after its upgrade request are the tunnel's first.
         if stashOffset < stash.count {
             stash.withUnsafeBytes { upstream.write(UnsafeRawBufferPointer(rebasing: $0[stashOffset...])) }
         }
         stash = []
         stashOffset = 0
-        // Out of this worker's exchanges and into its tunnels in one step: the sockets stay open throughout.
         phase = .closed
         deadline = 0
-        worker.remove(self)
-        worker.add(tunnel)
-        downstream.setHandler(tunnel)
-        upstream.setHandler(tunnel)
-        downstream.resumeReading()
-        upstream.resumeReading()
+        transport.handOver(self, downstream: downstream, upstream: upstream, label: label, log: log)
     }
 
     // MARK: Answers and failures
@@ -865,8 +843,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
 
     // MARK: Connection events
 
-    func readEOF(_ connection: Connection) {
-        if connection === downstream {
+    /// `link` sent EOF.
+    func eofArrived(on link: Link) {
+        if link === downstream {
             switch PhaseRules.clientEOF(phase.kind) {
             case .close:
                 phase = .closing
@@ -879,15 +858,16 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             default:
                 break
             }
-        } else if connection === upstream {
+        } else if link === upstream {
             upstreamEnded()
         } else {
-            connection.close()
+            link.close()
         }
     }
 
-    func writabilityChanged(_ connection: Connection, writable: Bool) {
-        if connection === downstream {
+    /// `link`'s unsent bytes crossed the high-water mark (up: not writable; down: writable).
+    func writabilityChanged(on link: Link, writable: Bool) {
+        if link === downstream {
             if writable {
                 // The client read what it was sent: responses (and answers to pipelined requests) go on.
                 upstream?.resumeReading()
@@ -895,7 +875,7 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             } else {
                 upstream?.pauseReading()
             }
-        } else if connection === upstream {
+        } else if link === upstream {
             // While the upstream is backed up, the client is not read: that pause is not the client's.
             guard case .sending = phase else { return }
             if writable {
@@ -908,8 +888,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         }
     }
 
-    func closed(_ connection: Connection, error: Errno?) {
-        if connection === downstream {
+    /// `link` closed (by either side).
+    func linkClosed(_ link: Link, error: Errno?) {
+        if link === downstream {
             if error == .noBufferSpace { worker.metrics.cut.labels("unsent_limit").increment(shard: worker.index) }
             closeUpstream()
             phase = .closed
@@ -918,9 +899,9 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
             stash = []
             stashOffset = 0
             releaseBody()
-            worker.remove(self)
+            transport.remove(self)
             worker.connectionClosed(peer: peer)
-        } else if connection === upstream {
+        } else if link === upstream {
             upstreamEnded()
         }
     }
@@ -944,5 +925,4 @@ final class Exchange: ConnectionHandler, ConnectHandler, ResolveHandler {
         resumeDownstream()
     }
 
-    func loopStopping() {}
 }

@@ -140,6 +140,10 @@ final class Tunnel: ConnectionHandler {
         }
         // The upstream closed by `sendGoingAway` while the client still reads the Close: not the end yet.
         if closingClient && connection === upstream { return }
+        // Ending already (`close`, `cut`): the other socket flushes its last bytes and closes on its own (the sweep
+        // cuts it if its peer does not take them in time). Cutting it here would drop those bytes and take the tunnel
+        // off the books while a socket is still open.
+        if finished { return }
         cut()
     }
 

@@ -30,7 +30,7 @@ final class Worker: AcceptHandler, TimerHandler {
     var clientAddress: [UInt8] = []
     let pool = UpstreamPool()
     let resolver: Resolver
-    private var exchanges: [Exchange] = []
+    private var exchanges: [LoopExchange] = []
     private(set) var tunnels: [Tunnel] = []
     private var listeners: [LoopListener] = []
     private(set) var draining = false
@@ -192,7 +192,7 @@ final class Worker: AcceptHandler, TimerHandler {
         try? fd.set(.noDelay(true))
         metrics.accepted.increment(shard: index)
         metrics.active.add(shard: index, 1)
-        let exchange = Exchange(worker: self, peer: peer)
+        let exchange = LoopExchange(worker: self, peer: peer, transport: LoopTransport())
         do {
             exchange.downstream = try Connection(loop: loop, fd: fd, handler: exchange)
         } catch {
@@ -220,7 +220,7 @@ final class Worker: AcceptHandler, TimerHandler {
 
     // MARK: Bookkeeping
 
-    func remove(_ exchange: Exchange) {
+    func remove(_ exchange: LoopExchange) {
         guard exchanges.removeSlotted(exchange) else { return }
         checkDrained()
     }

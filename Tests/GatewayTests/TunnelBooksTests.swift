@@ -1,0 +1,165 @@
+// A tunnel's place in its worker's books, on a running loop with socket pairs: it leaves only when both sockets closed.
+import EventLoop
+import Foundation
+import GatewayConfig
+import Glibc
+import Metrics
+import Resolver
+import Sys
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+@Suite(.serialized) struct TunnelBooksTests {
+    /// Holds connections until the tunnel takes them.
+    final class Placeholder: ConnectionHandler {
+        func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {}
+        func closed(_ connection: Connection, error: Errno?) {}
+    }
+
+    /// A connected pair: the gateway's end (nonblocking, for the loop) and the test's end (blocking, 5 s timeout).
+    static func socketPair() throws -> (gateway: FileDescriptor, peer: Int32) {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &fds) == 0 else { throw HarnessError(description: "socketpair failed") }
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) & ~O_NONBLOCK)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(fds[1], SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (FileDescriptor(fds[0]), fds[1])
+    }
+
+    /// Reads `fd` until EOF (or an error / the receive timeout); returns the byte count.
+    static func readToEnd(_ fd: Int32) -> Int {
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { return total }
+            total += count
+        }
+    }
+
+    /// A worker on `loop` (a loop thread call) with one tunnel between the two gateway ends, in its books.
+    static func tunnel(on loop: EventLoop, client: FileDescriptor, server: FileDescriptor) throws -> (Worker, Tunnel) {
+        guard
+            case .success(let config) = loadConfig(
+                text: ExchangeHarness.config, file: "fake.conf", environment: [:], cores: 1)
+        else { throw HarnessError(description: "the harness config does not load") }
+        let metrics = try GatewayMetrics(registry: Registry(shards: 2))
+        let worker = Worker(
+            index: 0, loop: loop, snapshot: Snapshot(config: config), shared: Shared(metrics: metrics),
+            resolver: try Resolver(loop: loop, configuration: ResolverConfiguration()))
+        let placeholder = Placeholder()
+        let downstream = try Connection(loop: loop, fd: client, handler: placeholder)
+        let upstream = try Connection(loop: loop, fd: server, handler: placeholder)
+        let tunnel = Tunnel(
+            worker: worker, downstream: downstream, upstream: upstream, label: "pod", peer: .loopback(port: 1),
+            log: nil)
+        worker.add(tunnel)
+        downstream.setHandler(tunnel)
+        upstream.setHandler(tunnel)
+        return (worker, tunnel)
+    }
+
+    /// Polls `condition` (on the loop) for up to 2 s.
+    static func waitUntil(_ running: RunningLoop, _ condition: @escaping () -> Bool) throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            if try running.sync(condition) { return true }
+            usleep(10_000)
+        }
+        return try running.sync(condition)
+    }
+
+    /// Half-close: the client's FIN reaches the upstream and the tunnel stays (both sockets open, the other
+    /// direction still relays); the upstream's FIN ends it, and only then does it leave the books.
+    @Test func halfClosedTunnelStaysInTheBooksUntilBothDirectionsEnd() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.socketPair()
+        let server = try Self.socketPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
+        // The upstream sees the client's FIN, relayed.
+        #expect(Self.readToEnd(server.peer) == 0)
+        let halfOpen = try running.sync {
+            Books(
+                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
+                upstreamClosed: tunnel.upstream.isClosed)
+        }
+        #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
+        // The other direction still works.
+        let bye = Array("bye".utf8)
+        #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+        #expect(count == 3)
+        #expect(try running.sync { worker.tunnels.count } == 1)
+        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+        #expect(Self.readToEnd(client.peer) == 0)
+        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
+        #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
+    }
+
+    struct Books {
+        let tunnels: Int
+        let downstreamClosed: Bool
+        let upstreamClosed: Bool
+    }
+
+    /// Reproduction: "a closed tunnel leaves the worker's books only when both its sockets are closed". The tunnel is
+    /// closed while the client has not read 1 MiB relayed to it: the upstream socket closes at once (nothing pending),
+    /// the downstream one must stay open to flush, and the tunnel must stay counted until it has closed too.
+    @Test func closedTunnelLeavesTheBooksOnlyWhenBothSocketsClosed() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.socketPair()
+        let server = try Self.socketPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let relayed = 1 << 20
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            // The upstream's last bytes, more than the socket takes: the rest stays pending in the gateway.
+            [UInt8](repeating: 0x61, count: relayed).withUnsafeBytes { tunnel.downstream.write($0) }
+            tunnel.close()
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        // The loop's timers hold the worker: its resolver must let go of the loop before the loop goes.
+        defer { _ = try? running.sync { worker.stop() } }
+        let books = {
+            try running.sync {
+                Books(
+                    tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
+                    upstreamClosed: tunnel.upstream.isClosed)
+            }
+        }
+        let closing = try books()
+        #expect(closing.upstreamClosed, "nothing was pending upstream: it closes at once")
+        #expect(!closing.downstreamClosed, "the downstream still flushes its pending bytes")
+        #expect(closing.tunnels == 1, "a tunnel with an open socket is still in the books")
+        // The client reads everything, then sees the close.
+        #expect(Self.readToEnd(client.peer) == relayed)
+        var after = try books()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while after.tunnels != 0 && ContinuousClock.now < deadline {
+            usleep(10_000)
+            after = try books()
+        }
+        #expect(after.downstreamClosed)
+        #expect(after.tunnels == 0, "both sockets closed: the tunnel left the books")
+    }
+}
