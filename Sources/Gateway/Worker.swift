@@ -222,6 +222,7 @@ final class Worker: AcceptHandler, TimerHandler {
 
     func remove(_ exchange: Exchange) {
         guard exchanges.removeSlotted(exchange) else { return }
+        loop.disarm(&exchange.deadlineTimer)
         checkDrained()
     }
 
@@ -283,19 +284,35 @@ final class Worker: AcceptHandler, TimerHandler {
 
     // MARK: Timeouts and drain
 
+    /// An exchange's phase deadline changed: its timer on the loop's heap follows (0 leaves a pending timer to find
+    /// nothing to do when it comes).
+    @inline(__always)
+    func deadlineMoved(_ exchange: Exchange) {
+        let deadline = exchange.deadline
+        guard deadline != 0, exchange.slot >= 0 else { return }
+        loop.arm(&exchange.deadlineTimer, at: deadline, handler: exchange)
+    }
+
+    func exchangeTimerFired(_ exchange: Exchange) {
+        guard exchange.slot >= 0, exchange.deadline != 0 else { return }
+        if exchange.deadline <= loop.now {
+            exchange.deadlineExpired()
+        } else {
+            deadlineMoved(exchange)
+        }
+    }
+
+    /// The housekeeping tick (every `sweepInterval`): idle exchanges shed their parsers, expired pooled upstream
+    /// connections close, tunnels past their idle or closing time are cut, the drain is paced, the access log is
+    /// handed over and the gauges published. Phase deadlines are not here: each exchange has its own timer.
     func timerFired(tag: UInt64) {
         let now = loop.now
         defer { publishStateCounts() }
         var position = exchanges.count - 1
         while position >= 0 {
-            if position < exchanges.count {
-                let exchange = exchanges[position]
-                if exchange.deadline != 0 && exchange.deadline <= now {
-                    exchange.deadlineExpired()
-                } else if case .idle = exchange.phase {
-                    // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
-                    exchange.shedParsers()
-                }
+            if position < exchanges.count, case .idle = exchanges[position].phase {
+                // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
+                exchanges[position].shedParsers()
             }
             position -= 1
         }
@@ -405,6 +422,10 @@ final class Worker: AcceptHandler, TimerHandler {
 }
 
 extension Exchange: Slotted {}
+
+extension Exchange: TimerHandler {
+    func timerFired(tag: UInt64) { worker.exchangeTimerFired(self) }
+}
 extension Tunnel: Slotted {}
 
 extension UpstreamGroup {
