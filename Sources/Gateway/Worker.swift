@@ -339,9 +339,9 @@ final class Worker: AcceptHandler, TimerHandler {
         armTunnel(tunnel)
     }
 
-    /// The housekeeping tick (every `sweepInterval`): idle exchanges shed their parsers, expired pooled upstream
-    /// connections close, the drain is paced, the access log is handed over and the gauges published. Deadlines
-    /// are not here: each exchange and each tunnel has its own on the loop's timer heap.
+    /// The housekeeping tick (every `sweepInterval`): idle exchanges shed their parsers, the drain is paced, the
+    /// access log is handed over and the gauges published. Deadlines are not here: each exchange and each tunnel
+    /// has its own on the loop's timer heap, and the upstream pool one for its keep-alive times.
     func timerFired(tag: UInt64) {
         let now = loop.now
         defer { publishStateCounts() }
@@ -353,7 +353,6 @@ final class Worker: AcceptHandler, TimerHandler {
             }
             position -= 1
         }
-        pool.closeExpired(now: now)
         if draining { closeTunnelsForDrain(now: now) }
         flushAccessLog()
         if !(draining && exchanges.isEmpty && tunnels.isEmpty) {
