@@ -32,7 +32,8 @@ public final class Connector: EventHandler, TimerHandler {
     let tag: UInt64
     private var handler: (any ConnectHandler)?
     private var token: UInt64 = 0
-    private var timer: TimerID?
+    /// The connect timeout, on the loop's timer heap like every other deadline.
+    private var deadline = Deadline()
 
     /// Starts connecting to `address`; `handler.connectCompleted` runs later on `loop`.
     /// Socket creation errors (e.g. EMFILE) are thrown here.
@@ -56,7 +57,7 @@ public final class Connector: EventHandler, TimerHandler {
             loop.retryLater(connector.token)
             return connector
         }
-        connector.timer = loop.schedule(after: timeout, handler: connector)
+        loop.arm(&connector.deadline, at: loop.now &+ nanoseconds(timeout), handler: connector)
         return connector
     }
 
@@ -95,7 +96,6 @@ public final class Connector: EventHandler, TimerHandler {
     }
 
     public func timerFired(tag: UInt64) {
-        timer = nil
         finish(.timedOut)
     }
 
@@ -104,8 +104,7 @@ public final class Connector: EventHandler, TimerHandler {
     private func finish(_ result: ConnectResult?) {
         guard let handler else { return }
         self.handler = nil
-        if let timer { loop.cancel(timer) }
-        timer = nil
+        loop.disarm(&deadline)
         guard case .connected = result else {
             loop.deregister(fd, token: token, willClose: true)
             fd.close()

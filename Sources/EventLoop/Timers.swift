@@ -1,5 +1,5 @@
-// Loop timers: a binary min-heap over a slab of entries, with index tracking so cancel is O(log n) and allocates
-// nothing.
+// Loop timers, the runtime's one timeout mechanism: a binary min-heap over a slab of entries, with index tracking
+// so cancel is O(log n) and allocates nothing, and `Deadline`, a connection's movable phase deadline on that heap.
 
 /// Identifies a scheduled timer; cancelling a timer that already fired or was cancelled is a no-op.
 public struct TimerID: Hashable, Sendable {
@@ -14,7 +14,10 @@ public protocol TimerHandler: AnyObject {
 
 struct TimerQueue {
     struct Entry {
+        /// The heap key: when the entry comes up.
         var deadline: UInt64 = 0
+        /// When it fires: at or after `deadline` (later once `move` pushed it back without re-sorting the heap).
+        var due: UInt64 = 0
         var sequence: UInt64 = 0
         var handler: (any TimerHandler)?
         var closure: (() -> Void)?
@@ -55,6 +58,7 @@ struct TimerQueue {
         }
         sequence &+= 1
         entries[slot].deadline = deadline
+        entries[slot].due = deadline
         entries[slot].sequence = sequence
         entries[slot].handler = handler
         entries[slot].closure = closure
@@ -77,10 +81,37 @@ struct TimerQueue {
         return true
     }
 
+    /// Moves a pending timer to `deadline`; false (nothing changes) when `id` is stale: fired, cancelled, or its
+    /// slot reused by another timer. Later is a store of `due`: the entry comes up at its old key and is put back
+    /// at the new one then, without firing. Earlier re-keys it and sifts it up.
+    @discardableResult
+    mutating func move(_ id: TimerID, to deadline: UInt64, tag: UInt64? = nil) -> Bool {
+        let slot = Int(id.slot)
+        guard slot < entries.count, entries[slot].generation == id.generation, entries[slot].heapIndex >= 0 else {
+            return false
+        }
+        if let tag { entries[slot].tag = tag }
+        if deadline >= entries[slot].deadline {
+            entries[slot].due = deadline
+        } else {
+            entries[slot].deadline = deadline
+            entries[slot].due = deadline
+            siftUp(Int(entries[slot].heapIndex))
+        }
+        return true
+    }
+
     /// Takes the earliest timer whose deadline is at or before `now`.
     mutating func popExpired(now: UInt64) -> Fired? {
-        guard let top = heap.first, entries[Int(top)].deadline <= now else { return nil }
-        let slot = Int(top)
+        var slot = 0
+        while true {
+            guard let top = heap.first, entries[Int(top)].deadline <= now else { return nil }
+            slot = Int(top)
+            guard entries[slot].due > now else { break }
+            // Moved later since it was keyed: back into the heap at its due time.
+            entries[slot].deadline = entries[slot].due
+            siftDown(0)
+        }
         removeFromHeap(at: 0)
         let fired: Fired =
             if let closure = entries[slot].closure {
@@ -90,6 +121,12 @@ struct TimerQueue {
             }
         release(slot)
         return fired
+    }
+
+    /// Whether `id` is scheduled and has not fired.
+    func isPending(_ id: TimerID) -> Bool {
+        let slot = Int(id.slot)
+        return slot < entries.count && entries[slot].generation == id.generation && entries[slot].heapIndex >= 0
     }
 
     private mutating func release(_ slot: Int) {
@@ -148,4 +185,46 @@ struct TimerQueue {
             index = smallest
         }
     }
+}
+
+/// A connection's phase deadline on its loop's timer heap: set at every phase change, fires once it passes.
+///
+/// One timer per connection at most. Setting a later time costs a store (the heap entry is put back at the new
+/// time when its old one comes, without a call), an earlier time an O(log n) re-sort, a first time or a time after
+/// the timer fired a new heap entry from the slab's free list: nothing is allocated once the heap reached its
+/// working size. The held `TimerID` carries its slot's generation, so a deadline whose timer already fired, or
+/// whose slot now holds another connection's timer, can neither move nor cancel that timer: it schedules anew.
+public struct Deadline: Sendable {
+    var timer: TimerID?
+
+    public init() {}
+}
+
+extension EventLoop {
+    /// Sets `deadline` to fire `handler.timerFired(tag:)` at `time` (monotonic nanoseconds) with this `tag`,
+    /// replacing any earlier setting of it. A connection passes the same handler every time.
+    @inline(__always)
+    public func arm(_ deadline: inout Deadline, at time: UInt64, handler: any TimerHandler, tag: UInt64 = 0) {
+        if let timer = deadline.timer, timers.move(timer, to: time, tag: tag) { return }
+        deadline.timer = timers.schedule(deadline: time, handler: handler, tag: tag, closure: nil)
+    }
+
+    /// Cancels `deadline` (nothing happens for one that fired or was never set). Call it when the connection
+    /// closes: the heap holds its handler until then.
+    @inline(__always)
+    public func disarm(_ deadline: inout Deadline) {
+        if let timer = deadline.timer { timers.cancel(timer) }
+        deadline.timer = nil
+    }
+
+    /// Whether `deadline`'s timer is still pending.
+    public func isArmed(_ deadline: Deadline) -> Bool {
+        guard let timer = deadline.timer else { return false }
+        return timers.isPending(timer)
+    }
+
+    /// Moves a pending timer to `deadline`; false when it fired, was cancelled, or `timer` is stale (its slot
+    /// reused), and then nothing changes. Allocates nothing.
+    @discardableResult
+    public func reschedule(_ timer: TimerID, deadline: UInt64) -> Bool { timers.move(timer, to: deadline) }
 }

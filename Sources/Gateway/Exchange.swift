@@ -42,8 +42,9 @@ final class Exchange<Transport: ExchangeTransport> {
             if old != new { worker.phaseChanged(from: old, to: new) }
         }
     }
-    /// When the current phase times out (monotonic ns; 0: never). Checked by the worker's sweep.
-    var deadline: UInt64 = 0
+    /// When the current phase times out (monotonic ns; 0: never), on the loop's timer heap (`Worker.deadlineMoved`).
+    var deadline: UInt64 = 0 { didSet { worker.deadlineMoved(self) } }
+    var deadlineTimer = Deadline()
 
     private var context = RequestContext()
     private var snapshot: Snapshot
@@ -801,7 +802,7 @@ final class Exchange<Transport: ExchangeTransport> {
         }
     }
 
-    /// The sweep found the phase's deadline passed.
+    /// The phase's deadline passed.
     func deadlineExpired() {
         deadline = 0
         let pending = downstream.pendingByteCount

@@ -12,8 +12,8 @@ import WebSocket
 /// object, two `Connection`s and the loop's shared read buffer are all there is.
 ///
 /// The tunnel stays in the worker's books until both sockets are closed (not when it decides to end): a tunnel
-/// flushing its last bytes is still counted, and the sweep cuts one whose peer does not take them in time.
-final class Tunnel: ConnectionHandler {
+/// flushing its last bytes is still counted, and its deadline cuts it when a peer does not take them in time.
+final class Tunnel: ConnectionHandler, TimerHandler {
     // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
     // needs no reference counting.
     unowned(unsafe) let worker: Worker
@@ -24,8 +24,11 @@ final class Tunnel: ConnectionHandler {
     let peer: SocketAddress
     /// Index in `worker.tunnels`.
     var slot = -1
-    /// Last time a byte moved (monotonic ns), for `tunnel_idle`.
+    /// Last time a byte moved (monotonic ns), for `tunnel_idle`: a store per read; the deadline, when it comes,
+    /// is moved on from here (`Worker.armTunnel`).
     var lastActivity: UInt64
+    /// The idle or closing deadline, on the loop's timer heap.
+    var deadline = Deadline()
     private var ended: UInt8 = 0
     private var finished = false
     /// Sockets not closed yet; at zero the tunnel leaves the worker's books.
@@ -147,15 +150,18 @@ final class Tunnel: ConnectionHandler {
         cut()
     }
 
-    /// Ends the tunnel: both connections close once their pending bytes are sent (the sweep cuts them if the peer
-    /// does not take them in time).
+    /// Ends the tunnel: both connections close once their pending bytes are sent (the closing deadline cuts them if
+    /// the peer does not take them in time).
     func close() {
         guard !finished else { return }
         finished = true
         closingSince = worker.loop.now
+        worker.armTunnel(self)
         downstream.closeWhenFlushed()
         upstream.closeWhenFlushed()
     }
+
+    func timerFired(tag: UInt64) { worker.tunnelDeadlinePassed(self) }
 
     /// Closes at once, dropping unsent bytes (idle timeout, drain, a failed side).
     func cut(reason: TunnelEnd.Reason? = nil) {

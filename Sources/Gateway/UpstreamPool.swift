@@ -5,9 +5,10 @@ import Sys
 /// Idle upstream connections that finished a response and may carry the next request (RFC 9112 §9.3).
 ///
 /// While pooled, a connection's handler is the pool: any byte or close from the server ends it (a server may
-/// close an idle connection at any time), so reading is resumed when one is put. Taking returns the most recently used connection (the one least likely
-/// to have been closed by the server's idle timeout).
-final class UpstreamPool: ConnectionHandler {
+/// close an idle connection at any time), so reading is resumed when one is put. Taking returns the most recently
+/// used connection (the one least likely to have been closed by the server's idle timeout). The keep-alive times
+/// share one `Deadline` on the loop's timer heap, set to the earliest of them.
+final class UpstreamPool: ConnectionHandler, TimerHandler {
     /// The idle connections to one address; a class so that taking and putting mutate the array in place.
     final class Bucket {
         var connections: [Connection] = []
@@ -17,6 +18,11 @@ final class UpstreamPool: ConnectionHandler {
 
     private var idle: [SocketAddress: Bucket] = [:]
     private(set) var count = 0
+    /// Fires at `expiryAt`, the earliest keep-alive time of a pooled connection (`.max`: not armed).
+    private var expiry = Deadline()
+    private var expiryAt = UInt64.max
+    /// The loop of the pooled connections (a pool serves one worker).
+    private unowned(unsafe) var loop: EventLoop?
 
     /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
     func take(_ address: SocketAddress) -> Connection? {
@@ -50,6 +56,24 @@ final class UpstreamPool: ConnectionHandler {
         bucket.connections.append(connection)
         bucket.deadlines.append(deadline)
         count += 1
+        if deadline < expiryAt {
+            loop = connection.loop
+            expiryAt = deadline
+            connection.loop.arm(&expiry, at: deadline, handler: self)
+        }
+    }
+
+    func timerFired(tag: UInt64) {
+        expiryAt = .max
+        guard let loop else { return }
+        closeExpired(now: loop.now)
+        var next = UInt64.max
+        for bucket in idle.values {
+            for deadline in bucket.deadlines where deadline < next { next = deadline }
+        }
+        guard next != .max else { return }
+        expiryAt = next
+        loop.arm(&expiry, at: next, handler: self)
     }
 
     /// Closes the idle connections whose keep-alive time is over.
@@ -72,6 +96,8 @@ final class UpstreamPool: ConnectionHandler {
 
     /// Closes every idle connection (drain, stop).
     func closeAll() {
+        loop?.disarm(&expiry)
+        expiryAt = .max
         let all = idle.values.flatMap(\.connections)
         idle.removeAll()
         count = 0

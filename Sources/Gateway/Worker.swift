@@ -41,7 +41,7 @@ final class Worker: AcceptHandler, TimerHandler {
     private(set) var clientHeaderTimeout: UInt64 = 0
     private(set) var clientKeepaliveTimeout: UInt64 = 0
     private(set) var upstreamResponseTimeout: UInt64 = 0
-    private var tunnelIdleTimeout: UInt64 = 0
+    private(set) var tunnelIdleTimeout: UInt64 = 0
     /// Keep-alive pool size for dynamic (per-pod) upstreams, and how long their idle connections are kept.
     let dynamicKeepalive = 4
     static let dynamicKeepaliveTimeout: UInt64 = 60_000_000_000
@@ -112,7 +112,12 @@ final class Worker: AcceptHandler, TimerHandler {
         clientHeaderTimeout = nanoseconds(config.timeouts.clientHeader)
         clientKeepaliveTimeout = nanoseconds(config.timeouts.clientKeepalive)
         upstreamResponseTimeout = nanoseconds(config.timeouts.upstreamResponse)
+        let previousIdle = tunnelIdleTimeout
         tunnelIdleTimeout = nanoseconds(config.timeouts.tunnelIdle)
+        // Open tunnels take the new idle timeout (it applies to them: it is read when their deadline comes).
+        if tunnelIdleTimeout != previousIdle {
+            for tunnel in tunnels { armTunnel(tunnel) }
+        }
     }
 
     /// The runtime state of upstream group `index` of `snapshot` (a request started before a reload keeps
@@ -222,11 +227,13 @@ final class Worker: AcceptHandler, TimerHandler {
 
     func remove(_ exchange: LoopExchange) {
         guard exchanges.removeSlotted(exchange) else { return }
+        loop.disarm(&exchange.deadlineTimer)
         checkDrained()
     }
 
     func add(_ tunnel: Tunnel) {
         tunnels.appendSlotted(tunnel)
+        armTunnel(tunnel)
         metrics.tunnel.add(shard: index, 1)
         metrics.tunnelsActive.add(shard: index, 1)
         metrics.tunnelOpened(upstream: tunnel.label)
@@ -234,6 +241,7 @@ final class Worker: AcceptHandler, TimerHandler {
 
     func remove(_ tunnel: Tunnel) {
         guard tunnels.removeSlotted(tunnel) else { return }
+        loop.disarm(&tunnel.deadline)
         metrics.tunnel.sub(shard: index, 1)
         metrics.tunnelsActive.sub(shard: index, 1)
         metrics.tunnelClosed(upstream: tunnel.label)
@@ -283,37 +291,69 @@ final class Worker: AcceptHandler, TimerHandler {
 
     // MARK: Timeouts and drain
 
+    /// An exchange's phase deadline changed: its timer on the loop's heap follows (0 leaves a pending timer to find
+    /// nothing to do when it comes).
+    @inline(__always)
+    func deadlineMoved(_ exchange: Exchange) {
+        let deadline = exchange.deadline
+        guard deadline != 0, exchange.slot >= 0 else { return }
+        loop.arm(&exchange.deadlineTimer, at: deadline, handler: exchange)
+    }
+
+    func exchangeTimerFired(_ exchange: Exchange) {
+        guard exchange.slot >= 0, exchange.deadline != 0 else { return }
+        if exchange.deadline <= loop.now {
+            exchange.deadlineExpired()
+        } else {
+            deadlineMoved(exchange)
+        }
+    }
+
+    /// Sets a tunnel's deadline: closing, `client_header` after the close began; open, `tunnel_idle` after the
+    /// last byte moved (none when that timeout is off, or while draining: the drain ends every tunnel itself).
+    func armTunnel(_ tunnel: Tunnel) {
+        guard tunnel.slot >= 0 else { return }
+        if tunnel.closingSince != 0 {
+            loop.arm(&tunnel.deadline, at: tunnel.closingSince &+ clientHeaderTimeout, handler: tunnel)
+        } else if tunnelIdleTimeout > 0 && !draining {
+            loop.arm(&tunnel.deadline, at: tunnel.lastActivity &+ tunnelIdleTimeout, handler: tunnel)
+        } else {
+            loop.disarm(&tunnel.deadline)
+        }
+    }
+
+    /// A tunnel's deadline came: cut it if it really passed (reads only stored `lastActivity`), else move it on.
+    func tunnelDeadlinePassed(_ tunnel: Tunnel) {
+        guard tunnel.slot >= 0 else { return }
+        let now = loop.now
+        if tunnel.closingSince != 0 {
+            // Closing, but a peer does not take the last bytes: cut, as nginx's lingering close would.
+            if now &- tunnel.closingSince >= clientHeaderTimeout {
+                tunnel.cut()
+                return
+            }
+        } else if !draining && tunnelIdleTimeout > 0 && now &- tunnel.lastActivity >= tunnelIdleTimeout {
+            tunnel.cut(reason: .idleTimeout)
+            return
+        }
+        armTunnel(tunnel)
+    }
+
+    /// The housekeeping tick (every `sweepInterval`): idle exchanges shed their parsers, the drain is paced, the
+    /// access log is handed over and the gauges published. Deadlines are not here: each exchange and each tunnel
+    /// has its own on the loop's timer heap, and the upstream pool one for its keep-alive times.
     func timerFired(tag: UInt64) {
         let now = loop.now
         defer { publishStateCounts() }
         var position = exchanges.count - 1
         while position >= 0 {
-            if position < exchanges.count {
-                let exchange = exchanges[position]
-                if exchange.deadline != 0 && exchange.deadline <= now {
-                    exchange.deadlineExpired()
-                } else if case .idle = exchange.phase {
-                    // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
-                    exchange.shedParsers()
-                }
+            if position < exchanges.count, case .idle = exchanges[position].phase {
+                // Idle at this tick: its head parsers go back to the pool (lent again on the next byte).
+                exchanges[position].shedParsers()
             }
             position -= 1
         }
-        pool.closeExpired(now: now)
         if draining { closeTunnelsForDrain(now: now) }
-        position = tunnels.count - 1
-        while position >= 0 {
-            if position < tunnels.count {
-                let tunnel = tunnels[position]
-                if tunnel.closingSince != 0 {
-                    // Closing, but a peer does not take the last bytes: cut, as nginx's lingering close would.
-                    if now &- tunnel.closingSince >= clientHeaderTimeout { tunnel.cut() }
-                } else if !draining && tunnelIdleTimeout > 0 && now &- tunnel.lastActivity >= tunnelIdleTimeout {
-                    tunnel.cut(reason: .idleTimeout)
-                }
-            }
-            position -= 1
-        }
         flushAccessLog()
         if !(draining && exchanges.isEmpty && tunnels.isEmpty) {
             loop.schedule(after: Self.sweepInterval, handler: self)
@@ -405,6 +445,10 @@ final class Worker: AcceptHandler, TimerHandler {
 }
 
 extension Exchange: Slotted {}
+
+extension Exchange: TimerHandler {
+    func timerFired(tag: UInt64) { worker.exchangeTimerFired(self) }
+}
 extension Tunnel: Slotted {}
 
 extension UpstreamGroup {

@@ -59,7 +59,7 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
             shared.connections.subtract(1, ordering: .relaxed)
             shared.rejected.add(1, ordering: .relaxed)
             // A fresh socket's send buffer is empty: the short answer goes out whole, then FIN.
-            _ = try? fd.send(ErrorResponses.overloaded)
+            _ = ErrorResponses.overloaded.withUnsafeBytes { try? fd.send($0) }
             fd.close()
             return
         }
@@ -192,27 +192,24 @@ enum ConnectionLine {
     case keepAlive
 }
 
-/// Canned answers for errors the server produces itself; all close the connection.
+/// The server's own error answers: the shared canned set (`HTTP1.CannedError`, the gateway's too), serialised
+/// once as fixed responses. The server sends them with `Connection: close`.
 enum ErrorResponses {
-    static let badRequest = make(400, "bad request\n")
-    static let requestTimeout = make(408, "request timeout\n")
-    static let contentTooLarge = make(413, "content too large\n")
-    static let uriTooLong = make(414, "uri too long\n")
-    static let headerFieldsTooLarge = make(431, "request header fields too large\n")
-    static let notImplemented = make(501, "not implemented\n")
-    static let versionNotSupported = make(505, "http version not supported\n")
-    static let internalError = make(500, "internal server error\n")
+    static let badRequest = FixedResponse(.badRequest)
+    static let requestTimeout = FixedResponse(.requestTimeout)
+    static let contentTooLarge = FixedResponse(.contentTooLarge)
+    static let uriTooLong = FixedResponse(.uriTooLong)
+    static let headerFieldsTooLarge = FixedResponse(.requestHeaderFieldsTooLarge)
+    static let notImplemented = FixedResponse(.notImplemented)
+    static let versionNotSupported = FixedResponse(.httpVersionNotSupported)
+    static let internalError = FixedResponse(.internalServerError)
 
     /// Sent raw on a socket refused for `maxConnections`.
-    static var overloaded: UnsafeRawBufferPointer {
-        let text: StaticString =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nConnection: close\r\n\r\nover capacity\n"
-        return UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
-    }
-
-    static func make(_ status: Int, _ body: String) -> FixedResponse {
-        FixedResponse(status: status, contentType: "text/plain; charset=utf-8", body: body)
-    }
+    static let overloaded: [UInt8] = {
+        var out: [UInt8] = []
+        CannedError.serviceUnavailable.write(keepAlive: false, into: &out)
+        return out
+    }()
 
     static func forStatus(_ status: Int) -> FixedResponse {
         switch status {

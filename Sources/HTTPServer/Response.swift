@@ -111,6 +111,21 @@ public final class FixedResponse: Sendable {
         status = response.status
     }
 
+    /// A canned error answer (`HTTP1.CannedError`: JSON body) with `headers` added (e.g. `Allow` for 405).
+    public init(_ error: CannedError, headers: [Headers.Field] = []) {
+        var bytes = error.head
+        for field in headers where Response.isAllowed(field) {
+            HeadSerializer.appendField(name: field.name.utf8, value: field.value.utf8, into: &bytes)
+        }
+        headEnd = bytes.count
+        HeadSerializer.appendEndOfHead(into: &bytes)
+        bytes.append(contentsOf: error.bodyBytes)
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
+        self.storage = storage
+        status = error.status
+    }
+
     /// `status` with a body of `contentType`.
     public convenience init(status: Int = 200, contentType: String, body: String, headers: [Headers.Field] = []) {
         self.init(

@@ -44,7 +44,7 @@ public struct Router: Sendable {
     var exact: [Entry] = []
     // Longest first, so the first match is the most specific.
     var prefixes: [Entry] = []
-    let notFound = FixedResponse(status: 404, contentType: "text/plain; charset=utf-8", body: "not found\n")
+    let notFound = FixedResponse(.notFound)
 
     public init() {}
 
@@ -95,9 +95,7 @@ public struct Router: Sendable {
     static func methodNotAllowed(_ methods: [Method]) -> FixedResponse {
         var names = methods.map(Router.name)
         if methods.contains(.get) && !methods.contains(.head) { names.append("HEAD") }
-        return FixedResponse(
-            status: 405, contentType: "text/plain; charset=utf-8", body: "method not allowed\n",
-            headers: [.init(name: "Allow", value: names.joined(separator: ", "))])
+        return FixedResponse(.methodNotAllowed, headers: [.init(name: "Allow", value: names.joined(separator: ", "))])
     }
 
     static func name(_ method: Method) -> String {

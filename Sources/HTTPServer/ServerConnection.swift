@@ -40,11 +40,9 @@ final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
     private var body: [UInt8] = []
     private var decoder = ChunkedDecoder()
     private var adopt: ((Connection) -> any ConnectionHandler)?
-    // Lazy timer: `deadline` moves freely; the loop timer fires at `timerDeadline` and re-arms if needed, so a
-    // request costs a store, not a timer-heap update.
-    private var deadline: UInt64 = 0
-    private var timer: TimerID?
-    private var timerDeadline: UInt64 = 0
+    /// The current phase's deadline (idle, header, body pause, linger) on the loop's timer heap: moving it later,
+    /// as each request does, is a store.
+    private var deadline = Deadline()
 
     init(context: LoopContext, peer: SocketAddress?) {
         self.context = context
@@ -127,7 +125,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
         }
         if phase == .head && headStartedAt == 0 {
             context.giveBack(&parser)
-            deadline = context.loop.now &+ context.idleTimeout
+            setDeadline(context.loop.now &+ context.idleTimeout)
         } else {
             self.parser = parser
             if phase == .head {
@@ -215,8 +213,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
     /// After a `101`: the connection leaves this server (its books and its timer) for the upgrade's handler, which
     /// gets the bytes that followed the head.
     private func handOver(_ connection: Connection, rest: UnsafeRawBufferPointer) {
-        if let timer { context.loop.cancel(timer) }
-        timer = nil
+        context.loop.disarm(&deadline)
         let adopt = self.adopt
         self.adopt = nil
         context.removed(self)
@@ -258,8 +255,7 @@ final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
     }
 
     func closed(_ connection: Connection, error: Errno?) {
-        if let timer { context.loop.cancel(timer) }
-        timer = nil
+        context.loop.disarm(&deadline)
         if var parser = self.parser.take() { context.giveBack(&parser) }
         body = []
         resolution = nil
@@ -274,25 +270,12 @@ final class ServerConnection: ConnectionHandler, TimerHandler, Slotted {
         setDeadline(context.loop.now &+ context.idleTimeout)
     }
 
-    private func setDeadline(_ newDeadline: UInt64) {
-        deadline = newDeadline
-        if let timer {
-            guard timerDeadline > newDeadline else { return }
-            context.loop.cancel(timer)
-        }
-        timerDeadline = newDeadline
-        timer = context.loop.schedule(deadline: newDeadline, handler: self)
+    private func setDeadline(_ time: UInt64) {
+        context.loop.arm(&deadline, at: time, handler: self)
     }
 
     func timerFired(tag: UInt64) {
-        timer = nil
         guard let connection, !connection.isClosed else { return }
-        let now = context.loop.now
-        if now < deadline {
-            timerDeadline = deadline
-            timer = context.loop.schedule(deadline: deadline, handler: self)
-            return
-        }
         switch phase {
         case .head where headStartedAt == 0:
             connection.close()

@@ -9,6 +9,11 @@
 #   dns-decoder     decodeResponse: no read outside the message (AddressSanitizer), decoded names are valid, a
 #                   decoded message re-encoded without compression decodes to itself, queries round-trip.
 #   gateway-config  loadConfig: loads, or every error is `file:line: message` for a line the file has.
+#   websocket-reader MessageReader (server and client roles): whole, split and byte-by-byte feeds give the same
+#                   events and close code; no message is longer than the configured max; text and close reasons
+#                   are valid UTF-8 (checked by the standard library); a wrongly masked frame fails with 1002;
+#                   a stream built from valid frames (fragments split inside characters, pings between them)
+#                   reads back as built, and a built violation fails with the code RFC 6455 names.
 #
 # The targets are not SwiftPM products here: each module a harness needs is compiled once with swiftc into
 # .build-fuzz/ (coverage instrumentation and AddressSanitizer), then linked with the harness and libFuzzer.
@@ -46,6 +51,7 @@ MODULES=(
     "DNS|"
     "Routing|-lpcre2-8"
     "GatewayConfig|"
+    "WebSocket|-lssl -lcrypto"
 )
 
 # One line per harness: "name|source in Tests/Fuzz|modules it links (with what they depend on)|libFuzzer options".
@@ -56,6 +62,7 @@ HARNESSES=(
     "http1-chunked|HTTP1Chunked.swift|HTTP1|-max_len=1024"
     "dns-decoder|DNSDecoder.swift|DNS|-max_len=1232"
     "gateway-config|GatewayConfigLoader.swift|DNS Routing GatewayConfig|-max_len=2048"
+    "websocket-reader|WebSocketReader.swift|WebSocket|-max_len=1024"
 )
 
 field() { cut -d'|' -f"$2" <<<"$1"; }
