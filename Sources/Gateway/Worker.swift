@@ -294,13 +294,13 @@ final class Worker: AcceptHandler, TimerHandler {
     /// An exchange's phase deadline changed: its timer on the loop's heap follows (0 leaves a pending timer to find
     /// nothing to do when it comes).
     @inline(__always)
-    func deadlineMoved(_ exchange: Exchange) {
+    func deadlineMoved<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
         let deadline = exchange.deadline
         guard deadline != 0, exchange.slot >= 0 else { return }
         loop.arm(&exchange.deadlineTimer, at: deadline, handler: exchange)
     }
 
-    func exchangeTimerFired(_ exchange: Exchange) {
+    func exchangeTimerFired<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
         guard exchange.slot >= 0, exchange.deadline != 0 else { return }
         if exchange.deadline <= loop.now {
             exchange.deadlineExpired()
