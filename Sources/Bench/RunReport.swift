@@ -248,7 +248,7 @@ public struct RunReport: Equatable, Sendable {
         if !watched.isEmpty {
             text += "\n| process | RSS before (MiB) | RSS after (MiB) | growth per held connection (KiB) | CPU (s) |\n"
             text += "|---|---|---|---|---|\n"
-            for process in watched {
+            for process in watched + Self.groups(of: watched) {
                 let growth = Double(process.residentBytesAfter) - Double(process.residentBytesBefore)
                 let perConnection = c.held > 0 ? growth / Double(c.held) / 1024 : 0
                 text += "| \(process.name) | \(format(Double(process.residentBytesBefore) / 1_048_576, digits: 1)) | "
@@ -257,6 +257,37 @@ public struct RunReport: Equatable, Sendable {
             }
         }
         return text
+    }
+
+    /// Sums over the processes of one program that runs as several (`gateway`, `gateway-2`, …; `socket-1`, …): the
+    /// program's memory per connection is the growth of all of them over the connections they hold together.
+    static func groups(of watched: [WatchedProcess]) -> [WatchedProcess] {
+        func program(_ name: String) -> String {
+            guard let dash = name.lastIndex(of: "-"), name[name.index(after: dash)...].allSatisfy(\.isNumber),
+                name.index(after: dash) != name.endIndex
+            else { return name }
+            return String(name[..<dash])
+        }
+        var order: [String] = []
+        var sums: [String: (count: Int, process: WatchedProcess)] = [:]
+        for process in watched {
+            let name = program(process.name)
+            if var sum = sums[name] {
+                sum.count += 1
+                sum.process.residentBytesBefore += process.residentBytesBefore
+                sum.process.residentBytesAfter += process.residentBytesAfter
+                sum.process.cpuSeconds += process.cpuSeconds
+                sums[name] = sum
+            } else {
+                order.append(name)
+                sums[name] = (1, process)
+            }
+        }
+        return order.compactMap { name in
+            guard var sum = sums[name], sum.count > 1 else { return nil }
+            sum.process.name = "all \(sum.count) \(name) processes"
+            return sum.process
+        }
     }
 
     /// One progress line: connections, delivered/s, errors, p99.

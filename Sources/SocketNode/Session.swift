@@ -26,6 +26,9 @@ final class Session: ConnectionHandler, TimerHandler, Slotted {
     /// Monotonic ns of the last byte read from / written to the client.
     private var lastRead: UInt64
     private var lastWrite: UInt64
+    /// A Ping went out since the client last sent anything (a quiet reader is pinged once per silence, so that a
+    /// client that only receives still has something to answer before the idle close).
+    private var pingedSinceRead = false
     private var closeDeadline: UInt64 = 0
     private var timer: TimerID?
     private var timerDeadline: UInt64 = 0
@@ -55,6 +58,7 @@ final class Session: ConnectionHandler, TimerHandler, Slotted {
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
         guard state != .closed else { return }
         lastRead = node.loop.now
+        pingedSinceRead = false
         let failure = reader.feed(bytes, scratch: node.scratch) { event in
             self.handle(event)
         }
@@ -141,7 +145,8 @@ final class Session: ConnectionHandler, TimerHandler, Slotted {
     private var nextDeadline: UInt64 {
         switch state {
         case .open:
-            return min(lastWrite &+ node.pingInterval, lastRead &+ node.idleTimeout)
+            let ping = pingedSinceRead ? lastWrite &+ node.pingInterval : min(lastWrite, lastRead) &+ node.pingInterval
+            return min(ping, lastRead &+ node.idleTimeout)
         case .closing:
             return closeDeadline
         case .closed:
@@ -170,8 +175,14 @@ final class Session: ConnectionHandler, TimerHandler, Slotted {
                 close(code: .goingAway, reason: "idle")
                 return
             }
-            if now >= lastWrite &+ node.pingInterval {
+            // After `pingInterval` without writes (keeps the connection warm), and once after `pingInterval`
+            // without reads (a client that only receives has nothing to send otherwise, and would be closed as
+            // idle while it is healthy).
+            let quietWriter = now >= lastWrite &+ node.pingInterval
+            let quietReader = !pingedSinceRead && now >= lastRead &+ node.pingInterval
+            if quietWriter || quietReader {
                 sendFrame(opcode: Opcode.ping, UnsafeRawBufferPointer(start: nil, count: 0))
+                pingedSinceRead = true
             }
         case .closing:
             if now >= closeDeadline {

@@ -156,6 +156,20 @@ func reference(_ sorted: [UInt64], _ p: Double) -> UInt64 {
         #expect(markdown.contains("`assign_status_503` 3"))
     }
 
+    @Test func processesOfOneProgramAreSummed() {
+        let watched = [
+            WatchedProcess(name: "gateway", residentBytesBefore: 100, residentBytesAfter: 1100, cpuSeconds: 1),
+            WatchedProcess(name: "gateway-2", residentBytesBefore: 100, residentBytesAfter: 2100, cpuSeconds: 2),
+            WatchedProcess(name: "socket-1", residentBytesBefore: 10, residentBytesAfter: 20, cpuSeconds: 0.5),
+            WatchedProcess(name: "redis", residentBytesBefore: 1, residentBytesAfter: 2, cpuSeconds: 0),
+        ]
+        let groups = RunReport.groups(of: watched)
+        #expect(groups.map(\.name) == ["all 2 gateway processes"])
+        #expect(groups.first?.residentBytesAfter == 3200)
+        #expect(groups.first?.residentBytesBefore == 200)
+        #expect(groups.first?.cpuSeconds == 3)
+    }
+
     @Test func aCleanRunIsClean() {
         var report = RunReport()
         report.counters.clients = 2

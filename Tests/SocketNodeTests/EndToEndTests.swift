@@ -413,6 +413,31 @@ final class Delivered: Sendable {
         #expect((try stack.metric(1, "rtc_socket_drops_total", #"reason="idle_timeout""#)) == 1)
     }
 
+    @Test func aClientThatOnlyReceivesIsPingedAndKept() throws {
+        // Messages reach the receiver more often than every Ping interval, so the node always has written lately;
+        // the receiver sends nothing of its own (it only answers Pings, as a browser does). It must be pinged for
+        // its silence and kept, not closed as idle.
+        let stack = try SocketStack(extraEnvironment: ["PING_INTERVAL_SEC": "1", "IDLE_TIMEOUT_SEC": "2"])
+        defer { stack.stop() }
+        try stack.startNode(1)
+        let clients = try Clients()
+        _ = try clients.connect("r", stack.wsURL(1, client: "listener"))
+        _ = try clients.connect("s", stack.wsURL(1, client: "talker"))
+        let clock = ContinuousClock()
+        let start = clock.now
+        var index = 0
+        // The scenario needs time to pass (three idle timeouts); each round trip is checked as it happens.
+        while clock.now - start < .seconds(6) {
+            try clients.message("s", to: "listener", id: "tick\(index)")
+            #expect(messageIDs(try clients.wait("r", "message", count: 1)) == ["tick\(index)"])
+            index += 1
+            usleep(300_000)
+        }
+        #expect((try stack.metric(1, "rtc_socket_drops_total", #"reason="idle_timeout""#)) == 0)
+        try clients.message("s", to: "listener", id: "last")
+        #expect(messageIDs(try clients.wait("r", "message", count: 1)) == ["last"])
+    }
+
     @Test func heartbeatsCarryLoadAndThePodAddress() throws {
         let stack = try SocketStack()
         defer { stack.stop() }
