@@ -10,7 +10,12 @@ public struct RunCounters: Equatable, Sendable {
     public var connected: UInt64 = 0
     /// Sessions open at the end of the hold.
     public var held: UInt64 = 0
-    /// Sessions that ended before the run did (closed by the server, connection lost).
+    /// Sessions that ended before the run did (closed by the server for a move or a drain, connection lost); each
+    /// client connects again through a new assignment and resumes from the last offset it saw.
+    public var sessionsEnded: UInt64 = 0
+    /// Of those, reconnected (welcomed again).
+    public var reconnected: UInt64 = 0
+    /// Clients that could not connect again after their session ended.
     public var dropped: UInt64 = 0
     public var sent: UInt64 = 0
     public var accepted: UInt64 = 0
@@ -35,6 +40,8 @@ public struct RunCounters: Equatable, Sendable {
         clients += other.clients
         connected += other.connected
         held += other.held
+        sessionsEnded += other.sessionsEnded
+        reconnected += other.reconnected
         dropped += other.dropped
         sent += other.sent
         accepted += other.accepted
@@ -47,7 +54,8 @@ public struct RunCounters: Equatable, Sendable {
 
     // Key paths are immutable values; the array is never mutated.
     nonisolated(unsafe) static let fields: [(String, WritableKeyPath<RunCounters, UInt64>)] = [
-        ("clients", \.clients), ("connected", \.connected), ("held", \.held), ("dropped", \.dropped),
+        ("clients", \.clients), ("connected", \.connected), ("held", \.held), ("sessions_ended", \.sessionsEnded),
+        ("reconnected", \.reconnected), ("dropped", \.dropped),
         ("sent", \.sent), ("accepted", \.accepted), ("refused", \.refused), ("delivered", \.delivered),
         ("duplicates", \.duplicates), ("late", \.late),
     ]
@@ -224,10 +232,10 @@ public struct RunReport: Equatable, Sendable {
         var text = "## \(title)\n\n"
         text += "Command: `\(command)`\n\n"
         text +=
-            "| clients | connected | held at end | dropped | sent | accepted | delivered | lost | duplicated | late | refused | errors |\n"
-        text += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-        text +=
-            "| \(c.clients) | \(c.connected) | \(c.held) | \(c.dropped) | \(c.sent) | \(c.accepted) | \(c.delivered) | "
+            "| clients | connected | held at end | sessions ended | reconnected | dropped | sent | accepted | delivered | lost | duplicated | late | refused | errors |\n"
+        text += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        text += "| \(c.clients) | \(c.connected) | \(c.held) | \(c.sessionsEnded) | \(c.reconnected) | \(c.dropped) | "
+        text += "\(c.sent) | \(c.accepted) | \(c.delivered) | "
         text += "\(c.lost) | \(c.duplicates) | \(c.late) | \(c.refused) | \(c.errorTotal) |\n\n"
         if !c.errors.isEmpty {
             text += "Errors by kind: "

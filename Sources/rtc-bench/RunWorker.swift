@@ -134,6 +134,10 @@ final class RunWorker: NodeClientOwner, TimerHandler {
     private var assignStarted: [UInt64]
     private var upgradeStarted: [UInt64]
     private var sequence: [UInt32]
+    /// The highest inbox offset each client has received (resumed from after a reconnect).
+    private var lastOffset: [UInt64]
+    /// The client is connecting again after its session ended (a move, a drain, a lost connection).
+    private var reconnecting: [Bool]
     private var open: [Int] = []
     private var openPosition: [Int]
     private var started = 0
@@ -164,6 +168,8 @@ final class RunWorker: NodeClientOwner, TimerHandler {
         assignStarted = Array(repeating: 0, count: range.count)
         upgradeStarted = Array(repeating: 0, count: range.count)
         sequence = Array(repeating: 0, count: range.count)
+        lastOffset = Array(repeating: 0, count: range.count)
+        reconnecting = Array(repeating: false, count: range.count)
         openPosition = Array(repeating: -1, count: range.count)
         runStart = monotonicNanoseconds()
         random = UInt64(truncatingIfNeeded: index + 1) &* 0x9E37_79B9_7F4A_7C15 ^ randomUInt64()
@@ -241,8 +247,27 @@ final class RunWorker: NodeClientOwner, TimerHandler {
     }
 
     private func settle(_ local: Int, ok: Bool) {
+        if reconnecting[local] {
+            // A reconnect: not part of the first connect's count.
+            reconnecting[local] = false
+            if ok { report.counters.reconnected += 1 } else { report.counters.dropped += 1 }
+            return
+        }
         inFlight -= 1
         settled += 1
+    }
+
+    /// Starts the flow again for a client whose session ended: a new assignment, then the WebSocket with
+    /// `resumeOffset` (the inbox returns what came after the last message the client saw).
+    private func reconnect(_ local: Int) {
+        reconnecting[local] = true
+        sessions[local] = nil
+        let request = AssignmentRequest(worker: self, client: range.lowerBound + local)
+        assignStarted[local] = monotonicNanoseconds()
+        if !request.start(loop: loop, settings: settings, source: source(for: local * 2)) {
+            error("connect_failed")
+            settle(local, ok: false)
+        }
     }
 
     private func error(_ kind: String) {
@@ -255,7 +280,7 @@ final class RunWorker: NodeClientOwner, TimerHandler {
     /// The assignment answered (status 0: no answer).
     func assigned(_ global: Int, status: Int, body: [UInt8]) {
         let local = global - range.lowerBound
-        guard phase == .connect || phase == .hold else { return }
+        guard phase != .done else { return }
         guard status == 200 else {
             error(status == 0 ? "assign_failed" : "assign_status_\(status)")
             settle(local, ok: false)
@@ -273,7 +298,8 @@ final class RunWorker: NodeClientOwner, TimerHandler {
         let session = NodeClient(owner: self, index: local, clientID: settings.clientID(global))
         sessions[local] = session
         upgradeStarted[local] = monotonicNanoseconds()
-        let path = url + "?clientId=" + settings.clientID(global)
+        var path = url + "?clientId=" + settings.clientID(global)
+        if reconnecting[local] { path += "&resumeOffset=\(lastOffset[local])" }
         if !session.open(
             loop: loop, address: settings.target, hostField: settings.hostField, source: source(for: local * 2 + 1),
             path: path)
@@ -286,8 +312,14 @@ final class RunWorker: NodeClientOwner, TimerHandler {
 
     func welcomed(_ client: NodeClient, nodeID: String, ringVersion: UInt64) {
         let local = client.index
-        report.upgradeLatency.record((monotonicNanoseconds() - upgradeStarted[local]) / 1000)
-        report.counters.connected += 1
+        guard phase != .done else {
+            client.close()
+            return
+        }
+        if !reconnecting[local] {
+            report.upgradeLatency.record((monotonicNanoseconds() - upgradeStarted[local]) / 1000)
+            report.counters.connected += 1
+        }
         if nodeID != nodeOf[local] { error("welcome_other_node") }
         openPosition[local] = open.count
         open.append(local)
@@ -305,6 +337,7 @@ final class RunWorker: NodeClientOwner, TimerHandler {
         case .error:
             report.counters.refused += 1
         case .envelope(let envelope):
+            if let offset = envelope.offset, offset > lastOffset[client.index] { lastOffset[client.index] = offset }
             received(envelope)
         case .reconnect, .pong, .welcome:
             break
@@ -339,12 +372,6 @@ final class RunWorker: NodeClientOwner, TimerHandler {
     func ended(_ client: NodeClient, _ why: NodeClient.End) {
         let local = client.index
         if openPosition[local] >= 0 {
-            // An open session ended before the run did.
-            if case .local = why {
-            } else {
-                report.counters.dropped += 1
-                error("session_lost")
-            }
             let position = openPosition[local]
             let last = open.removeLast()
             if position < open.count {
@@ -352,9 +379,15 @@ final class RunWorker: NodeClientOwner, TimerHandler {
                 openPosition[last] = position
             }
             openPosition[local] = -1
+            // An open session ended before the run did: a real client connects again and resumes.
+            if case .local = why {
+            } else if phase != .done {
+                report.counters.sessionsEnded += 1
+                reconnect(local)
+            }
             return
         }
-        guard phase == .connect || phase == .hold, sessions[local] != nil, !client.wasWelcomed else { return }
+        guard phase != .done, sessions[local] === client, !client.wasWelcomed else { return }
         switch why {
         case .handshakeRefused(let status): error("upgrade_status_\(status)")
         case .connectFailed: error("upgrade_connect_failed")

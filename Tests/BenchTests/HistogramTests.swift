@@ -152,7 +152,7 @@ func reference(_ sorted: [UInt64], _ p: Double) -> UInt64 {
         let parsed = try JSONParser.parse(total.json().serialized())
         #expect(RunReport(json: parsed) == total)
         let markdown = total.markdown(title: "t", command: "rtc-bench run")
-        #expect(markdown.contains("| 150 | 150 | 150 | 0 | 1500 | 1500 | 1497 | 3 | 0 | 0 | 0 | 3 |"))
+        #expect(markdown.contains("| 150 | 150 | 150 | 0 | 0 | 0 | 1500 | 1500 | 1497 | 3 | 0 | 0 | 0 | 3 |"))
         #expect(markdown.contains("`assign_status_503` 3"))
     }
 
