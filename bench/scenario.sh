@@ -44,7 +44,9 @@ source "$scenario"
 [ -n "${NODES:-}" ] || { echo "scenario.sh: $name is not for the local stack (no NODES)" >&2; exit 2; }
 mkdir -p "$dir" "$out"
 
-# The stack in the background; it stops everything when it gets SIGTERM.
+# The stack in the background; it stops everything when it gets SIGTERM. (Its output file is removed first: the
+# background job truncates it only once it runs, and a previous run's "stack is up" must not be read as this one's.)
+rm -f "$dir/stack.out"
 GATEWAY_WORKERS="$GATEWAY_WORKERS" bash "$root/bench/stack.sh" up --bin "$bin" --dir "$dir" --net "$net" \
   --nodes "$NODES" --gateways "$GATEWAYS" --no-prometheus > "$dir/stack.out" 2>&1 &
 stack=$!
