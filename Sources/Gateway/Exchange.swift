@@ -504,6 +504,7 @@ final class Exchange<Transport: ExchangeTransport> {
                         response: response, keepAlive: true, requestID: nil, into: &worker.scratch)
                     worker.scratch.withUnsafeBytes { downstream.write($0) }
                     context.bytesOut &+= UInt64(worker.scratch.count)
+                    context.interimRelayed = true
                 }
                 response.reset()
                 if !rest.isEmpty { parseResponse(rest) }
@@ -745,7 +746,9 @@ final class Exchange<Transport: ExchangeTransport> {
     /// another address to try. A connection reset after a fresh request was sent is retried only for idempotent
     /// methods (RFC 9110 §9.2.2).
     private func canRetry(after failure: UpstreamFailure, reused: Bool) -> Bool {
-        guard !context.streaming || context.requestBody.kind == .none, !context.responseStarted else { return false }
+        guard !context.streaming || context.requestBody.kind == .none, !context.responseStarted,
+            !context.interimRelayed
+        else { return false }
         if reused && failure == .reset { return context.attempts < 8 }
         guard let group = context.group else { return false }
         let limit = min(worker.group(group, of: snapshot).addressCount, 4)

@@ -85,6 +85,9 @@ struct RequestContext {
     var reusedUpstream = false
     /// A byte of the response went downstream: from here on, a failure can only cut the connection.
     var responseStarted = false
+    /// An interim response (1xx) went downstream: the request is no longer retried on another address (a byte
+    /// reached the client), though a failure can still be answered with a final 502/504.
+    var interimRelayed = false
     /// The client is answered with keep-alive after this response.
     var keepAliveAfter = false
     /// The request is a WebSocket upgrade the route forwards.
