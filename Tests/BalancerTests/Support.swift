@@ -55,20 +55,6 @@ func allocateNetwork() -> String {
     return "127.1.\(third)."
 }
 
-/// Runs a program to completion and returns its standard output (standard error is dropped).
-func output(of executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
-}
-
 /// `curl -s` with a 10 s limit: (status, body).
 func curl(_ url: String, method: String = "GET") throws -> (status: Int, body: String) {
     let text = try output(of: Paths.curl, ["--max-time", "10", "-s", "-X", method, "-w", "\n%{http_code}", url])

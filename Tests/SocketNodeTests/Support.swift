@@ -165,17 +165,3 @@ extension SocketStack {
 func curl(_ arguments: [String]) throws -> String {
     try output(of: Paths.curl, ["--max-time", "10"] + arguments)
 }
-
-/// Runs a program to completion and returns its standard output (standard error is dropped).
-func output(of executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
-}

@@ -31,20 +31,6 @@ func readText(_ path: String) -> String {
     (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
 }
 
-/// Runs a program to completion and returns its standard output (standard error is dropped).
-func output(of executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
-}
-
 /// Stacks of one test run take 127.0.230.0/24 to 127.0.249.0/24, apart from the other suites' networks.
 private let nextNetwork = Atomic<Int>(0)
 
