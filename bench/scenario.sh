@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a load scenario (bench/scenarios/NAME.env) against the local stack started with the scenario's process counts:
 # bench/stack.sh up (socket nodes, gateway processes), then `rtc-bench run` with the scenario's clients, ramp, hold,
-# rate and worker processes, watching every program's memory and CPU from /proc; then the stack is stopped.
+# rate and worker processes, watching every program's memory and CPU from /proc (and the first gateway's from its
+# /metrics as well, the way a remote one is watched); then the stack is stopped.
 # The summary (Markdown), result.json and chart.svg go to --out (default bench/out/NAME-<UTC time>/).
 set -euo pipefail
 
@@ -59,6 +60,6 @@ done
 status=0
 "$bin/rtc-bench" run --target "$net.1:8080" --clients "$CLIENTS" --processes "$PROCESSES" --ramp "$RAMP" \
   --hold "$HOLD" --rate "$RATE" --size "$SIZE" --pattern "$PATTERN" ${SOURCES:+--sources "$SOURCES"} \
-  --settle "$SETTLE" --watch-dir "$dir/pids" --out "$out" --name "$name, $(date -u '+%Y-%m-%d %H:%M UTC')" || status=$?
+  --settle "$SETTLE" --watch-dir "$dir/pids" --watch-metrics "gateway-metrics=http://$net.1:9113/metrics" --out "$out" --name "$name, $(date -u '+%Y-%m-%d %H:%M UTC')" || status=$?
 echo "scenario.sh: results in $out (exit status $status)"
 exit $status

@@ -34,6 +34,8 @@ let runUsage = """
       --settle S             after the hold, wait at most S seconds for messages still on their way (default 30)
       --watch NAME=PID       read this process's resident memory and CPU from /proc before and after (repeatable)
       --watch-dir DIR        watch every DIR/<name> pid file (bench/stack.sh's pids/)
+      --watch-metrics NAME=URL  a remote program's memory and CPU from its /metrics (process_resident_memory_bytes,
+                             process_cpu_seconds_total), e.g. gateway-0=http://10.0.0.5:9113/metrics (repeatable)
       --out DIR              write summary.md, result.json and chart.svg there
       --name NAME            the run's title (default "rtc-bench run")
 
@@ -49,6 +51,8 @@ struct RunOptions {
     var totalClients: Int?
     var watch: [(name: String, pid: Int32)] = []
     var watchDir: String?
+    /// Remote programs read through their /metrics: name and URL.
+    var watchMetrics: [(name: String, url: String)] = []
     var out: String?
     var name = "rtc-bench run"
     var worker: Int?
@@ -90,6 +94,12 @@ func parseRunOptions(_ arguments: ArraySlice<String>) -> RunOptions {
             else { fail("run: --watch takes NAME=PID") }
             options.watch.append((String(text[..<equals]), pid))
         case "--watch-dir": options.watchDir = value(of: flag, &rest)
+        case "--watch-metrics":
+            let text = value(of: flag, &rest)
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex,
+                text[text.index(after: equals)...].hasPrefix("http://")
+            else { fail("run: --watch-metrics takes NAME=http://HOST:PORT/metrics") }
+            options.watchMetrics.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
         case "--out": options.out = value(of: flag, &rest)
         case "--name": options.name = value(of: flag, &rest)
         // Between the coordinator and its workers.
@@ -240,6 +250,8 @@ func runRun(_ arguments: ArraySlice<String>) {
     }
     let before = watch.map { residentBytes($0.pid) }
     let cpuBefore = watch.map { processCPUTicks([$0.pid]) }
+    let remoteBefore = options.watchMetrics.map { fetchText($0.url).flatMap(MetricsFigures.init(text:)) }
+    var remoteAfter: [MetricsFigures?] = []
 
     let state = Mutex<[WorkerState]>(Array(repeating: WorkerState(), count: settings.processes))
     var processes: [Process] = []
@@ -322,6 +334,7 @@ func runRun(_ arguments: ArraySlice<String>) {
                 settleStart = now
                 after = watch.map { residentBytes($0.pid) }
                 cpuAfter = watch.map { processCPUTicks([$0.pid]) }
+                remoteAfter = options.watchMetrics.map { fetchText($0.url).flatMap(MetricsFigures.init(text:)) }
             }
             if delivered >= accepted || Double(now - settleStart!) / 1e9 >= settings.settleSeconds {
                 for process in processes where process.isRunning { kill(process.processIdentifier, SIGUSR1) }
@@ -343,6 +356,19 @@ func runRun(_ arguments: ArraySlice<String>) {
     if after.isEmpty {
         after = watch.map { residentBytes($0.pid) }
         cpuAfter = watch.map { processCPUTicks([$0.pid]) }
+    }
+    if remoteAfter.isEmpty {
+        remoteAfter = options.watchMetrics.map { fetchText($0.url).flatMap(MetricsFigures.init(text:)) }
+    }
+    for (index, remote) in options.watchMetrics.enumerated() {
+        guard let first = remoteBefore[index], let last = remoteAfter[index] else {
+            log("rtc-bench run: no process_* figures from \(remote.url)")
+            continue
+        }
+        total.watched.append(
+            WatchedProcess(
+                name: remote.name, residentBytesBefore: first.residentBytes, residentBytesAfter: last.residentBytes,
+                cpuSeconds: last.cpuSeconds - first.cpuSeconds))
     }
     for (index, process) in watch.enumerated() {
         total.watched.append(
@@ -377,4 +403,64 @@ func residentBytes(_ pid: Int32) -> UInt64 {
         return digits * 1024
     }
     return 0
+}
+
+// MARK: Remote processes
+
+/// A program watched through its `/metrics` (a remote gateway or socket node): resident memory and CPU from its
+/// `process_resident_memory_bytes` and `process_cpu_seconds_total`.
+struct MetricsFigures {
+    var residentBytes: UInt64
+    var cpuSeconds: Double
+
+    init?(text: String) {
+        var resident: UInt64?
+        var cpu: Double?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("process_resident_memory_bytes ") {
+                resident = Double(line.dropFirst("process_resident_memory_bytes ".count)).map { UInt64($0) }
+            } else if line.hasPrefix("process_cpu_seconds_total ") {
+                cpu = Double(line.dropFirst("process_cpu_seconds_total ".count))
+            }
+        }
+        guard let resident, let cpu else { return nil }
+        residentBytes = resident
+        cpuSeconds = cpu
+    }
+}
+
+/// One `GET` of `http://HOST:PORT/PATH` on a private loop (at most 5 s): the body, or nil.
+func fetchText(_ url: String) -> String? {
+    final class Fetch: ConnectionHandler {
+        var bytes: [UInt8] = []
+        let loop: EventLoop
+        init(loop: EventLoop) { self.loop = loop }
+        func received(_ connection: Connection, _ data: UnsafeRawBufferPointer) { bytes.append(contentsOf: data) }
+        func readEOF(_ connection: Connection) { connection.close() }
+        func closed(_ connection: Connection, error: Errno?) { loop.stop() }
+    }
+    guard url.hasPrefix("http://") else { return nil }
+    let rest = url.dropFirst("http://".count)
+    let authority = rest.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+    let path = "/" + (rest.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+    guard let colon = authority.lastIndex(of: ":"), let port = UInt16(authority[authority.index(after: colon)...])
+    else { return nil }
+    let host = String(authority[..<colon])
+    let address = SocketAddress(host: host == "localhost" ? "127.0.0.1" : host, port: port) ?? resolve(host, port: port)
+    do {
+        let loop = try EventLoop()
+        let fetch = Fetch(loop: loop)
+        let fd = try FileDescriptor.socket(.tcp, for: address)
+        _ = try fd.connect(to: address)
+        let connection = try Connection(loop: loop, fd: fd, handler: fetch)
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nConnection: close\r\n\r\n".utf8)
+        request.withUnsafeBytes { connection.write($0) }
+        _ = loop.schedule(after: .seconds(5)) { loop.stop() }
+        try loop.run()
+        let text = String(decoding: fetch.bytes, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200"), let split = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[split.upperBound...])
+    } catch {
+        return nil
+    }
 }

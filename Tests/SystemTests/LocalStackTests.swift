@@ -333,9 +333,14 @@ extension LocalStack {
         // The person's outputs: the summary's table and a chart with both series.
         #expect(readText(out + "/summary.md").contains("| message, send to receipt | \(count("delivered")) |"))
         #expect(readText(out + "/chart.svg").components(separatedBy: "<polyline").count == 3)
-        // The run watched every program of the stack.
-        let watched = (result["watched"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-        #expect(Set(watched).isSuperset(of: ["gateway", "balancer", "socket-1", "socket-2", "redis"]), "\(watched)")
+        // The run watched every program of the stack: from /proc, and the gateway from its /metrics too.
+        let entries = result["watched"] as? [[String: Any]] ?? []
+        let watched = entries.compactMap { $0["name"] as? String }
+        #expect(
+            Set(watched).isSuperset(of: ["gateway", "balancer", "socket-1", "socket-2", "redis", "gateway-metrics"]),
+            "\(watched)")
+        let remote = entries.first { $0["name"] as? String == "gateway-metrics" }
+        #expect(((remote?["rss_after"] as? NSNumber)?.intValue ?? 0) > 1_000_000, "\(String(describing: remote))")
     }
 }
 
