@@ -249,7 +249,9 @@ up() {
   if [ -d "$pids" ]; then stop_all; fi
   rm -rf "$logs" "$pids" "$dir/redis" "$dir/prometheus-data" "$dir/targets" "$dir/kafka.bootstrap"
   mkdir -p "$logs" "$pids" "$dir/targets"
-  trap 'trap - INT TERM; echo; say "stopping"; stop_all; say "stopped"; exit 0' INT TERM
+  # Further INT/TERM while stopping are ignored: make, when it gets SIGTERM, sends its own to this script, and a
+  # second Ctrl-C must not leave the stack half stopped.
+  trap 'trap "" INT TERM; echo; say "stopping"; stop_all; say "stopped"; exit 0' INT TERM
   trap 'stop_all' EXIT
 
   write_dns_hosts
