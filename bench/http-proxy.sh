@@ -7,7 +7,8 @@
 # RELAY_FLOOR (1: include HAProxy `mode tcp` as the parse-nothing floor), DIRECT (1: include wrk straight to
 # the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its config; a draft
 # one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in the bench's
-# temporary directory, as the contender `gateway-log`, to measure the log's cost), RAW_OUT (file to keep the raw
+# temporary directory, as the contender `gateway-log`, to measure the log's cost), URING (1, the default: also
+# run the gateway with `events io_uring;` as the contender `gateway-uring`), RAW_OUT (file to keep the raw
 # per-round TSV).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -107,6 +108,21 @@ EOF
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
+  if uring_wanted; then
+    # The same configuration on the io_uring backend (`events io_uring;`), on the next port but two.
+    uring_port=$((GATEWAY_PORT + 3))
+    uring_conf="$BENCH_TMP/gateway-http-uring.conf"
+    {
+      echo "events io_uring;"
+      sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$uring_port;/" \
+        -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((uring_port + 1000));/" "$conf"
+    } >"$uring_conf"
+    bench_start gateway-uring "$GATEWAY_BIN" --config "$uring_conf" --workers 1
+    wait_port "$uring_port" "$BENCH_LAST_PID"
+    CONTENDERS+=(gateway-uring)
+    PID[gateway-uring]=$BENCH_LAST_PID
+    PORT[gateway-uring]=$uring_port
+  fi
   if [[ "${ACCESS_LOG:-0}" == 1 ]]; then
     # The same configuration on the next port, writing one JSON line per request.
     log_port=$((GATEWAY_PORT + 2))

@@ -374,10 +374,12 @@ backend be
 EOF2
 }
 
-# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT: an rtc-gateway config (one worker, admin on LISTEN_PORT+1000)
-# proxying WebSocket upgrades to one upstream; GATEWAY_CONF replaces it.
+# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT [EVENTS]: an rtc-gateway config (one worker, admin on
+# LISTEN_PORT+1000) proxying WebSocket upgrades to one upstream, on the `events` backend EVENTS when given.
 gateway_ws_conf() {
-  cat >"$1" <<EOF2
+  {
+    [[ -z "${4:-}" ]] || echo "events $4;"
+    cat <<EOF2
 workers 1;
 listen 127.0.0.1:$2;
 admin 127.0.0.1:$(($2 + 1000));
@@ -392,25 +394,41 @@ route default {
     proxy http://bench;
 }
 EOF2
+  } >"$1"
 }
 
-# gateway_ws_start NAME PORT UPSTREAM_PORT: when GATEWAY_BIN is an executable, start it (`--workers 1`) with
-# GATEWAY_CONF or, when unset, a gateway_ws_conf config proxying PORT to UPSTREAM_PORT, and wait for PORT; the
-# pid is left in BENCH_LAST_PID. Returns 1 and logs why when GATEWAY_BIN is unset or not an executable.
+# gateway_ws_start NAME PORT UPSTREAM_PORT [EVENTS]: when GATEWAY_BIN is an executable, start it (`--workers 1`)
+# with GATEWAY_CONF or, when unset, a gateway_ws_conf config proxying PORT to UPSTREAM_PORT (on backend EVENTS when
+# given: GATEWAY_CONF is then not used), and wait for PORT; the pid is left in BENCH_LAST_PID. Returns 1 and logs
+# why when GATEWAY_BIN is unset or not an executable.
 gateway_ws_start() {
-  local name=$1 port=$2 upstream=$3 conf
+  local name=$1 port=$2 upstream=$3 events=${4:-} conf
   if [[ -z "${GATEWAY_BIN:-}" ]]; then
-    log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
+    log "$name: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
     return 1
   fi
   if [[ ! -x "$GATEWAY_BIN" ]]; then
-    log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
+    log "$name: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
     return 1
   fi
-  conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
-  [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$port" "$upstream"
+  if [[ -n "$events" ]]; then
+    conf=$BENCH_TMP/gateway-ws-$events.conf
+    gateway_ws_conf "$conf" "$port" "$upstream" "$events"
+  else
+    conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
+    [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$port" "$upstream"
+  fi
   bench_start "$name" "$GATEWAY_BIN" --config "$conf" --workers 1
   wait_port "$port" "$BENCH_LAST_PID"
+}
+
+# uring_wanted: whether to add the gateway on io_uring as a contender (URING=1, the default, and io_uring usable).
+uring_wanted() {
+  [[ "${URING:-1}" == 1 ]] || return 1
+  if ! grep -qx 0 /proc/sys/kernel/io_uring_disabled 2>/dev/null && [[ -e /proc/sys/kernel/io_uring_disabled ]]; then
+    log "gateway-uring: skipped: kernel.io_uring_disabled is $(cat /proc/sys/kernel/io_uring_disabled)"
+    return 1
+  fi
 }
 
 # contender_cpu_pids C: comma list of the processes whose CPU counts for contender C: every pid of the comma

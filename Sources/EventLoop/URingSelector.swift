@@ -96,8 +96,14 @@ public final class URingSelector: Selector {
 
     public func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int {
         if !ring.enabled { try ring.enable() }
-        let timeout: UInt64? = timeoutMilliseconds < 0 ? nil : UInt64(timeoutMilliseconds) * 1_000_000
-        try ring.submitAndWait(timeoutNanoseconds: timeout)
+        if ring.ready > 0 {
+            // Completion work already ran on one of this turn's system calls (cooperative task running): reap
+            // without waiting, and enter the kernel only if there is something to submit.
+            if ring.queued > 0 { try ring.submit() }
+        } else {
+            let timeout: UInt64? = timeoutMilliseconds < 0 ? nil : UInt64(timeoutMilliseconds) * 1_000_000
+            try ring.submitAndWait(timeoutNanoseconds: timeout)
+        }
         let count = ring.completions(into: completions, capacity: capacity)
         var kept = 0
         for position in 0..<count {

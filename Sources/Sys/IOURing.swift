@@ -257,6 +257,9 @@ public final class IOURing {
     /// Submissions queued and not yet given to the kernel.
     public var queued: Int { Int(io_uring_sq_ready(ring)) }
 
+    /// Completions waiting in the completion queue (no system call).
+    public var ready: Int { Int(io_uring_cq_ready(ring)) }
+
     /// Whether the kernel supports `opcode` (io_uring_get_probe_ring(3)).
     public func supports(_ opcode: io_uring_op) -> Bool {
         guard let probe = io_uring_get_probe_ring(ring) else { return false }
