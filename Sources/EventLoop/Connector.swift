@@ -78,9 +78,10 @@ public final class Connector: EventHandler, TimerHandler {
             finish(.failed(failure))
             return
         }
+        // A failed connect raises EPOLLERR (POLLERR from io_uring): only then is SO_ERROR worth a system call.
         let error: Errno?
         do {
-            error = try fd.socketError()
+            error = events.isDisjoint(with: [.error, .hangup]) ? nil : try fd.socketError()
         } catch {
             finish(.failed(error))
             return

@@ -27,11 +27,14 @@ public final class Listener: EventHandler, TimerHandler {
     /// Tests set this to make the next accepts fail with these errors (EMFILE cannot be provoked per-listener).
     var injectedErrors: [Errno] = []
 
+    /// `noDelay`: TCP_NODELAY on the listening socket, which every accepted socket inherits (Linux copies it at
+    /// accept): one `setsockopt` per listener instead of one per connection.
     public init(
-        loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = true,
+        loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = true, noDelay: Bool = false,
         handler: any AcceptHandler
     ) throws(Errno) {
         let socket = try Socket.listener(at: address, backlog: backlog, reusePort: reusePort)
+        if noDelay { try socket.fd.set(.noDelay(true)) }
         self.address = try socket.fd.localAddress()
         self.loop = loop
         self.handler = handler

@@ -1,5 +1,5 @@
-// The io_uring readiness backend: one multishot poll per registration on a single-issuer ring whose completion
-// work runs only when the loop asks for events; registrations, removals and the wait go in one io_uring_enter.
+// The io_uring readiness backend: one multishot poll per registration on a single-issuer ring; registrations,
+// removals and the wait go in one io_uring_enter.
 import Sys
 
 /// Readiness through io_uring: each registration is a multishot `IORING_OP_POLL_ADD` keyed by its token.
@@ -27,6 +27,10 @@ public final class URingSelector: Selector {
         var fd: Int32
         var interest: Interest
         var token: UInt64
+        /// The wait (`batch`) in which this registration's events were last reported, and where in `ready`: a
+        /// second completion for it in the same wait is merged into the first.
+        var batch: UInt32 = 0
+        var position: Int32 = 0
     }
 
     let ring: IOURing
@@ -35,6 +39,7 @@ public final class URingSelector: Selector {
     private let capacity: Int
     /// Indexed by the token's slot index (the low 32 bits): what to re-arm when a multishot poll ends by itself.
     private var registrations: [Registration] = []
+    private var batch: UInt32 = 0
 
     /// Why the io_uring backend cannot run here, or nil when it can.
     public static func unavailability() -> Errno? { IOURing.unavailability(flags: setupFlags) }
@@ -105,6 +110,7 @@ public final class URingSelector: Selector {
             try ring.submitAndWait(timeoutNanoseconds: timeout)
         }
         let count = ring.completions(into: completions, capacity: capacity)
+        batch &+= 1
         var kept = 0
         for position in 0..<count {
             let completion = completions[position]
@@ -117,16 +123,29 @@ public final class URingSelector: Selector {
                 continue
             }
             if token == 0 { continue }
+            let events: ReadyEvents
             if completion.result < 0 {
                 // ECANCELED: a removed poll. Any other error ends the poll: let the handler find it out by I/O.
                 if completion.result == -Errno.cancelled.code { continue }
-                ready[kept] = (token, [.readable, .writable, .error])
-                kept += 1
-                continue
+                events = [.readable, .writable, .error]
+            } else {
+                events = Self.events(UInt32(completion.result))
+                if !completion.more { rearm(token) }
             }
-            ready[kept] = (token, Self.events(UInt32(completion.result)))
+            // One report per registration and wait: a wake-up per arrival (a listener's, during a burst of
+            // connections) would otherwise make the handler look again and find nothing.
+            let index = Self.index(token)
+            if index < registrations.count && registrations[index].token == token {
+                if registrations[index].batch == batch {
+                    let at = Int(registrations[index].position)
+                    ready[at].events.formUnion(events)
+                    continue
+                }
+                registrations[index].batch = batch
+                registrations[index].position = Int32(kept)
+            }
+            ready[kept] = (token, events)
             kept += 1
-            if !completion.more { rearm(token) }
         }
         return kept
     }

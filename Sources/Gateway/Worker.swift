@@ -79,7 +79,10 @@ final class Worker: AcceptHandler, TimerHandler {
     func listen(on addresses: [SocketAddress]) throws(Errno) -> [SocketAddress] {
         var bound: [SocketAddress] = []
         for address in addresses {
-            let listener = try LoopListener(loop: loop, address: address, backlog: 4096, handler: self)
+            // Small writes (a response head, a WebSocket frame) go out at once: Nagle's algorithm would hold one
+            // back until the peer ACKs the previous one, which a delayed ACK can stall for 40 ms (RFC 1122
+            // §4.2.3.2). Set on the listener, TCP_NODELAY comes with every accepted socket.
+            let listener = try LoopListener(loop: loop, address: address, backlog: 4096, noDelay: true, handler: self)
             listeners.append(listener)
             bound.append(listener.address)
         }
@@ -192,9 +195,6 @@ final class Worker: AcceptHandler, TimerHandler {
             fd.close()
             return
         }
-        // Small writes (a response head, a WebSocket frame) go out at once: Nagle's algorithm would hold one back
-        // until the peer ACKs the previous one, which a delayed ACK can stall for 40 ms (RFC 1122 §4.2.3.2).
-        try? fd.set(.noDelay(true))
         metrics.accepted.increment(shard: index)
         metrics.active.add(shard: index, 1)
         let exchange = LoopExchange(worker: self, peer: peer, transport: LoopTransport())

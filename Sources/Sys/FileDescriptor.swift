@@ -203,6 +203,14 @@ extension FileDescriptor {
         }
     }
 
+    /// getsockopt(TCP_NODELAY).
+    public func noDelay() throws(Errno) -> Bool {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) }
+        return value != 0
+    }
+
     /// getsockopt(SO_ERROR): the pending error of a socket (nil when none), which ends a nonblocking connect.
     public func socketError() throws(Errno) -> Errno? {
         var value: Int32 = 0

@@ -415,3 +415,36 @@ final class SlowReader: ConnectHandler, ConnectionHandler, TimerHandler, @unchec
 
     func closed(_ connection: Connection, error: Errno?) { self.connection = nil }
 }
+
+/// Records TCP_NODELAY of each accepted socket.
+final class NoDelayRecorder: AcceptHandler, @unchecked Sendable {
+    let seen = Mutex<[Bool]>([])
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        let on = (try? fd.noDelay()) ?? false
+        seen.withLock { $0.append(on) }
+        fd.close()
+    }
+}
+
+@Suite struct ListenerOptionTests {
+    /// TCP_NODELAY set once on the listener reaches every accepted socket (the gateway no longer sets it per accept).
+    @Test(arguments: [true, false])
+    func acceptedSocketsInheritNoDelay(noDelay: Bool) throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let recorder = NoDelayRecorder()
+        let port = try running.sync {
+            try Listener(loop: running.loop, address: .loopback(port: 0), noDelay: noDelay, handler: recorder).address
+                .port
+        }
+        var clients: [FileDescriptor] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<3 {
+            let client = try FileDescriptor.socket(.tcp, for: .loopback(port: port))
+            _ = try client.connect(to: .loopback(port: port))
+            clients.append(client)
+        }
+        #expect(waitUntil(timeout: .seconds(10)) { recorder.seen.withLock { $0.count } == 3 })
+        #expect(recorder.seen.withLock { $0 } == [noDelay, noDelay, noDelay])
+    }
+}
