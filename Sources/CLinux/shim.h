@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
+#include <sys/syscall.h>
 #include <liburing.h>
 
 // GNU extensions, declared here because _GNU_SOURCE is not defined (glibc exports them all the same).
@@ -50,6 +51,15 @@ static inline int rtc_EINPROGRESS(void) { return EINPROGRESS; }
 // io_uring helpers that are macros in liburing.h.
 static inline unsigned rtc_io_uring_peek_batch(struct io_uring *ring, struct io_uring_cqe **cqes, unsigned count) {
     return io_uring_peek_batch_cqe(ring, cqes, count);
+}
+// IOSQE_* flags are macros over an enum: they do not import.
+static inline unsigned rtc_IOSQE_CQE_SKIP_SUCCESS(void) { return IOSQE_CQE_SKIP_SUCCESS; }
+static inline unsigned rtc_IOSQE_BUFFER_SELECT(void) { return IOSQE_BUFFER_SELECT; }
+static inline unsigned rtc_IOSQE_IO_LINK(void) { return IOSQE_IO_LINK; }
+// liburing 2.3's shared library lacks io_uring_enable_rings: the register call, made directly.
+static inline int rtc_io_uring_enable_rings(struct io_uring *ring) {
+    long result = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    return result < 0 ? -errno : 0;
 }
 
 #endif

@@ -27,6 +27,7 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let noBufferSpace = Errno(ENOBUFS)
     public static let noMemory = Errno(ENOMEM)
     public static let notConnected = Errno(ENOTCONN)
+    public static let cancelled = Errno(ECANCELED)
 
     /// The symbolic name (`"ECONNREFUSED"`), or `"errno N"` for codes not listed here.
     public var name: String {
