@@ -18,8 +18,10 @@ struct RelayOptions {
     var backend: RelayBackend
     /// Bytes per direction buffer (epoll, uring) or per provided buffer (uring-multishot).
     var bufferSize: Int
-    /// Client connections held at once; more wait in the listen queue.
+    /// Client connections held at once; beyond it epoll leaves clients in the listen queue, io_uring refuses them.
     var maxConnections: Int
+    /// uring-multishot: provided buffers in the ring (a power of two).
+    var bufferCount: Int
 }
 
 /// One direction of a relayed pair: bytes read from its source wait in `start..<end` of its buffer until the
@@ -380,6 +382,7 @@ func runRelay(_ arguments: ArraySlice<String>) {
     var backend = RelayBackend.epoll
     var bufferSize = 16384
     var maxConnections = 4096
+    var bufferCount = 2048
     var probe = false
     var rest = arguments
     while let flag = rest.popFirst() {
@@ -398,6 +401,9 @@ func runRelay(_ arguments: ArraySlice<String>) {
             backend = parsed
         case "--buffer-size": bufferSize = number(of: flag, &rest, in: 512...(1 << 20))
         case "--max-connections": maxConnections = number(of: flag, &rest, in: 1...65536)
+        case "--buffer-count":
+            bufferCount = number(of: flag, &rest, in: 1...32768)
+            guard bufferCount & (bufferCount - 1) == 0 else { fail("--buffer-count needs a power of two") }
         case "--probe": probe = true
         case "--help", "-h":
             log(usage, to: FileDescriptor(1))
@@ -416,7 +422,8 @@ func runRelay(_ arguments: ArraySlice<String>) {
     guard let listen else { fail("relay: --listen is required") }
     guard let upstream else { fail("relay: --upstream is required") }
     let options = RelayOptions(
-        listen: listen, upstream: upstream, backend: backend, bufferSize: bufferSize, maxConnections: maxConnections)
+        listen: listen, upstream: upstream, backend: backend, bufferSize: bufferSize, maxConnections: maxConnections,
+        bufferCount: bufferCount)
     _ = try? raiseOpenFileLimit()
     Signals.ignoreBrokenPipe()
     do {

@@ -142,12 +142,13 @@ final class RelayRig {
                 "relay", "--listen", "127.0.0.1:\(httpRelayPort)", "--upstream", "127.0.0.1:\(httpPort)",
                 "--backend", backend,
             ])
-        // A small buffer, so the 4 MiB echo takes many partial sends and pauses.
+        // Small buffers, so the 4 MiB echo takes many partial sends and pauses; for uring-multishot only 16 of
+        // them, so receives also run out of buffers and must be armed again.
         echoRelay = try Started(
             directory, "relay-echo", Paths.bench,
             [
                 "relay", "--listen", "127.0.0.1:\(echoRelayPort)", "--upstream", "127.0.0.1:\(echo.port)",
-                "--backend", backend, "--buffer-size", "4096",
+                "--backend", backend, "--buffer-size", "4096", "--buffer-count", "16",
             ])
         for (started, port) in [(http, httpPort), (httpRelay, httpRelayPort), (echoRelay, echoRelayPort)] {
             guard waitUntil(timeout: .seconds(10), { started.output.contains("listening on 127.0.0.1:\(port)") })
