@@ -259,27 +259,27 @@ final class EpollRelay {
             pair.pointee.toUpstream.blocked = false
             guard pump(slot, toUpstream: true) else { return }
         }
-        // This side's reading direction: client→upstream for the client socket.
-        let reading = isUpstream ? false : true
+        // A client socket feeds client→upstream and drains upstream→client; an upstream socket the reverse.
+        let isClient = !isUpstream
         if !bits.isDisjoint(with: [.readHangup, .hangup, .error]) {
-            if reading {
+            if isClient {
                 pair.pointee.toUpstream.sourceHangup = true
             } else {
                 pair.pointee.toClient.sourceHangup = true
             }
         }
         if !bits.isDisjoint(with: [.input, .readHangup, .hangup, .error]) {
-            let direction = reading ? pair.pointee.toUpstream : pair.pointee.toClient
+            let direction = isClient ? pair.pointee.toUpstream : pair.pointee.toClient
             if !direction.blocked && !direction.finished {
-                guard pump(slot, toUpstream: reading) else { return }
+                guard pump(slot, toUpstream: isClient) else { return }
             }
         }
         if !bits.isDisjoint(with: [.output, .hangup, .error]) {
             // The direction that writes to this side, if it waited for room.
-            let direction = reading ? pair.pointee.toClient : pair.pointee.toUpstream
+            let direction = isClient ? pair.pointee.toClient : pair.pointee.toUpstream
             if direction.blocked && !pair.pointee.connecting {
-                if reading { pair.pointee.toClient.blocked = false } else { pair.pointee.toUpstream.blocked = false }
-                guard pump(slot, toUpstream: !reading) else { return }
+                if isClient { pair.pointee.toClient.blocked = false } else { pair.pointee.toUpstream.blocked = false }
+                guard pump(slot, toUpstream: !isClient) else { return }
             }
         }
     }

@@ -385,6 +385,7 @@ final class URingRelay {
     /// Ends a pair on an error: both sockets are shut down, which completes whatever is pending on them.
     private func fail(_ slot: Int) {
         let pair = table.pairs + slot
+        guard pair.pointee.inUse else { return }
         guard !pair.pointee.closing else { return settle(slot) }
         pair.pointee.closing = true
         try? pair.pointee.client.shutdown(.both)
@@ -395,7 +396,7 @@ final class URingRelay {
     /// Closes and frees a closing pair once nothing of it is in flight; queued buffers go back to the ring.
     private func settle(_ slot: Int) {
         let pair = table.pairs + slot
-        guard pair.pointee.closing, pair.pointee.inFlight == 0 else { return }
+        guard pair.pointee.inUse, pair.pointee.closing, pair.pointee.inFlight == 0 else { return }
         recycleQueue(direction(slot, toUpstream: true))
         recycleQueue(direction(slot, toUpstream: false))
         pair.pointee.client.close()
