@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev
 	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
 	procps iproute2 valgrind
 
-.PHONY: all deps build release test test-swift test-alloc test-k8s fuzz-smoke fuzz-long format format-check run clean help
+.PHONY: all deps build release test test-swift test-uring test-alloc test-k8s fuzz-smoke fuzz-long format format-check run clean help
 
 all: build
 
@@ -22,7 +22,7 @@ help:
 	@echo "make deps          install the Debian packages that building and testing need (skips what is present)"
 	@echo "make build         debug build of every target"
 	@echo "make release       release build (benchmarks use this)"
-	@echo "make test          deps, build, every test, a short fuzz run, format check"
+	@echo "make test          deps, build, every test (the event-loop ones on epoll and on io_uring), a short fuzz run, format check"
 	@echo "make fuzz-long     every libFuzzer harness to 10,000,000 executions (Tests/Fuzz/fuzz.sh)"
 	@echo "make format        format the Swift sources with the checked-in .swift-format"
 	@echo "make run           build release and start the local stack with the gateway on 127.0.0.1:8080 (Ctrl-C stops it)"
@@ -46,11 +46,19 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps build test-swift test-alloc test-k8s fuzz-smoke format-check
+test: deps build test-swift test-uring test-alloc test-k8s fuzz-smoke format-check
 	@echo "make test: all checks passed"
 
 test-swift:
 	$(SWIFT) test --skip-build $(TEST_FLAGS)
+
+# The same tests again on the io_uring backend: RTC_EVENTS=io_uring puts every event loop of the test process, and of
+# the programs the tests start, on it. The pure targets (codecs, parsers, the config loader, hashing) and the C-module
+# checks make no event loop, so they run once, above.
+PURE_TEST_TARGETS := ArchitectureTests|BenchTests|CModulesTests|DNSTests|ForwardingTests|GatewayConfigTests
+PURE_TEST_TARGETS := $(PURE_TEST_TARGETS)|HTTP1Tests|JSONTests|MetricsTests|RingTests|RoutingTests|WebSocketTests|WireTests
+test-uring:
+	RTC_EVENTS=io_uring $(SWIFT) test --skip-build $(TEST_FLAGS) --skip '^($(PURE_TEST_TARGETS))\.'
 
 # Zero heap allocations per request in steady state only holds for optimized code: the allocation tests run
 # again on a release build (with -enable-testing, since some test targets use @testable imports).

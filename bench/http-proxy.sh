@@ -7,8 +7,9 @@
 # RELAY_FLOOR (1: include `rtc-bench relay` as the parse-nothing floors floor-epoll and floor-uring, from
 # RTC_BENCH_BIN, default .build/release/rtc-bench; FLOOR_URING_SIMPLE=1 adds floor-uring-simple), DIRECT (1:
 # include wrk straight to the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its
-# config; a draft one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in the bench's
-# temporary directory, as the contender `gateway-log`, to measure the log's cost), RAW_OUT (file to keep the raw
+# config; a draft one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in
+# the bench's temporary directory, as the contender `gateway-log`, to measure the log's cost), URING (1, the
+# default: also run the gateway with `events io_uring;` as the contender `gateway-uring`), RAW_OUT (file to keep the raw
 # per-round TSV).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -24,7 +25,7 @@ DIRECT=${DIRECT:-1}
 UPSTREAM_PORT=18080
 NGINX_PORT=18081
 HAPROXY_PORT=18082
-RELAY_PORT=18083 # floor-epoll; floor-uring on 18085, floor-uring-simple on 18087
+RELAY_PORT=18083 # floor-epoll; floor-uring on 18085, floor-uring-simple on 18088
 GATEWAY_PORT=${GATEWAY_PORT:-18084}
 
 bench_init
@@ -102,6 +103,21 @@ EOF
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
+  if uring_wanted; then
+    # The same configuration on the io_uring backend (`events io_uring;`), on the next port but two.
+    uring_port=$((GATEWAY_PORT + 3))
+    uring_conf="$BENCH_TMP/gateway-http-uring.conf"
+    {
+      echo "events io_uring;"
+      sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$uring_port;/" \
+        -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((uring_port + 1000));/" "$conf"
+    } >"$uring_conf"
+    bench_start gateway-uring "$GATEWAY_BIN" --config "$uring_conf" --workers 1
+    wait_port "$uring_port" "$BENCH_LAST_PID"
+    CONTENDERS+=(gateway-uring)
+    PID[gateway-uring]=$BENCH_LAST_PID
+    PORT[gateway-uring]=$uring_port
+  fi
   if [[ "${ACCESS_LOG:-0}" == 1 ]]; then
     # The same configuration on the next port, writing one JSON line per request.
     log_port=$((GATEWAY_PORT + 2))

@@ -374,10 +374,12 @@ backend be
 EOF2
 }
 
-# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT: an rtc-gateway config (one worker, admin on LISTEN_PORT+1000)
-# proxying WebSocket upgrades to one upstream; GATEWAY_CONF replaces it.
+# gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT [EVENTS]: an rtc-gateway config (one worker, admin on
+# LISTEN_PORT+1000) proxying WebSocket upgrades to one upstream, on the `events` backend EVENTS when given.
 gateway_ws_conf() {
-  cat >"$1" <<EOF2
+  {
+    [[ -z "${4:-}" ]] || echo "events $4;"
+    cat <<EOF2
 workers 1;
 listen 127.0.0.1:$2;
 admin 127.0.0.1:$(($2 + 1000));
@@ -392,25 +394,41 @@ route default {
     proxy http://bench;
 }
 EOF2
+  } >"$1"
 }
 
-# gateway_ws_start NAME PORT UPSTREAM_PORT: when GATEWAY_BIN is an executable, start it (`--workers 1`) with
-# GATEWAY_CONF or, when unset, a gateway_ws_conf config proxying PORT to UPSTREAM_PORT, and wait for PORT; the
-# pid is left in BENCH_LAST_PID. Returns 1 and logs why when GATEWAY_BIN is unset or not an executable.
+# gateway_ws_start NAME PORT UPSTREAM_PORT [EVENTS]: when GATEWAY_BIN is an executable, start it (`--workers 1`)
+# with GATEWAY_CONF or, when unset, a gateway_ws_conf config proxying PORT to UPSTREAM_PORT (on backend EVENTS when
+# given: GATEWAY_CONF is then not used), and wait for PORT; the pid is left in BENCH_LAST_PID. Returns 1 and logs
+# why when GATEWAY_BIN is unset or not an executable.
 gateway_ws_start() {
-  local name=$1 port=$2 upstream=$3 conf
+  local name=$1 port=$2 upstream=$3 events=${4:-} conf
   if [[ -z "${GATEWAY_BIN:-}" ]]; then
-    log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
+    log "$name: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
     return 1
   fi
   if [[ ! -x "$GATEWAY_BIN" ]]; then
-    log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
+    log "$name: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
     return 1
   fi
-  conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
-  [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$port" "$upstream"
+  if [[ -n "$events" ]]; then
+    conf=$BENCH_TMP/gateway-ws-$events.conf
+    gateway_ws_conf "$conf" "$port" "$upstream" "$events"
+  else
+    conf=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
+    [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$conf" "$port" "$upstream"
+  fi
   bench_start "$name" "$GATEWAY_BIN" --config "$conf" --workers 1
   wait_port "$port" "$BENCH_LAST_PID"
+}
+
+# uring_wanted: whether to add the gateway on io_uring as a contender (URING=1, the default, and io_uring usable).
+uring_wanted() {
+  [[ "${URING:-1}" == 1 ]] || return 1
+  if ! grep -qx 0 /proc/sys/kernel/io_uring_disabled 2>/dev/null && [[ -e /proc/sys/kernel/io_uring_disabled ]]; then
+    log "gateway-uring: skipped: kernel.io_uring_disabled is $(cat /proc/sys/kernel/io_uring_disabled)"
+    return 1
+  fi
 }
 
 # contender_cpu_pids C: comma list of the processes whose CPU counts for contender C: every pid of the comma
@@ -430,22 +448,21 @@ contender_cpu_pids() {
 # relay_floors_start FIRST_PORT UPSTREAM_PORT: start `rtc-bench relay` ($RTC_BENCH_BIN, a release build) in front
 # of 127.0.0.1:UPSTREAM_PORT as the parse-nothing floors: floor-epoll (edge-triggered epoll) on FIRST_PORT,
 # floor-uring (io_uring, multishot accept and recv, provided buffers) on FIRST_PORT+2 and, with
-# FLOOR_URING_SIMPLE=1, floor-uring-simple (io_uring, one recv per side in flight) on FIRST_PORT+4; each is added to
-# CONTENDERS, PID and PORT (the caller's globals). They are not peers: summarize's ratios use nginx and HAProxy.
-# A backend whose `relay --probe` fails here (io_uring disabled) is left out with a log line; so are all of them
-# when RTC_BENCH_BIN is not an executable.
+# FLOOR_URING_SIMPLE=1, floor-uring-simple (io_uring, one recv per side in flight) on FIRST_PORT+5 (with the
+# scripts' RELAY_PORT, +1, +3 and +4 are gateway, gateway-log and gateway-uring). Each is added to CONTENDERS, PID
+# and PORT (the caller's globals). They are not peers: summarize's ratios use nginx and HAProxy only. A backend
+# whose `relay --probe` fails here (io_uring disabled) is left out with a log line; so are all of them when
+# RTC_BENCH_BIN is not an executable.
 relay_floors_start() {
-  local first=$1 upstream=$2 spec name backend port i=-1
+  local first=$1 upstream=$2 spec name backend port
   if [[ ! -x "${RTC_BENCH_BIN:-}" ]]; then
     log "relay floors: skipped: RTC_BENCH_BIN=${RTC_BENCH_BIN:-} is not an executable" \
       "(swift build -c release --product rtc-bench)"
     return 0
   fi
-  for spec in floor-epoll:epoll floor-uring:uring-multishot floor-uring-simple:uring; do
-    i=$((i + 1))
-    name=${spec%%:*}
-    backend=${spec#*:}
-    port=$((first + 2 * i))
+  for spec in floor-epoll:epoll:0 floor-uring:uring-multishot:2 floor-uring-simple:uring:5; do
+    IFS=: read -r name backend port <<<"$spec"
+    port=$((first + port))
     [[ "$name" != floor-uring-simple || "${FLOOR_URING_SIMPLE:-0}" == 1 ]] || continue
     if ! "$RTC_BENCH_BIN" relay --backend "$backend" --probe >"$BENCH_TMP/$name.probe" 2>&1; then
       log "$name: skipped: $(cat "$BENCH_TMP/$name.probe")"

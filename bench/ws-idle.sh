@@ -31,6 +31,13 @@ if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
   PORT[gateway]=$GATEWAY_PORT
   GW_CONF=${GATEWAY_CONF:-$BENCH_TMP/gateway-ws.conf}
   [[ -n "${GATEWAY_CONF:-}" ]] || gateway_ws_conf "$GW_CONF" "$GATEWAY_PORT" "$UPSTREAM_PORT"
+  if uring_wanted; then
+    # The same gateway on the io_uring backend, on the next port.
+    CONTENDERS+=(gateway-uring)
+    PORT[gateway-uring]=$((GATEWAY_PORT + 3))
+    GW_URING_CONF=$BENCH_TMP/gateway-ws-io_uring.conf
+    gateway_ws_conf "$GW_URING_CONF" "$((GATEWAY_PORT + 3))" "$UPSTREAM_PORT" io_uring
+  fi
 elif [[ -n "${GATEWAY_BIN:-}" ]]; then
   log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
 else
@@ -48,6 +55,10 @@ start_proxy() {
     gateway)
       bench_start "gateway-$r" "$GATEWAY_BIN" --config "$GW_CONF" --workers 1
       wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"
+      ;;
+    gateway-uring)
+      bench_start "gateway-uring-$r" "$GATEWAY_BIN" --config "$GW_URING_CONF" --workers 1
+      wait_port "$((GATEWAY_PORT + 3))" "$BENCH_LAST_PID"
       ;;
   esac
 }

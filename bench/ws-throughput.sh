@@ -33,7 +33,7 @@ export WS_SIZE=${WS_SIZE:-64}
 UPSTREAM_PORT=18110
 NGINX_PORT=18111
 HAPROXY_PORT=18112
-RELAY_PORT=18113 # floor-epoll; floor-uring on 18115, floor-uring-simple on 18117
+RELAY_PORT=18113 # floor-epoll; floor-uring on 18115, floor-uring-simple on 18118
 GATEWAY_PORT=${GATEWAY_PORT:-18114}
 ulimit -n "$(ulimit -Hn)"
 [[ "$CLIENT" == python || "$CLIENT" == rtc ]] || die "CLIENT must be python or rtc, not '$CLIENT'"
@@ -82,6 +82,12 @@ if gateway_ws_start gateway "$GATEWAY_PORT" "$UPSTREAM_PORT"; then
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
+fi
+# The same gateway on the io_uring backend (`events io_uring;`), on the next port.
+if uring_wanted && gateway_ws_start gateway-uring "$((GATEWAY_PORT + 3))" "$UPSTREAM_PORT" io_uring; then
+  CONTENDERS+=(gateway-uring)
+  PID[gateway-uring]=$BENCH_LAST_PID
+  PORT[gateway-uring]=$((GATEWAY_PORT + 3))
 fi
 
 # run_client C: one measured run against contender C; sets RUN_RATE (msg/s) and RUN_US (proxy µs per message).

@@ -58,6 +58,12 @@ if gateway_ws_start gateway "$GATEWAY_PORT" "$UPSTREAM_PORT"; then
   PID[gateway]=$BENCH_LAST_PID
   PORT[gateway]=$GATEWAY_PORT
 fi
+# The same gateway on the io_uring backend (`events io_uring;`), on the next port.
+if uring_wanted && gateway_ws_start gateway-uring "$((GATEWAY_PORT + 3))" "$UPSTREAM_PORT" io_uring; then
+  CONTENDERS+=(gateway-uring)
+  PID[gateway-uring]=$BENCH_LAST_PID
+  PORT[gateway-uring]=$((GATEWAY_PORT + 3))
+fi
 
 # upgrades C N: one ws-upgrades run of N connections against contender C; prints its summary line.
 upgrades() {

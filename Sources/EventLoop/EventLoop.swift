@@ -15,7 +15,15 @@ public protocol EventHandler: AnyObject {
 /// Thread rules: `execute`, `stop` and `isInLoop` may be called from any thread; everything else only on the loop's
 /// thread (inside callbacks, tasks, or before `run()` starts).
 public final class EventLoop: @unchecked Sendable {
-    public let selector: EpollSelector
+    /// The readiness backend: an enum, not an existential, so the wait and the per-event reads are direct calls.
+    let selector: LoopSelector
+    /// Which backend this loop runs on.
+    public var backend: EventsBackend.Kind {
+        switch selector {
+        case .epoll: .epoll
+        case .ioURing: .ioURing
+        }
+    }
     var handlers = SlotTable<any EventHandler>()
     var timers = TimerQueue()
     /// Monotonic nanoseconds, refreshed once per iteration (after each wait).
@@ -42,8 +50,17 @@ public final class EventLoop: @unchecked Sendable {
     private let wake: FileDescriptor
     private var wakeToken: UInt64 = 0
 
-    public init(readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024) throws(Errno) {
-        selector = try EpollSelector(capacity: eventCapacity)
+    /// A loop on `backend` (`.processDefault`: `RTC_EVENTS` from the environment, else epoll). `.auto` takes
+    /// io_uring when this machine allows it and epoll otherwise; an explicit `.ioURing` that cannot run throws.
+    public init(
+        readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024, backend: EventsBackend = .processDefault
+    )
+        throws(Errno)
+    {
+        switch backend.resolved().kind {
+        case .epoll: selector = .epoll(try EpollSelector(capacity: eventCapacity))
+        case .ioURing: selector = .ioURing(try URingSelector(capacity: eventCapacity))
+        }
         wake = try FileDescriptor.eventFD()
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         now = monotonicNanoseconds()
@@ -86,7 +103,7 @@ public final class EventLoop: @unchecked Sendable {
     /// closes `fd` right after (closing removes it from epoll, saving the `epoll_ctl` call).
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) {
         guard handlers.remove(token) else { return }
-        if !willClose { try? selector.deregister(fd) }
+        try? selector.deregister(fd, token: token, willClose: willClose)
     }
 
     /// Gives a live registration to another handler (same fd, interest and token): no `epoll_ctl` needed.
@@ -167,13 +184,9 @@ public final class EventLoop: @unchecked Sendable {
             var timeout = timeoutMilliseconds()
             sleeping.store(true, ordering: .sequentiallyConsistent)
             if timeout != 0 && tasks.withLock({ !$0.isEmpty }) { timeout = 0 }
-            let count = try selector.wait(timeoutMilliseconds: timeout)
-            sleeping.store(false, ordering: .releasing)
-            now = monotonicNanoseconds()
-            for index in 0..<count {
-                let (token, events) = selector.event(at: index)
-                // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
-                handlers.lookup(token)?.ready(events)
+            switch selector {
+            case .epoll(let epoll): try waitAndDispatch(epoll, timeout: timeout)
+            case .ioURing(let ring): try waitAndDispatch(ring, timeout: timeout)
             }
         }
         stopped.store(true, ordering: .releasing)
@@ -181,8 +194,21 @@ public final class EventLoop: @unchecked Sendable {
         for handler in handlers.liveValues where !(handler is Waker) {
             handler.loopStopping()
         }
+        selector.flush()
         timers = TimerQueue(capacity: 0)
         deferred.removeAll()
+    }
+
+    @inline(__always)
+    private func waitAndDispatch<S: Selector>(_ source: S, timeout: Int32) throws(Errno) {
+        let count = try source.wait(timeoutMilliseconds: timeout)
+        sleeping.store(false, ordering: .releasing)
+        now = monotonicNanoseconds()
+        for index in 0..<count {
+            let (token, events) = source.event(at: index)
+            // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
+            handlers.lookup(token)?.ready(events)
+        }
     }
 
     private func timeoutMilliseconds() -> Int32 {

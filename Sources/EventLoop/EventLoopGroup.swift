@@ -8,10 +8,10 @@ public final class EventLoopGroup: Sendable {
     private let threads = Mutex<[Thread]>([])
     private let counter = Atomic<Int>(0)
 
-    /// Creates `count` loops. They do not run until `start()`, so listeners can be set up on them first.
-    public init(loops count: Int) throws(Errno) {
+    /// Creates `count` loops on `backend`. They do not run until `start()`, so listeners can be set up on them first.
+    public init(loops count: Int, backend: EventsBackend = .processDefault) throws(Errno) {
         var loops: [EventLoop] = []
-        for _ in 0..<count { loops.append(try EventLoop()) }
+        for _ in 0..<count { loops.append(try EventLoop(backend: backend)) }
         self.loops = loops
     }
 

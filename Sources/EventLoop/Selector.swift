@@ -21,14 +21,15 @@ public struct ReadyEvents: OptionSet, Sendable {
     public static let error = ReadyEvents(rawValue: 16)
 }
 
-/// A readiness source for one loop. An io_uring backend can implement this later (poll requests keyed by token).
+/// A readiness source for one loop: epoll (`EpollSelector`) or io_uring multishot polls (`URingSelector`).
 ///
 /// Registrations are edge-triggered: a handler must read or write until `EAGAIN`, or remember that it stopped
 /// early and come back (the loop's `retryLater`).
 public protocol Selector: AnyObject {
     func register(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno)
     func modify(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno)
-    func deregister(_ fd: FileDescriptor) throws(Errno)
+    /// Forgets `fd`'s registration. `willClose`: the caller closes `fd` right after (epoll then needs no call).
+    func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) throws(Errno)
     /// Waits up to `timeoutMilliseconds` (-1: forever) and returns how many events `event(at:)` can read.
     func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int
     func event(at index: Int) -> (token: UInt64, events: ReadyEvents)
@@ -64,8 +65,9 @@ public final class EpollSelector: Selector {
         try epoll.modify(fd, events: Self.bits(interest), token: token)
     }
 
-    public func deregister(_ fd: FileDescriptor) throws(Errno) {
-        try epoll.remove(fd)
+    public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) throws(Errno) {
+        // Closing a descriptor removes it from epoll (when no duplicate of it is open): no epoll_ctl needed.
+        if !willClose { try epoll.remove(fd) }
     }
 
     public func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int {

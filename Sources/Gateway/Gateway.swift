@@ -25,8 +25,10 @@ public final class Gateway: Sendable {
 
     /// Builds the loops and workers and binds every listener of `snapshot` on every loop (nothing runs yet).
     /// `accessLog`: the writer of the access log (nil: `access_log off`); its buffers are handed over by each worker.
+    /// `events`: the loops' readiness backend (default: the process default, `RTC_EVENTS` or epoll).
     public init(
-        snapshot: Snapshot, workers count: Int, metrics: GatewayMetrics, accessLog: AccessLogWriter? = nil
+        snapshot: Snapshot, workers count: Int, metrics: GatewayMetrics, accessLog: AccessLogWriter? = nil,
+        events: EventsBackend = .processDefault
     ) throws(GatewayError) {
         self.metrics = metrics
         workerCount = count
@@ -34,9 +36,9 @@ public final class Gateway: Sendable {
         let shared = Shared(metrics: metrics)
         self.shared = shared
         do {
-            group = try EventLoopGroup(loops: count)
+            group = try EventLoopGroup(loops: count, backend: events)
         } catch {
-            throw GatewayError("cannot create \(count) event loops: \(error)")
+            throw GatewayError("cannot create \(count) event loops on \(events): \(error)")
         }
         var built: [Worker] = []
         let resolverConfiguration = Self.resolverConfiguration(snapshot.config.resolver)

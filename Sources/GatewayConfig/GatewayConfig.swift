@@ -9,6 +9,9 @@ public struct GatewayConfig: Sendable {
     public let file: String
     /// Event loops to run (`workers auto` = the `cores` given to the loader).
     public let workers: Int
+    /// `events auto|epoll|io_uring;` — the readiness backend of the event loops; nil when the file does not say
+    /// (the process default applies: `RTC_EVENTS`, else epoll). Read at start only.
+    public let events: Events?
     public let openFileLimit: OpenFileLimit
     /// Public listeners, in file order (at least one).
     public let listeners: [Listener]
@@ -29,6 +32,14 @@ public struct GatewayConfig: Sendable {
 
     /// The upstream block with this name.
     public func upstream(named name: String) -> Upstream? { upstreams.first { $0.name == name } }
+}
+
+/// The `events` directive's choice of readiness backend.
+public enum Events: String, Sendable {
+    /// io_uring when the machine allows it (containers often block it with seccomp), else epoll with one log line.
+    case auto
+    case epoll
+    case ioURing = "io_uring"
 }
 
 /// An IP address and port to bind or connect to.

@@ -29,7 +29,8 @@ public func loadConfig(
 }
 
 private let mainDirectives: Set<String> = [
-    "workers", "worker_rlimit_nofile", "listen", "admin", "resolver", "upstream", "timeouts", "limits", "access_log",
+    "workers", "events", "worker_rlimit_nofile", "listen", "admin", "resolver", "upstream", "timeouts", "limits",
+    "access_log",
     "route",
 ]
 private let upstreamDirectives: Set<String> = ["server", "keepalive", "keepalive_timeout", "connect_timeout"]
@@ -130,6 +131,7 @@ private struct Loader {
 
     mutating func load(_ directives: [Directive], hash: UInt64) -> GatewayConfig? {
         var workers = cores
+        var events: Events?
         var openFileLimit = OpenFileLimit.unchanged
         var listeners: [Listener] = []
         var listenLines: [BindAddress: Int] = [:]
@@ -157,6 +159,14 @@ private struct Loader {
                     error(
                         arguments[0].line,
                         "'workers' expects 'auto' or a number from 1 to 4096, got '\(arguments[0].text)'")
+                }
+            case "events":
+                guard simple(directive, 1...1) else { continue }
+                if let choice = Events(rawValue: arguments[0].text) {
+                    events = choice
+                } else {
+                    error(
+                        arguments[0].line, "'events' expects 'auto', 'epoll' or 'io_uring', got '\(arguments[0].text)'")
                 }
             case "worker_rlimit_nofile":
                 guard simple(directive, 1...1) else { continue }
@@ -235,7 +245,8 @@ private struct Loader {
         }
         guard errors.isEmpty else { return nil }
         return GatewayConfig(
-            file: file, workers: workers, openFileLimit: openFileLimit, listeners: listeners, admin: admin,
+            file: file, workers: workers, events: events, openFileLimit: openFileLimit, listeners: listeners,
+            admin: admin,
             resolver: resolver, upstreams: upstreams, timeouts: timeouts, limits: limits, accessLog: accessLog,
             routes: RouteTable(routes: routes), requestBuffering: requestBuffering, configHash: hash)
     }

@@ -28,6 +28,8 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let noMemory = Errno(ENOMEM)
     public static let notConnected = Errno(ENOTCONN)
     public static let cancelled = Errno(ECANCELED)
+    public static let notSupported = Errno(EOPNOTSUPP)
+    public static let alreadyInProgress = Errno(EALREADY)
 
     /// The symbolic name (`"ECONNREFUSED"`), or `"errno N"` for codes not listed here.
     public var name: String {

@@ -21,6 +21,8 @@ public final class IOURing {
         public static let singleIssuer = SetupFlags(rawValue: UInt32(IORING_SETUP_SINGLE_ISSUER))
         /// Completion work runs when the issuer asks for events, not at interrupt time (needs `.singleIssuer`).
         public static let deferTaskRun = SetupFlags(rawValue: UInt32(IORING_SETUP_DEFER_TASKRUN))
+        /// Completion work runs when the thread next enters the kernel, without interrupting it.
+        public static let taskRunFlag = SetupFlags(rawValue: UInt32(IORING_SETUP_TASKRUN_FLAG))
     }
 
     /// poll(2) bits as io_uring's poll operations report them.
@@ -87,6 +89,9 @@ public final class IOURing {
         ring.deallocate()
     }
 
+    /// The ring's own descriptor.
+    public var descriptor: FileDescriptor { FileDescriptor(ring.pointee.ring_fd) }
+
     /// Releases the ring: every request still armed on it is dropped (and its file references with it).
     public func close() {
         guard !closed else { return }
@@ -133,11 +138,12 @@ public final class IOURing {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
-    /// Removes the poll armed with `target`; it completes with ECANCELED. The removal itself posts nothing.
-    public func pollRemove(_ target: UInt64) throws(Errno) {
+    /// Removes the poll armed with `target`; it completes with ECANCELED. The removal posts a completion (with
+    /// `userData`) only when it fails: ENOENT (no such poll) or EALREADY (the poll is completing: try again).
+    public func pollRemove(_ target: UInt64, userData: UInt64 = 0) throws(Errno) {
         let sqe = try nextSQE()
         io_uring_prep_poll_remove(sqe, target)
-        io_uring_sqe_set_data64(sqe, 0)
+        io_uring_sqe_set_data64(sqe, userData)
         io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS())
     }
 
@@ -250,6 +256,9 @@ public final class IOURing {
 
     /// Submissions queued and not yet given to the kernel.
     public var queued: Int { Int(io_uring_sq_ready(ring)) }
+
+    /// Completions waiting in the completion queue (no system call).
+    public var ready: Int { Int(io_uring_cq_ready(ring)) }
 
     /// Whether the kernel supports `opcode` (io_uring_get_probe_ring(3)).
     public func supports(_ opcode: io_uring_op) -> Bool {

@@ -79,6 +79,12 @@ public func processID() -> Int32 { getpid() }
 /// exit(3): ends the process with `code` (for programs, which may not import the C library themselves).
 public func exitProcess(_ code: Int32) -> Never { exit(code) }
 
+/// getenv(3): the value of environment variable `name`, or nil.
+public func environmentValue(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    return String(cString: value)
+}
+
 /// An identifier of the calling thread (`pthread_self`), unique among live threads.
 public func threadID() -> UInt { UInt(pthread_self()) }
 

@@ -29,6 +29,8 @@ let usage = """
       GET /api/v1/ring              the signed ring in force
       GET /healthz, GET /readyz, GET /metrics
 
+    RTC_EVENTS=auto|epoll|io_uring picks the event loops' readiness backend (default epoll).
+
     signals: SIGTERM and SIGINT stop the balancer (leadership is given up first).
 
     """
@@ -129,6 +131,7 @@ say(
     "rtc-balancer: redis \(configuration.redisURL), kafka \(configuration.kafkaBootstrap), scale mode "
         + "\(configuration.scaleMode.rawValue) (\(configuration.minSocketReplicas)..\(configuration.maxSocketReplicas)), "
         + "url form \(configuration.urlForm.rawValue), round every \(configuration.reconcileIntervalSeconds) s")
+say("rtc-balancer: \(EventsBackend.processDefault.logLine()) (RTC_EVENTS)")
 
 /// SIGTERM/SIGINT on the loop: give up leadership, close the clients, stop.
 final class SignalWatcher: EventHandler {

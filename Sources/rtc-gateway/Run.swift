@@ -39,11 +39,19 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     } catch {
         fail("cannot open the access log: \(error)", status: 1)
     }
+    let events: EventsBackend
+    switch config.events {
+    case nil: events = .processDefault
+    case .auto: events = .auto
+    case .epoll: events = .epoll
+    case .ioURing: events = .ioURing
+    }
     let gateway: Gateway
     let bound: [SocketAddress]
     do {
         gateway = try Gateway(
-            snapshot: Snapshot(config: config), workers: workers, metrics: metrics, accessLog: accessLog)
+            snapshot: Snapshot(config: config), workers: workers, metrics: metrics, accessLog: accessLog,
+            events: events)
         bound = try gateway.bind()
     } catch {
         fail("\(error)", status: 1)
@@ -51,6 +59,7 @@ func run(config: GatewayConfig, path: String, workersOverride: Int?) -> Never {
     say(
         "rtc-gateway \(version): configuration \(path) loaded (\(config.routes.routes.count) routes, "
             + "\(config.upstreams.count) upstreams, hash \(String(config.configHash, radix: 16)))")
+    say("rtc-gateway: \(events.logLine())")
     say("rtc-gateway: \(workers) worker(s); listening on \(bound.map(\.description).joined(separator: ", "))")
 
     let control: EventLoop
@@ -127,6 +136,7 @@ final class Controller {
             if fresh.listeners != config.listeners { notes.append("listen changes need a restart") }
             if fresh.admin != config.admin { notes.append("admin changes need a restart") }
             if fresh.workers != config.workers { notes.append("workers changes need a restart") }
+            if fresh.events != config.events { notes.append("events changes need a restart") }
             if fresh.resolver != config.resolver { notes.append("resolver changes need a restart") }
             if fresh.accessLog != config.accessLog { notes.append("access_log changes need a restart") }
             config = fresh

@@ -24,6 +24,8 @@ let usage = """
       --help               this text
       --version            the version
 
+    RTC_EVENTS=auto|epoll|io_uring picks the event loops' readiness backend (default epoll; the file's 'events' wins).
+
     signals: SIGHUP reloads the configuration; SIGTERM and SIGQUIT drain and exit.
 
     """

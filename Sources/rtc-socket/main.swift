@@ -23,6 +23,8 @@ let usage = """
       GET  /ws/connect?clientId=ID[&resumeOffset=N][&token=T]   WebSocket
       GET|POST /drain, GET /drain/status, GET /healthz, GET /readyz, GET /metrics
 
+    RTC_EVENTS=auto|epoll|io_uring picks the event loops' readiness backend (default epoll).
+
     signals: SIGTERM and SIGINT drain (sessions closed over DRAIN_SECONDS, then exit); a second one stops at once.
 
     """
@@ -89,6 +91,7 @@ say(
     "rtc-socket: redis \(configuration.redisURL), kafka \(configuration.kafkaBootstrap), drain \(configuration.drainSeconds) s, "
         + "resume ttl \(configuration.resumeTTLSeconds) s, buffer \(configuration.bufferMax), auth "
         + (configuration.authSecret.isEmpty ? "off" : "on"))
+say("rtc-socket: \(EventsBackend.processDefault.logLine()) (RTC_EVENTS)")
 
 /// SIGTERM/SIGINT on the loop: the first drains, a second stops now.
 final class SignalWatcher: EventHandler {

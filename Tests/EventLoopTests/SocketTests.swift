@@ -140,6 +140,9 @@ final class EchoClient: ConnectHandler, ConnectionHandler, @unchecked Sendable {
         let (received, corrupt) = try client.sync { (reader.received, reader.corrupt) }
         #expect(received == 64 << 20)
         #expect(corrupt == false)
+        // The reader's close reaches the producer as EOF (with io_uring only once the reader's loop submits the
+        // removal of its poll, at the end of that loop turn).
+        #expect(waitUntil(timeout: .seconds(10)) { (try? server.sync { producer.ended }) == true })
         let (falses, trues, maxPending, holds) = try server.sync {
             (producer.becameUnwritable, producer.becameWritable, producer.maxPending, producer.holdsBufferAtEnd)
         }
@@ -327,6 +330,7 @@ final class Producer: AcceptHandler, ConnectionHandler, @unchecked Sendable {
     var becameWritable = 0
     var maxPending = 0
     var holdsBufferAtEnd = true
+    var ended = false
     let chunk: [UInt8]
 
     init(total: Int) {
@@ -373,6 +377,7 @@ final class Producer: AcceptHandler, ConnectionHandler, @unchecked Sendable {
 
     func closed(_ connection: Connection, error: Errno?) {
         if error != nil { holdsBufferAtEnd = connection.holdsBuffer }
+        ended = true
     }
 }
 

@@ -67,6 +67,9 @@ private let variants: [Variant] = [
     // Main context
     variant("workers auto;", "workers zero;", 1, "'workers' expects 'auto' or a number"),
     variant("workers auto;", "workers auto 2;", 1, "wrong number of arguments for 'workers': expected 1, got 2"),
+    variant("workers auto;", "workers auto;\nevents kqueue;", 2, "'events' expects 'auto', 'epoll' or 'io_uring'"),
+    variant("workers auto;", "workers auto;\nevents;", 2, "wrong number of arguments for 'events'"),
+    variant("workers auto;", "events epoll;\nevents auto;", 2, "duplicate 'events' (first at line 1)"),
     variant(
         "worker_rlimit_nofile max;", "worker_rlimit_nofile max;\nworkers 4;", 3,
         "duplicate 'workers' (first at line 1)"),

@@ -31,6 +31,7 @@ private func load(_ name: String) throws -> GatewayConfig {
 @Test func productionConfig() throws {
     let config = try load("gateway.conf")
     #expect(config.workers == 6)
+    #expect(config.events == .epoll)
     #expect(config.openFileLimit == .hardLimit)
     #expect(config.listeners.map(\.address.description) == ["0.0.0.0:8080"])
     #expect(config.listeners[0].tls == nil)

@@ -12,9 +12,15 @@ private func load(
     loadConfig(text: text, file: "t.conf", environment: environment, cores: cores)
 }
 
+@Test(arguments: [("auto", Events.auto), ("epoll", .epoll), ("io_uring", .ioURing)])
+func eventsChoice(word: String, expected: Events) throws {
+    #expect(try load("events \(word);\n" + minimal).get().events == expected)
+}
+
 @Test func defaults() throws {
     let config = try load(minimal, cores: 8).get()
     #expect(config.workers == 8)
+    #expect(config.events == nil)
     #expect(config.openFileLimit == .unchanged)
     #expect(config.admin == BindAddress(host: .v4(IPv4Address(0, 0, 0, 0)), port: 9113))
     #expect(config.resolver == .defaults)
