@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# HTTP/1.1 reverse proxying side by side: nginx, HAProxy, a relay floor and (when built) rtc-gateway in front of
+# HTTP/1.1 reverse proxying side by side: nginx, HAProxy, the relay floors and (when built) rtc-gateway in front of
 # one nginx `return 200 "ok"` upstream; wrk -t1 -c50 per contender, contenders alternated over ROUNDS rounds;
 # median req/s and proxy CPU µs per request, with ratios against the better of nginx and HAProxy.
 #
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1),
-# RELAY_FLOOR (1: include HAProxy `mode tcp` as the parse-nothing floor), DIRECT (1: include wrk straight to
-# the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its config; a draft
-# one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in the bench's
-# temporary directory, as the contender `gateway-log`, to measure the log's cost), URING (1, the default: also
-# run the gateway with `events io_uring;` as the contender `gateway-uring`), RAW_OUT (file to keep the raw
+# RELAY_FLOOR (1: include `rtc-bench relay` as the parse-nothing floors floor-epoll and floor-uring, from
+# RTC_BENCH_BIN, default .build/release/rtc-bench; FLOOR_URING_SIMPLE=1 adds floor-uring-simple), DIRECT (1:
+# include wrk straight to the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its
+# config; a draft one is generated when unset), ACCESS_LOG (1: also run the gateway with `access_log` to a file in
+# the bench's temporary directory, as the contender `gateway-log`, to measure the log's cost), URING (1, the
+# default: also run the gateway with `events io_uring;` as the contender `gateway-uring`), RAW_OUT (file to keep the raw
 # per-round TSV).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -19,11 +20,12 @@ DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-50}
 WARMUP=${WARMUP:-1}
 RELAY_FLOOR=${RELAY_FLOOR:-1}
+RTC_BENCH_BIN=${RTC_BENCH_BIN:-$BENCH_DIR/../.build/release/rtc-bench}
 DIRECT=${DIRECT:-1}
 UPSTREAM_PORT=18080
 NGINX_PORT=18081
 HAPROXY_PORT=18082
-RELAY_PORT=18083
+RELAY_PORT=18083 # floor-epoll; floor-uring on 18085, floor-uring-simple on 18088
 GATEWAY_PORT=${GATEWAY_PORT:-18084}
 
 bench_init
@@ -74,15 +76,8 @@ PID[haproxy]=$BENCH_LAST_PID
 PORT[haproxy]=$HAPROXY_PORT
 
 if [[ "$RELAY_FLOOR" == 1 ]]; then
-  # HAProxy in `mode tcp` parses nothing: one upstream connection per client connection, bytes relayed.
-  haproxy_start relay "$RELAY_PORT" "
-listen relay
-    mode tcp
-    bind 127.0.0.1:$RELAY_PORT
-    server up 127.0.0.1:$UPSTREAM_PORT"
-  CONTENDERS+=(relay-floor)
-  PID[relay-floor]=$BENCH_LAST_PID
-  PORT[relay-floor]=$RELAY_PORT
+  # 1:1 TCP relays that parse nothing: one upstream connection per client connection, bytes relayed.
+  relay_floors_start "$RELAY_PORT" "$UPSTREAM_PORT"
 fi
 
 if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then

@@ -444,3 +444,35 @@ contender_cpu_pids() {
     echo "${out[*]}"
   )
 }
+
+# relay_floors_start FIRST_PORT UPSTREAM_PORT: start `rtc-bench relay` ($RTC_BENCH_BIN, a release build) in front
+# of 127.0.0.1:UPSTREAM_PORT as the parse-nothing floors: floor-epoll (edge-triggered epoll) on FIRST_PORT,
+# floor-uring (io_uring, multishot accept and recv, provided buffers) on FIRST_PORT+2 and, with
+# FLOOR_URING_SIMPLE=1, floor-uring-simple (io_uring, one recv per side in flight) on FIRST_PORT+5 (with the
+# scripts' RELAY_PORT, +1, +3 and +4 are gateway, gateway-log and gateway-uring). Each is added to CONTENDERS, PID
+# and PORT (the caller's globals). They are not peers: summarize's ratios use nginx and HAProxy only. A backend
+# whose `relay --probe` fails here (io_uring disabled) is left out with a log line; so are all of them when
+# RTC_BENCH_BIN is not an executable.
+relay_floors_start() {
+  local first=$1 upstream=$2 spec name backend port
+  if [[ ! -x "${RTC_BENCH_BIN:-}" ]]; then
+    log "relay floors: skipped: RTC_BENCH_BIN=${RTC_BENCH_BIN:-} is not an executable" \
+      "(swift build -c release --product rtc-bench)"
+    return 0
+  fi
+  for spec in floor-epoll:epoll:0 floor-uring:uring-multishot:2 floor-uring-simple:uring:5; do
+    IFS=: read -r name backend port <<<"$spec"
+    port=$((first + port))
+    [[ "$name" != floor-uring-simple || "${FLOOR_URING_SIMPLE:-0}" == 1 ]] || continue
+    if ! "$RTC_BENCH_BIN" relay --backend "$backend" --probe >"$BENCH_TMP/$name.probe" 2>&1; then
+      log "$name: skipped: $(cat "$BENCH_TMP/$name.probe")"
+      continue
+    fi
+    bench_start "$name" "$RTC_BENCH_BIN" relay --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" \
+      --backend "$backend"
+    wait_port "$port" "$BENCH_LAST_PID"
+    CONTENDERS+=("$name")
+    PID[$name]=$BENCH_LAST_PID
+    PORT[$name]=$port
+  done
+}

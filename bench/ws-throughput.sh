@@ -10,8 +10,9 @@
 # GATEWAY_CONF (a draft config is generated when unset), RAW_OUT (file to keep the raw per-round TSV).
 # Compiled tools instead of ws_tools.py: CLIENT=rtc (`rtc-bench ws-load`, CLIENT_WORKERS loops, default 1) and/or
 # ECHO=rtc (`rtc-bench ws-echo`, ECHO_WORKERS loops, default 1) from RTC_BENCH_BIN (default
-# .build/release/rtc-bench); RELAY_FLOOR (1 with CLIENT=rtc, else 0) adds HAProxy `mode tcp` as the
-# parse-nothing floor. With both rtc, ws-load checks every echoed byte; with the Python echo, lengths only.
+# .build/release/rtc-bench); RELAY_FLOOR (1 with CLIENT=rtc, else 0) adds `rtc-bench relay` as the parse-nothing
+# floors floor-epoll and floor-uring (FLOOR_URING_SIMPLE=1 adds floor-uring-simple). With both rtc, ws-load checks
+# every echoed byte; with the Python echo, lengths only.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,12 +33,12 @@ export WS_SIZE=${WS_SIZE:-64}
 UPSTREAM_PORT=18110
 NGINX_PORT=18111
 HAPROXY_PORT=18112
-RELAY_PORT=18113
+RELAY_PORT=18113 # floor-epoll; floor-uring on 18115, floor-uring-simple on 18118
 GATEWAY_PORT=${GATEWAY_PORT:-18114}
 ulimit -n "$(ulimit -Hn)"
 [[ "$CLIENT" == python || "$CLIENT" == rtc ]] || die "CLIENT must be python or rtc, not '$CLIENT'"
 [[ "$ECHO" == python || "$ECHO" == rtc ]] || die "ECHO must be python or rtc, not '$ECHO'"
-if [[ "$CLIENT" == rtc || "$ECHO" == rtc ]]; then
+if [[ "$CLIENT" == rtc || "$ECHO" == rtc || "$RELAY_FLOOR" == 1 ]]; then
   [[ -x "$RTC_BENCH_BIN" ]] || die "RTC_BENCH_BIN=$RTC_BENCH_BIN is not an executable (build rtc-bench with -c release)"
 fi
 
@@ -73,15 +74,8 @@ PID[haproxy]=$BENCH_LAST_PID
 PORT[haproxy]=$HAPROXY_PORT
 
 if [[ "$RELAY_FLOOR" == 1 ]]; then
-  # HAProxy in `mode tcp` parses nothing: one upstream connection per client connection, bytes relayed.
-  haproxy_start relay "$RELAY_PORT" "
-listen relay
-    mode tcp
-    bind 127.0.0.1:$RELAY_PORT
-    server up 127.0.0.1:$UPSTREAM_PORT"
-  CONTENDERS+=(relay-floor)
-  PID[relay-floor]=$BENCH_LAST_PID
-  PORT[relay-floor]=$RELAY_PORT
+  # 1:1 TCP relays that parse nothing: one upstream connection per client connection, bytes relayed.
+  relay_floors_start "$RELAY_PORT" "$UPSTREAM_PORT"
 fi
 
 if gateway_ws_start gateway "$GATEWAY_PORT" "$UPSTREAM_PORT"; then

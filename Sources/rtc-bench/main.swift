@@ -1,7 +1,7 @@
 // rtc-bench: load tools for the whole flow: `http-server` (the HTTP bench's fixed-response server), `ws-echo`,
 // `ws-load` and `ws-upgrades` (the WebSocket bench's compiled echo upstream, load client and upgrade client),
 // `kafka-mock`, `ring-update`, `socket-load` and `socket-idle` (the socket node's bench: its Kafka, its ring, its
-// message load and its idle sessions).
+// message load and its idle sessions), `relay` (the parse-nothing TCP relay the proxy benches use as their floor).
 import EventLoop
 import HTTPServer
 import Sys
@@ -83,6 +83,23 @@ let usage = """
           holds them idle for S seconds (default 10; the node's Pings are answered), closes them (Close 1000) and
           prints "closed opened=N failed=F lost=L". --sources K binds to 127.0.1.1..127.0.1.K in turn. Use a node
           whose ring owns every id (one node), or they are moved. Exits 1 when a session failed or was lost.
+
+      relay --listen HOST:PORT --upstream HOST:PORT [--backend epoll|uring|uring-multishot] [--buffer-size N]
+            [--max-connections M] [--buffer-count K] [--probe]
+          A 1:1 TCP relay that parses nothing: each accepted client gets its own upstream connection (nonblocking
+          connect) and bytes are relayed both ways on one thread, with nothing allocated per event. End of input
+          on one side shuts down the other side's write direction; both sockets close once both directions ended.
+          A direction whose destination is full stops reading its source until the destination drains. Backends:
+          epoll (default; edge-triggered, read and send, one N-byte buffer per direction), uring (io_uring with
+          SINGLE_ISSUER and DEFER_TASKRUN: one recv per side in flight into the direction's buffer, a send on its
+          completion, one io_uring_submit_and_wait per loop turn), uring-multishot (multishot accept, multishot
+          recv into a ring of K provided N-byte buffers, each recycled once its bytes are sent; a direction with 8
+          buffers waiting stops receiving until they are sent; a receive that found no free buffer is armed again
+          once buffers come back). N defaults to 16384, M (pairs held at once; beyond it epoll leaves clients in
+          the listen queue, io_uring refuses them) to 4096, K (a power of two) to 2048. Logs
+            rtc-bench relay listening on ADDRESS backend NAME upstream ADDRESS
+          on stderr and runs until SIGTERM or SIGINT. --probe only checks that the backend can run here: prints
+          "relay: backend NAME available" and exits 0, or why not and exits 1.
 
     options:
       --help       this text
@@ -211,6 +228,8 @@ case "socket-idle":
     runSocketIdle(arguments)
 case "run":
     runRun(arguments)
+case "relay":
+    runRelay(arguments)
 case let other?:
     fail("unknown command \(other)")
 }
