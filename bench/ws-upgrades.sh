@@ -7,7 +7,8 @@
 # Environment: ROUNDS (5), TOTAL (10000), CONCURRENCY (64), WARMUP_TOTAL (2000 per contender before round 1),
 # CLIENT_WORKERS (1), ECHO_WORKERS (1), SOURCES (0: `--sources K` of ws-upgrades, bind to 127.0.1.1..K),
 # RTC_BENCH_BIN (default .build/release/rtc-bench), GATEWAY_BIN, GATEWAY_CONF (generated when unset),
-# GATEWAY_PORT (18124), RAW_OUT (file to keep the raw per-round TSV), MAX_OTHER_PCT (25) and NOISY_RETRIES (2):
+# GATEWAY_PORT (18124), RELAY_FLOOR (1: `rtc-bench relay` as the parse-nothing floors floor-epoll and
+# floor-uring; FLOOR_URING_SIMPLE=1 adds floor-uring-simple), URING (1: the gateway on io_uring too), RAW_OUT (file to keep the raw per-round TSV), MAX_OTHER_PCT (25) and NOISY_RETRIES (2):
 # a run during which processes that are not ours used more than 25 % of a core is run again, at most twice
 # (the last attempt is kept; its figure is in the other-CPU-% column).
 set -euo pipefail
@@ -27,6 +28,8 @@ RTC_BENCH_BIN=${RTC_BENCH_BIN:-$BENCH_DIR/../.build/release/rtc-bench}
 UPSTREAM_PORT=18120
 NGINX_PORT=18121
 HAPROXY_PORT=18122
+RELAY_PORT=18123 # floor-epoll; floor-uring on 18125, floor-uring-simple on 18128
+RELAY_FLOOR=${RELAY_FLOOR:-1}
 GATEWAY_PORT=${GATEWAY_PORT:-18124}
 ulimit -n "$(ulimit -Hn)"
 [[ -x "$RTC_BENCH_BIN" ]] || die "RTC_BENCH_BIN=$RTC_BENCH_BIN is not an executable (build rtc-bench with -c release)"
@@ -52,6 +55,11 @@ haproxy_start haproxy "$HAPROXY_PORT" "$(haproxy_ws_body "$HAPROXY_PORT" "$UPSTR
 CONTENDERS+=(haproxy)
 PID[haproxy]=$BENCH_LAST_PID
 PORT[haproxy]=$HAPROXY_PORT
+
+if [[ "$RELAY_FLOOR" == 1 ]]; then
+  # 1:1 TCP relays that parse nothing: the upgrade's bytes pass through like any others.
+  relay_floors_start "$RELAY_PORT" "$UPSTREAM_PORT"
+fi
 
 if gateway_ws_start gateway "$GATEWAY_PORT" "$UPSTREAM_PORT"; then
   CONTENDERS+=(gateway)
