@@ -1,6 +1,22 @@
 // The readiness-selector protocol the loop runs on, and its epoll implementation (edge-triggered).
 import Sys
 
+extension ReadyEvents {
+    /// From poll(2) bits, which epoll (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR) and io_uring's poll
+    /// operations report with the same values.
+    @inline(__always)
+    init(pollBits bits: UInt32) {
+        let epoll = EpollEvents(rawValue: bits)
+        var events: ReadyEvents = []
+        if epoll.contains(.input) { events.insert(.readable) }
+        if epoll.contains(.output) { events.insert(.writable) }
+        if epoll.contains(.readHangup) { events.insert(.readHangup) }
+        if epoll.contains(.hangup) { events.insert(.hangup) }
+        if epoll.contains(.error) { events.insert(.error) }
+        self = events
+    }
+}
+
 /// What a registration wants to hear about.
 public struct Interest: OptionSet, Sendable {
     public let rawValue: UInt8
@@ -76,14 +92,7 @@ public final class EpollSelector: Selector {
 
     @inline(__always)
     public func event(at index: Int) -> (token: UInt64, events: ReadyEvents) {
-        let bits = buffer.events(at: index)
-        var events: ReadyEvents = []
-        if bits.contains(.input) { events.insert(.readable) }
-        if bits.contains(.output) { events.insert(.writable) }
-        if bits.contains(.readHangup) { events.insert(.readHangup) }
-        if bits.contains(.hangup) { events.insert(.hangup) }
-        if bits.contains(.error) { events.insert(.error) }
-        return (buffer.token(at: index), events)
+        (buffer.token(at: index), ReadyEvents(pollBits: buffer.events(at: index).rawValue))
     }
 
     public func close() { epoll.close() }

@@ -129,7 +129,7 @@ public final class URingSelector: Selector {
                 if completion.result == -Errno.cancelled.code { continue }
                 events = [.readable, .writable, .error]
             } else {
-                events = Self.events(UInt32(completion.result))
+                events = ReadyEvents(pollBits: UInt32(bitPattern: completion.result))
                 if !completion.more { rearm(token) }
             }
             // One report per registration and wait: a wake-up per arrival (a listener's, during a burst of
@@ -157,18 +157,6 @@ public final class URingSelector: Selector {
         let registration = registrations[index]
         try? ring.pollMultishot(
             FileDescriptor(registration.fd), events: Self.bits(registration.interest), userData: token)
-    }
-
-    @inline(__always)
-    static func events(_ mask: UInt32) -> ReadyEvents {
-        let bits = IOURing.PollEvents(rawValue: mask)
-        var events: ReadyEvents = []
-        if bits.contains(.input) { events.insert(.readable) }
-        if bits.contains(.output) { events.insert(.writable) }
-        if bits.contains(.readHangup) { events.insert(.readHangup) }
-        if bits.contains(.hangup) { events.insert(.hangup) }
-        if bits.contains(.error) { events.insert(.error) }
-        return events
     }
 
     @inline(__always)

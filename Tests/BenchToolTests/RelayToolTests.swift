@@ -88,23 +88,11 @@ func sendAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
 
 /// A blocking client socket connected to 127.0.0.1:`port`, with a 10 s receive timeout.
 func connectedSocket(_ port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
+    do {
+        return try connectedLoopbackSocket(port: port, receiveTimeout: 10)
+    } catch KeepAliveClientError.connect(let error) {
+        throw SetupError(description: "connect to port \(port) failed, errno \(error)")
     }
-    guard rc == 0 else {
-        close(fd)
-        throw SetupError(description: "connect to port \(port) failed, errno \(errno)")
-    }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return fd
 }
 
 /// Everything `fd` receives until the peer closes (or the receive timeout).

@@ -21,7 +21,7 @@ enum ProbeError: Error {
     @Test func allocationProbe() throws {
         guard let path = getenv(AllocationProbeKey.gateway).map({ String(cString: $0) }) else { return }
         guard MallocCounter.install() else {
-            try "-1 -1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
+            try "-1 -1 -1 -1 -1".write(toFile: path, atomically: false, encoding: .utf8)
             return
         }
         Signals.ignoreBrokenPipe()
@@ -66,6 +66,7 @@ enum ProbeError: Error {
             for index in 0..<10 { checksum &+= [UInt8](repeating: UInt8(index), count: 100).count }
         }
         var bad = 0
+        var firstBad = 0
         let gatewayThread = ThreadRecorder()
         let upstreamThreadID = ThreadRecorder()
         gateway.group.loop(at: 0).execute { gatewayThread.record() }
@@ -75,9 +76,15 @@ enum ProbeError: Error {
         }
         // The gateway's loop, the upstream's loop and this (client) thread; not the test runner's own threads.
         let counted = MallocCounter.counted(threads: [worker, server, MallocCounter.currentThread()]) {
-            for _ in 0..<AllocationTests.requests where client.roundTrip() != client.responseLength { bad += 1 }
+            for _ in 0..<AllocationTests.requests {
+                let length = client.roundTrip()
+                if length != client.responseLength {
+                    if bad == 0 { firstBad = length }
+                    bad += 1
+                }
+            }
         }
-        try "\(calibration) \(counted) \(bad) \(client.responseLength)".write(
+        try "\(calibration) \(counted) \(bad) \(client.responseLength) \(firstBad)".write(
             toFile: path, atomically: false, encoding: .utf8)
     }
 
@@ -88,11 +95,11 @@ enum ProbeError: Error {
             key: AllocationProbeKey.gateway, probe: "GatewayTests.AllocationTests/allocationProbe")
         #expect(report.status == 0, "\(report.log)")
         let counts = report.counts
-        try #require(counts.count == 4)
+        try #require(counts.count == 5)
         // The counter works: ten arrays are at least ten allocations.
         #expect(counts[0] >= 10)
         // Every response arrived whole (the proxied 200 with its X-Request-ID).
-        #expect(counts[2] == 0, "responses of an unexpected length")
+        #expect(counts[2] == 0, "responses of an unexpected length: the first was \(counts[4]), not \(counts[3])")
         #expect(counts[3] > 100)
         print("gateway keep-alive GET through one upstream: \(counts[1]) mallocs over \(Self.requests) requests")
         #if DEBUG
