@@ -27,9 +27,10 @@ let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 /// against a fake in tests; the gateway's is `LoopTransport` (`LoopExchange`, see `Transport.swift`).
 final class Exchange<Transport: ExchangeTransport> {
     typealias Link = Transport.Link
-    // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
-    // needs no reference counting.
-    unowned(unsafe) let worker: Worker
+    // Strong and `let`: a call through it borrows the reference (an `unowned(unsafe)` one is retained and released
+    // around every call made through it). The cycle with `worker.exchanges` ends when the downstream closes, which
+    // the loop's stop also does (`loopStopping` closes every connection).
+    let worker: Worker
     var downstream: Link!
     let peer: SocketAddress
     let transport: Transport
@@ -42,8 +43,17 @@ final class Exchange<Transport: ExchangeTransport> {
             if old != new { worker.phaseChanged(from: old, to: new) }
         }
     }
-    /// When the current phase times out (monotonic ns; 0: never), on the loop's timer heap (`Worker.deadlineMoved`).
-    var deadline: UInt64 = 0 { didSet { worker.deadlineMoved(self) } }
+    /// When the current phase times out (monotonic ns; 0: never). Setting it is a store and a compare: the timer on
+    /// the loop's heap is moved only when the deadline comes earlier than `armedAt` (`Worker.deadlineMoved`); one
+    /// that fires before the deadline sets itself again for it (`Worker.exchangeTimerFired`).
+    var deadline: UInt64 = 0 {
+        didSet {
+            if deadline != 0 && (armedAt == 0 || deadline < armedAt) { worker.deadlineMoved(self) }
+        }
+    }
+    /// When `deadlineTimer` fires (0: not armed). Invariant: while `deadline` is not 0 and the exchange is in the
+    /// worker's books, `armedAt` is not 0 and not after `deadline`.
+    var armedAt: UInt64 = 0
     var deadlineTimer = Deadline()
 
     private var context = RequestContext()

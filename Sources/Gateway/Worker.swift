@@ -228,6 +228,7 @@ final class Worker: AcceptHandler, TimerHandler {
     func remove(_ exchange: LoopExchange) {
         guard exchanges.removeSlotted(exchange) else { return }
         loop.disarm(&exchange.deadlineTimer)
+        exchange.armedAt = 0
         checkDrained()
     }
 
@@ -291,16 +292,20 @@ final class Worker: AcceptHandler, TimerHandler {
 
     // MARK: Timeouts and drain
 
-    /// An exchange's phase deadline changed: its timer on the loop's heap follows (0 leaves a pending timer to find
-    /// nothing to do when it comes).
-    @inline(__always)
+    /// An exchange's phase deadline came earlier than its timer (or it had none): the timer on the loop's heap is
+    /// set for it. A later deadline leaves the timer where it is (see `exchangeTimerFired`), and 0 leaves a pending
+    /// timer to find nothing to do when it comes.
     func deadlineMoved<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
         let deadline = exchange.deadline
         guard deadline != 0, exchange.slot >= 0 else { return }
         loop.arm(&exchange.deadlineTimer, at: deadline, handler: exchange)
+        exchange.armedAt = deadline
     }
 
+    /// An exchange's timer fired: its deadline passed, or it moved later since the timer was set (then the timer is
+    /// set again for it).
     func exchangeTimerFired<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
+        exchange.armedAt = 0
         guard exchange.slot >= 0, exchange.deadline != 0 else { return }
         if exchange.deadline <= loop.now {
             exchange.deadlineExpired()
