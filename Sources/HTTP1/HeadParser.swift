@@ -1,11 +1,12 @@
 // The resumable HTTP/1.x head parser: a byte-at-a-time state machine over whatever bytes have arrived (RFC 9112).
 
 /// Offsets into `HeadParser.storage` of one field line; value offsets exclude leading and trailing OWS.
+@usableFromInline
 struct FieldSpan: Sendable {
-    var nameStart: Int
-    var nameEnd: Int
-    var valueStart: Int
-    var valueEnd: Int
+    @usableFromInline var nameStart: Int
+    @usableFromInline var nameEnd: Int
+    @usableFromInline var valueStart: Int
+    @usableFromInline var valueEnd: Int
 }
 
 /// Incremental parser of a request head (RFC 9112 §3) or a response head (RFC 9112 §4) and its header section.
@@ -22,6 +23,7 @@ public struct HeadParser: Sendable {
         case response
     }
 
+    @usableFromInline
     enum State: UInt8, Sendable {
         case start
         case leadingLF
@@ -50,37 +52,37 @@ public struct HeadParser: Sendable {
     public let kind: Kind
     public var limits: Limits
 
-    var storage: [UInt8] = []
-    var fields: [FieldSpan] = []
-    var state: State = .start
+    @usableFromInline var storage: [UInt8] = []
+    @usableFromInline var fields: [FieldSpan] = []
+    @usableFromInline var state: State = .start
     var failure: HeadError = .invalidMethod
     var emptyLines = 0
 
-    var startLineStart = 0
-    var methodEnd = 0
-    var targetStart = 0
-    var targetEnd = 0
-    var queryMark = -1
+    @usableFromInline var startLineStart = 0
+    @usableFromInline var methodEnd = 0
+    @usableFromInline var targetStart = 0
+    @usableFromInline var targetEnd = 0
+    @usableFromInline var queryMark = -1
     var versionStart = 0
     var statusDigits = 0
-    var reasonStart = 0
-    var reasonEnd = 0
+    @usableFromInline var reasonStart = 0
+    @usableFromInline var reasonEnd = 0
     var nameStart = 0
     var nameEnd = 0
     var valueStart = 0
     var valueEnd = 0
 
-    var parsedMethod: Method = .other
-    var parsedVersion: Version = .http1_1
-    var parsedStatus = 0
-    var contentLength: UInt64?
-    var transferEncodingPresent = false
-    var chunkedFinal = false
-    var connectionClose = false
-    var connectionKeepAlive = false
-    var connectionUpgrade = false
-    var upgradeField = -1
-    var websocketToken = false
+    @usableFromInline var parsedMethod: Method = .other
+    @usableFromInline var parsedVersion: Version = .http1_1
+    @usableFromInline var parsedStatus = 0
+    @usableFromInline var contentLength: UInt64?
+    @usableFromInline var transferEncodingPresent = false
+    @usableFromInline var chunkedFinal = false
+    @usableFromInline var connectionClose = false
+    @usableFromInline var connectionKeepAlive = false
+    @usableFromInline var connectionUpgrade = false
+    @usableFromInline var upgradeField = -1
+    @usableFromInline var websocketToken = false
 
     /// A parser for one kind of head; storage for a typical head is reserved once here unless `reserving` is
     /// false (a placeholder that owns no memory, e.g. for a connection between requests).
@@ -114,7 +116,7 @@ public struct HeadParser: Sendable {
     }
 
     /// True once `parse` returned `.complete`; the accessors describe the head only then.
-    public var isComplete: Bool { state == .complete }
+    @inlinable public var isComplete: Bool { state == .complete }
 
     /// Convenience for tests and cold paths: parse the bytes of an array.
     public mutating func parse(_ bytes: [UInt8]) -> ParseStep {
