@@ -290,18 +290,10 @@ public struct HeadParser: Sendable {
                     // Fast scan over the run of value bytes within the head limit; `valueEnd` follows the last
                     // non-whitespace byte (trailing OWS is not part of the value, RFC 9110 §5.5).
                     let end = min(count, limits.maxHeaderBytes - base)
-                    var j = i
-                    var last = -1
-                    while j < end {
-                        let next = bytes[j]
-                        if ByteClass.isFieldVchar(next) {
-                            last = j
-                        } else if !ByteClass.isWhitespace(next) {
-                            break
-                        }
-                        j += 1
-                    }
-                    if last >= 0 { valueEnd = base + last + 1 }
+                    let j = Self.valueRunEnd(bytes, from: i, to: end)
+                    var last = j
+                    while last > i && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
+                    if last > i { valueEnd = base + last }
                     i = j
                     continue
                 } else if byte == ByteClass.cr {
@@ -327,6 +319,34 @@ public struct HeadParser: Sendable {
         }
         storage.append(contentsOf: bytes)
         return .needMore
+    }
+
+    /// The end of the run of field-value bytes (field-vchar, SP, HTAB) of `bytes[start..<end]`: eight bytes at a
+    /// time while none of them is a control byte or DEL, then byte by byte.
+    @inline(__always)
+    static func valueRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var j = start
+        if let base = bytes.baseAddress {
+            // A word has a byte below 0x20 when (w - 0x20…) & ~w & 0x80… is not zero, and a DEL byte when the same
+            // test for zero holds for w ^ 0x7F…: both are exact as to whether such a byte exists (a borrow reaches
+            // a higher byte only from a lower one that matched), which is all this needs.
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while j &+ 8 <= end {
+                let word = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let del = word ^ (0x7F &* ones)
+                let control = (word &- 0x20 &* ones) & ~word & highs
+                let isDel = (del &- ones) & ~del & highs
+                if control | isDel != 0 { break }
+                j &+= 8
+            }
+        }
+        while j < end {
+            let byte = bytes[j]
+            guard ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte) else { break }
+            j &+= 1
+        }
+        return j
     }
 
     mutating func fail(_ error: HeadError) -> ParseStep {
