@@ -167,6 +167,45 @@ func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inou
     out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[range]))
 }
 
+/// Field lines kept as received, gathered while each follows the previous one in the head, so that a run of them
+/// is one append. `flush` before anything else is appended.
+struct FieldRun {
+    /// The gathered lines: `buf[start..<end]` (empty: none).
+    private var start = 0
+    private var end = 0
+
+    /// Adds the field line `name: buf[value]`: to the run when it is written as received (`name: value CRLF`)
+    /// and follows the run; else after the run, on its own.
+    @inline(__always)
+    mutating func add(
+        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]
+    ) {
+        let valueEnd = value.upperBound
+        guard
+            value.lowerBound == name.upperBound &+ 2 && buf[name.upperBound &+ 1] == 0x20
+                && valueEnd &+ 1 < buf.count && buf[valueEnd] == 0x0D && !value.isEmpty
+        else {
+            flush(buf, to: &out)
+            appendField(buf, name: name, value: value, to: &out)
+            return
+        }
+        if name.lowerBound != end || start == end {
+            flush(buf, to: &out)
+            start = name.lowerBound
+        }
+        end = valueEnd &+ 2
+    }
+
+    /// Appends the gathered lines.
+    @inline(__always)
+    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        guard start != end else { return }
+        append(buf, start..<end, to: &out)
+        start = 0
+        end = 0
+    }
+}
+
 /// Appends `name: buf[value] CRLF` with the name as received.
 @inline(__always)
 func appendField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]) {

@@ -13,6 +13,14 @@ public enum Scheme: Sendable, Equatable {
         case .https: return "https"
         }
     }
+
+    /// The whole `X-Forwarded-Proto` line for this scheme.
+    var forwardedProtoLine: StaticString {
+        switch self {
+        case .http: return "X-Forwarded-Proto: http\r\n"
+        case .https: return "X-Forwarded-Proto: https\r\n"
+        }
+    }
 }
 
 /// How the upstream `Host` field of a route is written.

@@ -100,6 +100,7 @@ public struct RequestRewriter: Sendable {
             let tokens = ConnectionTokens(request, buf)
             var forwardedFor = false
             var clientRequestID: Range<Int>?
+            var run = FieldRun()
             for index in 0..<request.fieldCount {
                 let name = request.nameRange(at: index)
                 let role = FieldRole(buf, name, request: true)
@@ -125,8 +126,9 @@ public struct RequestRewriter: Sendable {
                         if isReplaced(name, plan.headers, buf) { continue }
                     }
                 }
-                appendField(buf, name: name, value: request.valueRange(at: index), to: &out)
+                run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
             }
+            run.flush(buf, to: &out)
 
             if plan.websocket && request.isWebSocketUpgrade {
                 append("Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
@@ -156,9 +158,7 @@ public struct RequestRewriter: Sendable {
                 append("\r\n", to: &out)
             }
             if !plan.overrides.contains(.forwardedProto) {
-                append("X-Forwarded-Proto: ", to: &out)
-                append(scheme.bytes, to: &out)
-                append("\r\n", to: &out)
+                append(scheme.forwardedProtoLine, to: &out)
             }
 
             let id: RequestID
