@@ -250,6 +250,10 @@ public struct HeadParser: Sendable {
                     guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
                     nameStart = offset
                     state = .name
+                    // The common `name: value CRLF` line in one go, within this input and the head limit; where it
+                    // departs from that shape, the loop goes on from that byte in the state reached.
+                    i = scanFieldLine(bytes, from: i &+ 1, base: base)
+                    continue
                 } else if ByteClass.isWhitespace(byte) {
                     return fail(fields.isEmpty ? .whitespaceBeforeFirstField : .obsFold)
                 } else {
@@ -319,6 +323,34 @@ public struct HeadParser: Sendable {
         }
         storage.append(contentsOf: bytes)
         return .needMore
+    }
+
+    /// From just after a field name's first byte: the rest of the name, the colon, OWS, the value and its CRLF, as
+    /// far as they have the common shape; updates the state and offsets as the byte-at-a-time loop would, and
+    /// returns the index of the first byte that loop has to look at.
+    @inline(__always)
+    mutating func scanFieldLine(_ bytes: UnsafeRawBufferPointer, from start: Int, base: Int) -> Int {
+        let end = min(bytes.count, limits.maxHeaderBytes - base)
+        var j = start
+        while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+        guard j < end && bytes[j] == ByteClass.colon else { return j }
+        nameEnd = base + j
+        state = .valueOWS
+        j &+= 1
+        while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
+        guard j < end && ByteClass.isFieldVchar(bytes[j]) else { return j }
+        valueStart = base + j
+        let runEnd = Self.valueRunEnd(bytes, from: j, to: end)
+        var last = runEnd
+        while last > j && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
+        valueEnd = base + last
+        state = .value
+        guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
+            return runEnd
+        }
+        fields.append(FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+        state = .lineStart
+        return runEnd &+ 2
     }
 
     /// The end of the run of field-value bytes (field-vchar, SP, HTAB) of `bytes[start..<end]`: eight bytes at a
