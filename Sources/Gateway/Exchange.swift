@@ -232,8 +232,10 @@ final class Exchange<Transport: ExchangeTransport> {
         }
         context.requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
+        // Through a local reference: `snapshot.routes` read in the closure was copied (each of its arrays retained).
+        let current = snapshot
         let decision = request.path.withUnsafeBytes { path in
-            snapshot.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+            current.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
         }
         worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
