@@ -203,6 +203,16 @@ public struct HeadParser: Sendable {
                     return fail(.invalidTarget)
                 }
             case .requestVersion:
+                // `HTTP/1.1 CRLF` whole in this input, within both limits: the start line ends here.
+                if offset == versionStart && i &+ 10 <= min(count, limits.maxHeaderBytes - base)
+                    && offset &+ 8 &- startLineStart <= limits.maxRequestLine
+                    && Self.isHTTP11(bytes, at: i, then: ByteClass.cr) && bytes[i &+ 9] == ByteClass.lf
+                {
+                    parsedVersion = .http1_1
+                    state = .lineStart
+                    i &+= 10
+                    continue
+                }
                 if byte == ByteClass.cr {
                     if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
                     state = .startLineLF
@@ -210,6 +220,16 @@ public struct HeadParser: Sendable {
                     return fail(.invalidVersion)
                 }
             case .responseVersion:
+                // `HTTP/1.1 SP` whole in this input, within both limits: the status code comes next.
+                if offset == versionStart && i &+ 9 <= min(count, limits.maxHeaderBytes - base)
+                    && offset &+ 9 &- startLineStart <= limits.maxRequestLine
+                    && Self.isHTTP11(bytes, at: i, then: ByteClass.sp)
+                {
+                    parsedVersion = .http1_1
+                    state = .statusCode
+                    i &+= 9
+                    continue
+                }
                 if byte == ByteClass.sp {
                     if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
                     state = .statusCode
@@ -385,6 +405,15 @@ public struct HeadParser: Sendable {
         failure = error
         state = .failed
         return .failure(error)
+    }
+
+    /// Whether `bytes[index..<index + 9]` (all present) is `HTTP/1.1` followed by `last`.
+    @inline(__always)
+    static func isHTTP11(_ bytes: UnsafeRawBufferPointer, at index: Int, then last: UInt8) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        // "HTTP/1.1" as a little-endian word.
+        let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        return word == 0x312E_312F_5054_5448 && bytes[index &+ 8] == last
     }
 
     /// Byte `position` of `HTTP/DIGIT.DIGIT` (RFC 9112 §2.3); the name is case-sensitive.
