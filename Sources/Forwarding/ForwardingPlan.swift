@@ -14,11 +14,14 @@ public enum Scheme: Sendable, Equatable {
         }
     }
 
-    /// The whole `X-Forwarded-Proto` line for this scheme.
-    var forwardedProtoLine: StaticString {
-        switch self {
-        case .http: return "X-Forwarded-Proto: http\r\n"
-        case .https: return "X-Forwarded-Proto: https\r\n"
+    /// The `X-Forwarded-Proto` line for this scheme and the name of `X-Request-ID` after it, led by the CRLF the
+    /// line before owes when `afterValue`.
+    func forwardedProtoThenRequestID(afterValue: Bool) -> StaticString {
+        switch (self, afterValue) {
+        case (.http, false): return "X-Forwarded-Proto: http\r\nX-Request-ID: "
+        case (.http, true): return "\r\nX-Forwarded-Proto: http\r\nX-Request-ID: "
+        case (.https, false): return "X-Forwarded-Proto: https\r\nX-Request-ID: "
+        case (.https, true): return "\r\nX-Forwarded-Proto: https\r\nX-Request-ID: "
         }
     }
 }

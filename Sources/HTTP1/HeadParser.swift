@@ -96,6 +96,9 @@ public struct HeadParser: Sendable {
 
     /// Forget the current head and keep the storage capacity, for the next message on a keep-alive connection.
     public mutating func reset() {
+        // Nothing was parsed since the last reset (the gateway resets a response parser both when a request ends
+        // and before the next response): every field still holds its reset value.
+        if state == .start && storage.isEmpty && fields.isEmpty && emptyLines == 0 { return }
         storage.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
         state = .start
