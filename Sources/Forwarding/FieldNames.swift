@@ -125,21 +125,10 @@ enum FieldRole {
 struct ConnectionTokens {
     let namesOtherFields: Bool
 
+    /// From what the parser found while it read the head's Connection fields.
+    @inline(__always)
     init(_ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
-        var found = false
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
-            forEachListElement(buf, head.valueRange(at: index)) { token in
-                if equalsLowercase(buf, token, "close") || equalsLowercase(buf, token, "keep-alive")
-                    || equalsLowercase(buf, token, "upgrade")
-                {
-                    return true
-                }
-                found = true
-                return false
-            }
-            if found { break }
-        }
-        namesOtherFields = found
+        namesOtherFields = head.connectionNamesOtherFields
     }
 
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).

@@ -33,6 +33,8 @@ extension HeadParser {
                             connectionKeepAlive = true
                         } else if equalsLowercase(buf, s, e, "upgrade") {
                             connectionUpgrade = true
+                        } else if s < e {
+                            connectionListsOtherFields = true
                         }
                         return true
                     }
@@ -197,6 +199,10 @@ extension HeadParser {
         if connectionClose { return false }
         return parsedVersion == .http1_1 || connectionKeepAlive
     }
+
+    /// A Connection field lists a token other than `close`, `keep-alive` and `upgrade`: the name of another field
+    /// that is hop-by-hop for this message (RFC 9110 §7.6.1).
+    @inlinable public var connectionNamesOtherFields: Bool { connectionListsOtherFields }
 
     /// A protocol upgrade is asked for: Connection lists `upgrade` and an Upgrade field is present (RFC 9110 §7.8).
     @inlinable public var upgrade: Bool { connectionUpgrade && upgradeField >= 0 }

@@ -81,6 +81,7 @@ public struct HeadParser: Sendable {
     @usableFromInline var connectionClose = false
     @usableFromInline var connectionKeepAlive = false
     @usableFromInline var connectionUpgrade = false
+    @usableFromInline var connectionListsOtherFields = false
     @usableFromInline var upgradeField = -1
     @usableFromInline var websocketToken = false
 
@@ -114,6 +115,7 @@ public struct HeadParser: Sendable {
         connectionClose = false
         connectionKeepAlive = false
         connectionUpgrade = false
+        connectionListsOtherFields = false
         upgradeField = -1
         websocketToken = false
     }
