@@ -22,6 +22,39 @@ func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ l
     return true
 }
 
+/// Whether `buf[range]` equals `literal`, ignoring ASCII case, eight bytes at a time: for literals of `a`–`z`, `0`–`9`
+/// and `-` only, compared with bytes the parser accepted in a field name or value. Then `byte | 0x20` equals a literal
+/// byte exactly when the byte equals it ignoring case: the other bytes that map onto `-` and the digits (CR and
+/// controls 0x10–0x19) never pass the parser, and every other byte maps outside the literal's alphabet.
+@inline(__always)
+func equalsKnownName(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+    let count = range.count
+    guard count == literal.utf8CodeUnitCount, let base = buf.baseAddress else { return false }
+    let bytes = UnsafeRawPointer(base + range.lowerBound)
+    let lit = UnsafeRawPointer(literal.utf8Start)
+    let lower: UInt64 = 0x2020_2020_2020_2020
+    if count >= 8 {
+        var offset = 0
+        while offset &+ 8 <= count {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) | lower
+            guard word == lit.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
+            offset &+= 8
+        }
+        // The last bytes as one word ending at the end (it overlaps bytes already compared).
+        if offset < count {
+            let word = bytes.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) | lower
+            return word == lit.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+        }
+        return true
+    }
+    for offset in 0..<count
+    where bytes.load(fromByteOffset: offset, as: UInt8.self) | 0x20 != lit.load(fromByteOffset: offset, as: UInt8.self)
+    {
+        return false
+    }
+    return true
+}
+
 /// Whether `buf[range]` equals `lowercase` (already lowercase), ignoring ASCII case.
 @inline(__always)
 func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercase: [UInt8]) -> Bool {
@@ -86,33 +119,33 @@ enum FieldRole {
     @inline(__always)
     init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
         switch name.count {
-        case 2 where equalsLowercase(buf, name, "te"):
+        case 2 where equalsKnownName(buf, name, "te"):
             self = .hopByHop
-        case 4 where equalsLowercase(buf, name, "host"):
+        case 4 where equalsKnownName(buf, name, "host"):
             self = .host
-        case 7 where equalsLowercase(buf, name, "upgrade"):
+        case 7 where equalsKnownName(buf, name, "upgrade"):
             self = .hopByHop
-        case 9 where equalsLowercase(buf, name, "x-real-ip"):
+        case 9 where equalsKnownName(buf, name, "x-real-ip"):
             self = .realIP
-        case 10 where equalsLowercase(buf, name, "connection"):
+        case 10 where equalsKnownName(buf, name, "connection"):
             self = .connection
-        case 10 where equalsLowercase(buf, name, "keep-alive"):
+        case 10 where equalsKnownName(buf, name, "keep-alive"):
             self = .hopByHop
-        case 12 where equalsLowercase(buf, name, "x-request-id"):
+        case 12 where equalsKnownName(buf, name, "x-request-id"):
             self = .requestID
-        case 14 where equalsLowercase(buf, name, "content-length"):
+        case 14 where equalsKnownName(buf, name, "content-length"):
             self = .framing
-        case 14 where equalsLowercase(buf, name, "http2-settings"):
+        case 14 where equalsKnownName(buf, name, "http2-settings"):
             self = .hopByHop
-        case 15 where equalsLowercase(buf, name, "x-forwarded-for"):
+        case 15 where equalsKnownName(buf, name, "x-forwarded-for"):
             self = .forwardedFor
-        case 16 where equalsLowercase(buf, name, "proxy-connection"):
+        case 16 where equalsKnownName(buf, name, "proxy-connection"):
             self = .hopByHop
-        case 17 where equalsLowercase(buf, name, "transfer-encoding"):
+        case 17 where equalsKnownName(buf, name, "transfer-encoding"):
             self = .framing
-        case 17 where equalsLowercase(buf, name, "x-forwarded-proto"):
+        case 17 where equalsKnownName(buf, name, "x-forwarded-proto"):
             self = .forwardedProto
-        case 19 where request && equalsLowercase(buf, name, "proxy-authorization"):
+        case 19 where request && equalsKnownName(buf, name, "proxy-authorization"):
             self = .hopByHop
         default:
             self = .other

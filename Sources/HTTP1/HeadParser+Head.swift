@@ -14,31 +14,31 @@ extension HeadParser {
                 let field = fields[index]
                 let (start, end) = (field.valueStart, field.valueEnd)
                 switch field.nameEnd - field.nameStart {
-                case 4 where equalsLowercase(buf, field.nameStart, field.nameEnd, "host"):
+                case 4 where equalsKnownName(buf, field.nameStart, field.nameEnd, "host"):
                     hosts += 1
-                case 7 where equalsLowercase(buf, field.nameStart, field.nameEnd, "upgrade"):
+                case 7 where equalsKnownName(buf, field.nameStart, field.nameEnd, "upgrade"):
                     if upgradeField < 0 { upgradeField = index }
                     forEachListElement(buf, start, end) { s, e in
                         // protocol-name ["/" protocol-version] (RFC 9110 §7.8)
                         var nameEnd = s
                         while nameEnd < e && buf[nameEnd] != 0x2F { nameEnd += 1 }
-                        if equalsLowercase(buf, s, nameEnd, "websocket") { websocketToken = true }
+                        if equalsKnownName(buf, s, nameEnd, "websocket") { websocketToken = true }
                         return true
                     }
-                case 10 where equalsLowercase(buf, field.nameStart, field.nameEnd, "connection"):
+                case 10 where equalsKnownName(buf, field.nameStart, field.nameEnd, "connection"):
                     forEachListElement(buf, start, end) { s, e in
-                        if equalsLowercase(buf, s, e, "close") {
+                        if equalsKnownName(buf, s, e, "close") {
                             connectionClose = true
-                        } else if equalsLowercase(buf, s, e, "keep-alive") {
+                        } else if equalsKnownName(buf, s, e, "keep-alive") {
                             connectionKeepAlive = true
-                        } else if equalsLowercase(buf, s, e, "upgrade") {
+                        } else if equalsKnownName(buf, s, e, "upgrade") {
                             connectionUpgrade = true
                         } else if s < e {
                             connectionListsOtherFields = true
                         }
                         return true
                     }
-                case 14 where equalsLowercase(buf, field.nameStart, field.nameEnd, "content-length"):
+                case 14 where equalsKnownName(buf, field.nameStart, field.nameEnd, "content-length"):
                     var failure: HeadError?
                     // Content-Length = 1*DIGIT; a list of identical values is one value (RFC 9110 §8.6).
                     forEachListElement(buf, start, end) { s, e in
@@ -54,7 +54,7 @@ extension HeadParser {
                         return true
                     }
                     if let failure { return failure }
-                case 17 where equalsLowercase(buf, field.nameStart, field.nameEnd, "transfer-encoding"):
+                case 17 where equalsKnownName(buf, field.nameStart, field.nameEnd, "transfer-encoding"):
                     transferEncodingPresent = true
                     var invalid = false
                     forEachListElement(buf, start, end) { s, e in
@@ -70,7 +70,7 @@ extension HeadParser {
                             return false
                         }
                         codings += 1
-                        if equalsLowercase(buf, s, tokenEnd, "chunked") {
+                        if equalsKnownName(buf, s, tokenEnd, "chunked") {
                             guard !hasParameters else {
                                 invalid = true
                                 return false
