@@ -124,18 +124,23 @@ for k in names:
     print(f"  {k}: {calls[k] / n:.2f} per request")
 PYEOF
 
+# Swift symbols readable when the toolchain's swift-demangle is on PATH.
+demangle() {
+  if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi
+}
+
 if [[ "${TOP:-0}" == 1 ]]; then
   echo
   echo "top 30 functions by self cost (instructions over all $REQUESTS requests):"
   # (Functions still on the stack when the counters were zeroed show the whole total: left out.)
   callgrind_annotate --threshold=100 "${dumps[@]}" 2>/dev/null | sed -n '/file:function/,$p' |
-    grep -v "(100.0%)" | head -n 32 || true
+    grep -v "(100.0%)" | demangle | head -n 32 || true
 fi
 if [[ "${INCLUSIVE:-0}" == 1 ]]; then
   echo
   echo "top 30 functions by inclusive cost:"
   callgrind_annotate --inclusive=yes --threshold=100 "${dumps[@]}" 2>/dev/null | sed -n '/file:function/,$p' |
-    head -n 32 || true
+    demangle | head -n 32 || true
 fi
 if [[ -n "${OUT:-}" ]]; then
   for f in "${dumps[@]}"; do cp "$f" "$OUT.${f##*.}"; done
