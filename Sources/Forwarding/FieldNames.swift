@@ -22,6 +22,39 @@ func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ l
     return true
 }
 
+/// Whether `buf[range]` equals `literal`, ignoring ASCII case, eight bytes at a time: for literals of `a`–`z`, `0`–`9`
+/// and `-` only, compared with bytes the parser accepted in a field name or value. Then `byte | 0x20` equals a literal
+/// byte exactly when the byte equals it ignoring case: the other bytes that map onto `-` and the digits (CR and
+/// controls 0x10–0x19) never pass the parser, and every other byte maps outside the literal's alphabet.
+@inline(__always)
+func equalsKnownName(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+    let count = range.count
+    guard count == literal.utf8CodeUnitCount, let base = buf.baseAddress else { return false }
+    let bytes = UnsafeRawPointer(base + range.lowerBound)
+    let lit = UnsafeRawPointer(literal.utf8Start)
+    let lower: UInt64 = 0x2020_2020_2020_2020
+    if count >= 8 {
+        var offset = 0
+        while offset &+ 8 <= count {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) | lower
+            guard word == lit.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
+            offset &+= 8
+        }
+        // The last bytes as one word ending at the end (it overlaps bytes already compared).
+        if offset < count {
+            let word = bytes.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) | lower
+            return word == lit.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+        }
+        return true
+    }
+    for offset in 0..<count
+    where bytes.load(fromByteOffset: offset, as: UInt8.self) | 0x20 != lit.load(fromByteOffset: offset, as: UInt8.self)
+    {
+        return false
+    }
+    return true
+}
+
 /// Whether `buf[range]` equals `lowercase` (already lowercase), ignoring ASCII case.
 @inline(__always)
 func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercase: [UInt8]) -> Bool {
@@ -86,33 +119,33 @@ enum FieldRole {
     @inline(__always)
     init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
         switch name.count {
-        case 2 where equalsLowercase(buf, name, "te"):
+        case 2 where equalsKnownName(buf, name, "te"):
             self = .hopByHop
-        case 4 where equalsLowercase(buf, name, "host"):
+        case 4 where equalsKnownName(buf, name, "host"):
             self = .host
-        case 7 where equalsLowercase(buf, name, "upgrade"):
+        case 7 where equalsKnownName(buf, name, "upgrade"):
             self = .hopByHop
-        case 9 where equalsLowercase(buf, name, "x-real-ip"):
+        case 9 where equalsKnownName(buf, name, "x-real-ip"):
             self = .realIP
-        case 10 where equalsLowercase(buf, name, "connection"):
+        case 10 where equalsKnownName(buf, name, "connection"):
             self = .connection
-        case 10 where equalsLowercase(buf, name, "keep-alive"):
+        case 10 where equalsKnownName(buf, name, "keep-alive"):
             self = .hopByHop
-        case 12 where equalsLowercase(buf, name, "x-request-id"):
+        case 12 where equalsKnownName(buf, name, "x-request-id"):
             self = .requestID
-        case 14 where equalsLowercase(buf, name, "content-length"):
+        case 14 where equalsKnownName(buf, name, "content-length"):
             self = .framing
-        case 14 where equalsLowercase(buf, name, "http2-settings"):
+        case 14 where equalsKnownName(buf, name, "http2-settings"):
             self = .hopByHop
-        case 15 where equalsLowercase(buf, name, "x-forwarded-for"):
+        case 15 where equalsKnownName(buf, name, "x-forwarded-for"):
             self = .forwardedFor
-        case 16 where equalsLowercase(buf, name, "proxy-connection"):
+        case 16 where equalsKnownName(buf, name, "proxy-connection"):
             self = .hopByHop
-        case 17 where equalsLowercase(buf, name, "transfer-encoding"):
+        case 17 where equalsKnownName(buf, name, "transfer-encoding"):
             self = .framing
-        case 17 where equalsLowercase(buf, name, "x-forwarded-proto"):
+        case 17 where equalsKnownName(buf, name, "x-forwarded-proto"):
             self = .forwardedProto
-        case 19 where request && equalsLowercase(buf, name, "proxy-authorization"):
+        case 19 where request && equalsKnownName(buf, name, "proxy-authorization"):
             self = .hopByHop
         default:
             self = .other
@@ -125,21 +158,10 @@ enum FieldRole {
 struct ConnectionTokens {
     let namesOtherFields: Bool
 
+    /// From what the parser found while it read the head's Connection fields.
+    @inline(__always)
     init(_ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) {
-        var found = false
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
-            forEachListElement(buf, head.valueRange(at: index)) { token in
-                if equalsLowercase(buf, token, "close") || equalsLowercase(buf, token, "keep-alive")
-                    || equalsLowercase(buf, token, "upgrade")
-                {
-                    return true
-                }
-                found = true
-                return false
-            }
-            if found { break }
-        }
-        namesOtherFields = found
+        namesOtherFields = head.connectionNamesOtherFields
     }
 
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
@@ -165,6 +187,45 @@ func append(_ string: StaticString, to out: inout [UInt8]) {
 @inline(__always)
 func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inout [UInt8]) {
     out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[range]))
+}
+
+/// Field lines kept as received, gathered while each follows the previous one in the head, so that a run of them
+/// is one append. `flush` before anything else is appended.
+struct FieldRun {
+    /// The gathered lines: `buf[start..<end]` (empty: none).
+    private var start = 0
+    private var end = 0
+
+    /// Adds the field line `name: buf[value]`: to the run when it is written as received (`name: value CRLF`)
+    /// and follows the run; else after the run, on its own.
+    @inline(__always)
+    mutating func add(
+        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]
+    ) {
+        let valueEnd = value.upperBound
+        guard
+            value.lowerBound == name.upperBound &+ 2 && buf[name.upperBound &+ 1] == 0x20
+                && valueEnd &+ 1 < buf.count && buf[valueEnd] == 0x0D && !value.isEmpty
+        else {
+            flush(buf, to: &out)
+            appendField(buf, name: name, value: value, to: &out)
+            return
+        }
+        if name.lowerBound != end || start == end {
+            flush(buf, to: &out)
+            start = name.lowerBound
+        }
+        end = valueEnd &+ 2
+    }
+
+    /// Appends the gathered lines.
+    @inline(__always)
+    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        guard start != end else { return }
+        append(buf, start..<end, to: &out)
+        start = 0
+        end = 0
+    }
 }
 
 /// Appends `name: buf[value] CRLF` with the name as received.

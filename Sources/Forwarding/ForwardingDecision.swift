@@ -21,6 +21,7 @@ public enum ForwardingDecision {
     ///   RFC 9112 §9.3), when the response is delimited by closing (`.untilClose`, RFC 9112 §6.3 rule 8; or a
     ///   CONNECT tunnel, which this gateway never forwards), or when the gateway is draining.
     /// - The upstream's own `Connection: close` only ends the upstream connection (see `upstreamReusable`).
+    @inlinable
     public static func downstream(
         requestKeepAlive: Bool, forwardedUpgrade: Bool, responseStatus: Int, responseFraming: BodyFraming,
         draining: Bool = false
@@ -35,6 +36,7 @@ public enum ForwardingDecision {
 
     /// `downstream(...)` read from the parsed heads; `forwardedUpgrade` is whether the request was sent upstream
     /// as a WebSocket upgrade (a `websocket on` route and `request.isWebSocketUpgrade`).
+    @inlinable
     public static func downstream(
         request: borrowing HeadParser, forwardedUpgrade: Bool, response: borrowing HeadParser, draining: Bool = false
     ) -> AfterResponse {
@@ -46,6 +48,7 @@ public enum ForwardingDecision {
     /// Whether the upstream connection may go back to the keep-alive pool once the response body was read
     /// completely: the upstream keeps it open (RFC 9112 §9.3), the body has its own delimiter, and it did not
     /// switch protocols.
+    @inlinable
     public static func upstreamReusable(response: borrowing HeadParser, requestMethod: Method) -> Bool {
         guard response.keepAlive, response.status != 101 else { return false }
         switch response.responseFraming(requestMethod: requestMethod) {

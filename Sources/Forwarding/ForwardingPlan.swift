@@ -13,6 +13,17 @@ public enum Scheme: Sendable, Equatable {
         case .https: return "https"
         }
     }
+
+    /// The `X-Forwarded-Proto` line for this scheme and the name of `X-Request-ID` after it, led by the CRLF the
+    /// line before owes when `afterValue`.
+    func forwardedProtoThenRequestID(afterValue: Bool) -> StaticString {
+        switch (self, afterValue) {
+        case (.http, false): return "X-Forwarded-Proto: http\r\nX-Request-ID: "
+        case (.http, true): return "\r\nX-Forwarded-Proto: http\r\nX-Request-ID: "
+        case (.https, false): return "X-Forwarded-Proto: https\r\nX-Request-ID: "
+        case (.https, true): return "\r\nX-Forwarded-Proto: https\r\nX-Request-ID: "
+        }
+    }
 }
 
 /// How the upstream `Host` field of a route is written.

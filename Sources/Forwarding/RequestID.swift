@@ -24,12 +24,30 @@ public struct RequestID: Sendable, Equatable, CustomStringConvertible {
     init(hex high: UInt64, _ low: UInt64) {
         storage = InlineArray(repeating: 0)
         count = 32
-        let digits: StaticString = "0123456789abcdef"
-        for position in 0..<16 {
-            let shift = UInt64(60 - 4 * position)
-            storage[position] = digits.utf8Start[Int((high >> shift) & 0xF)]
-            storage[16 + position] = digits.utf8Start[Int((low >> shift) & 0xF)]
+        Swift.withUnsafeMutableBytes(of: &storage) { bytes in
+            bytes.storeBytes(
+                of: Self.hexDigits(UInt32(truncatingIfNeeded: high >> 32)), toByteOffset: 0, as: UInt64.self)
+            bytes.storeBytes(of: Self.hexDigits(UInt32(truncatingIfNeeded: high)), toByteOffset: 8, as: UInt64.self)
+            bytes.storeBytes(
+                of: Self.hexDigits(UInt32(truncatingIfNeeded: low >> 32)), toByteOffset: 16, as: UInt64.self)
+            bytes.storeBytes(of: Self.hexDigits(UInt32(truncatingIfNeeded: low)), toByteOffset: 24, as: UInt64.self)
         }
+    }
+
+    /// The eight lowercase hex digits of `value`, most significant first, as the bytes of a word stored in memory
+    /// order: the nibbles are spread one per byte, then each becomes `0`–`9` or `a`–`f` by word arithmetic (no
+    /// carry crosses a byte: every step stays below 0x67).
+    @inline(__always)
+    static func hexDigits(_ value: UInt32) -> UInt64 {
+        var spread = UInt64(value)
+        spread = (spread | (spread << 16)) & 0x0000_FFFF_0000_FFFF
+        spread = (spread | (spread << 8)) & 0x00FF_00FF_00FF_00FF
+        spread = (spread | (spread << 4)) & 0x0F0F_0F0F_0F0F_0F0F
+        // Stored big-endian, the most significant nibble's byte comes first in memory (the rest works per byte).
+        let nibbles = spread.bigEndian
+        // 1 in each byte whose nibble is 10 or more.
+        let letters = ((nibbles &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return nibbles &+ 0x3030_3030_3030_3030 &+ letters &* 0x27
     }
 
     /// Whether `bytes` is an id this gateway keeps: 1–128 bytes, each visible ASCII (VCHAR without obs-text).

@@ -75,22 +75,24 @@ public struct RequestRewriter: Sendable {
                 // Method SP target as received, in one piece (the parser allows exactly one SP between them).
                 append(buf, request.startLineRange, to: &out)
             }
-            append(" HTTP/1.1\r\n", to: &out)
 
-            // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early).
+            // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early). The
+            // version and the Host name go out in one append.
             var keepClientHost = false
             if let setting = plan.hostSetting {
+                append(" HTTP/1.1\r\n", to: &out)
                 writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
             } else {
                 switch plan.host {
                 case .client:
+                    append(" HTTP/1.1\r\n", to: &out)
                     keepClientHost = true
                 case .named(let hosts):
-                    append("Host: ", to: &out)
+                    append(" HTTP/1.1\r\nHost: ", to: &out)
                     out.append(contentsOf: hosts[server])
                     append("\r\n", to: &out)
                 case .dynamic(let template, let portSuffix):
-                    append("Host: ", to: &out)
+                    append(" HTTP/1.1\r\nHost: ", to: &out)
                     template.render(captures: matcher, path: path, into: &out)
                     out.append(contentsOf: portSuffix)
                     append("\r\n", to: &out)
@@ -100,6 +102,7 @@ public struct RequestRewriter: Sendable {
             let tokens = ConnectionTokens(request, buf)
             var forwardedFor = false
             var clientRequestID: Range<Int>?
+            var run = FieldRun()
             for index in 0..<request.fieldCount {
                 let name = request.nameRange(at: index)
                 let role = FieldRole(buf, name, request: true)
@@ -125,17 +128,26 @@ public struct RequestRewriter: Sendable {
                         if isReplaced(name, plan.headers, buf) { continue }
                     }
                 }
-                appendField(buf, name: name, value: request.valueRange(at: index), to: &out)
+                run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
             }
+            run.flush(buf, to: &out)
 
+            // Static text is written in as few appends as it takes: a line whose value was just written owes its
+            // CRLF (`owesCRLF`), which starts the next static piece.
+            let writesForwardedFor = !plan.overrides.contains(.forwardedFor)
             if plan.websocket && request.isWebSocketUpgrade {
-                append("Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
+                append(
+                    writesForwardedFor
+                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Forwarded-For: "
+                        : "Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
             } else {
-                append("Connection: keep-alive\r\n", to: &out)
+                append(
+                    writesForwardedFor ? "Connection: keep-alive\r\nX-Forwarded-For: " : "Connection: keep-alive\r\n",
+                    to: &out)
             }
 
-            if !plan.overrides.contains(.forwardedFor) {
-                append("X-Forwarded-For: ", to: &out)
+            var owesCRLF = false
+            if writesForwardedFor {
                 if forwardedFor {
                     // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
                     for index in 0..<request.fieldCount {
@@ -148,18 +160,14 @@ public struct RequestRewriter: Sendable {
                     }
                 }
                 out.append(contentsOf: clientAddress)
-                append("\r\n", to: &out)
+                owesCRLF = true
             }
             if !plan.overrides.contains(.realIP) {
-                append("X-Real-IP: ", to: &out)
+                append(owesCRLF ? "\r\nX-Real-IP: " : "X-Real-IP: ", to: &out)
                 out.append(contentsOf: clientAddress)
-                append("\r\n", to: &out)
+                owesCRLF = true
             }
-            if !plan.overrides.contains(.forwardedProto) {
-                append("X-Forwarded-Proto: ", to: &out)
-                append(scheme.bytes, to: &out)
-                append("\r\n", to: &out)
-            }
+            let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
 
             let id: RequestID
             if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
@@ -167,8 +175,16 @@ public struct RequestRewriter: Sendable {
             } else {
                 id = requestIDs.next()
             }
-            append("X-Request-ID: ", to: &out)
+            if writesForwardedProto {
+                append(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF), to: &out)
+            } else {
+                append(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ", to: &out)
+            }
             id.append(to: &out)
+            if plan.headers.isEmpty {
+                append("\r\n\r\n", to: &out)
+                return id
+            }
             append("\r\n", to: &out)
 
             for setting in plan.headers {

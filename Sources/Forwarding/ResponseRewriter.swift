@@ -26,18 +26,19 @@ public enum ResponseRewriter {
             if response.version == .http1_1 && reason.lowerBound > line.lowerBound
                 && buf[reason.lowerBound - 1] == 0x20
             {
-                // `HTTP/1.1 NNN reason` as received is exactly what would be written: one copy.
-                append(buf, line, to: &out)
+                // `HTTP/1.1 NNN reason CRLF` as received is exactly what would be written: one copy.
+                append(buf, line.lowerBound..<(line.upperBound &+ 2), to: &out)
             } else {
                 append("HTTP/1.1 ", to: &out)
                 HeadSerializer.appendDecimal(UInt64(response.status), into: &out)
                 out.append(0x20)
                 append(buf, reason, to: &out)
+                append("\r\n", to: &out)
             }
-            append("\r\n", to: &out)
 
             let tokens = ConnectionTokens(response, buf)
             var hasRequestID = false
+            var run = FieldRun()
             for index in 0..<response.fieldCount {
                 let name = response.nameRange(at: index)
                 switch FieldRole(buf, name, request: false) {
@@ -51,26 +52,33 @@ public enum ResponseRewriter {
                 default:
                     if tokens.lists(name, response, buf) { continue }
                 }
-                appendField(buf, name: name, value: response.valueRange(at: index), to: &out)
+                run.add(buf, name: name, value: response.valueRange(at: index), to: &out)
             }
+            run.flush(buf, to: &out)
 
             let status = response.status
+            // The upstream's own X-Request-ID is kept; else this request's id follows the Connection line, and the
+            // blank line ends the head (each variant one append).
+            let requestID = hasRequestID ? nil : requestID
             if status == 101 && webSocketUpgrade {
-                append("Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
+                append(
+                    requestID == nil
+                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                        : "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Request-ID: ", to: &out)
             } else if status < 200 && status != 101 {
                 append("\r\n", to: &out)
                 return
             } else if keepAlive {
-                append("Connection: keep-alive\r\n", to: &out)
+                append(
+                    requestID == nil ? "Connection: keep-alive\r\n\r\n" : "Connection: keep-alive\r\nX-Request-ID: ",
+                    to: &out)
             } else {
-                append("Connection: close\r\n", to: &out)
+                append(requestID == nil ? "Connection: close\r\n\r\n" : "Connection: close\r\nX-Request-ID: ", to: &out)
             }
-            if !hasRequestID, let requestID {
-                append("X-Request-ID: ", to: &out)
+            if let requestID {
                 requestID.append(to: &out)
-                append("\r\n", to: &out)
+                append("\r\n\r\n", to: &out)
             }
-            append("\r\n", to: &out)
         }
     }
 }

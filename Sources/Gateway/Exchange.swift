@@ -27,9 +27,10 @@ let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 /// against a fake in tests; the gateway's is `LoopTransport` (`LoopExchange`, see `Transport.swift`).
 final class Exchange<Transport: ExchangeTransport> {
     typealias Link = Transport.Link
-    // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
-    // needs no reference counting.
-    unowned(unsafe) let worker: Worker
+    // Strong and `let`: a call through it borrows the reference (an `unowned(unsafe)` one is retained and released
+    // around every call made through it). The cycle with `worker.exchanges` ends when the downstream closes, which
+    // the loop's stop also does (`loopStopping` closes every connection).
+    let worker: Worker
     var downstream: Link!
     let peer: SocketAddress
     let transport: Transport
@@ -37,13 +38,26 @@ final class Exchange<Transport: ExchangeTransport> {
     var slot = -1
     private(set) var phase: RequestPhase = .idle {
         didSet {
-            let old = oldValue.kind
             let new = phase.kind
-            if old != new { worker.phaseChanged(from: old, to: new) }
+            if new != phaseKind {
+                worker.phaseChanged(from: phaseKind, to: new)
+                phaseKind = new
+            }
         }
     }
-    /// When the current phase times out (monotonic ns; 0: never), on the loop's timer heap (`Worker.deadlineMoved`).
-    var deadline: UInt64 = 0 { didSet { worker.deadlineMoved(self) } }
+    /// `phase.kind`, kept with it: telling the cases of an enum with payloads apart is a chain of compares.
+    private(set) var phaseKind: RequestPhase.Kind = .idle
+    /// When the current phase times out (monotonic ns; 0: never). Setting it is a store and a compare: the timer on
+    /// the loop's heap is moved only when the deadline comes earlier than `armedAt` (`Worker.deadlineMoved`); one
+    /// that fires before the deadline sets itself again for it (`Worker.exchangeTimerFired`).
+    var deadline: UInt64 = 0 {
+        didSet {
+            if deadline != 0 && (armedAt == 0 || deadline < armedAt) { worker.deadlineMoved(self) }
+        }
+    }
+    /// When `deadlineTimer` fires (0: not armed). Invariant: while `deadline` is not 0 and the exchange is in the
+    /// worker's books, `armedAt` is not 0 and not after `deadline`.
+    var armedAt: UInt64 = 0
     var deadlineTimer = Deadline()
 
     private var context = RequestContext()
@@ -79,6 +93,15 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private var now: UInt64 { worker.loop.now }
 
+    /// Calls `body` with `parser` (one of this exchange's stored parsers) as an `inout` argument. Passed straight
+    /// from the stored property to a function of another module, a parser is copied (its arrays retained and
+    /// released), since the compiler cannot prove the call leaves the property alone; an `inout` argument is
+    /// exclusive, so it is borrowed in place. `body` must not touch the exchange's parsers otherwise.
+    @inline(__always)
+    private static func inPlace<Result>(_ parser: inout HeadParser, _ body: (inout HeadParser) -> Result) -> Result {
+        body(&parser)
+    }
+
     // MARK: Downstream bytes
 
     /// Bytes read from `link` (the downstream, or the current upstream).
@@ -91,13 +114,13 @@ final class Exchange<Transport: ExchangeTransport> {
     }
 
     private func downstreamBytes(_ bytes: UnsafeRawBufferPointer) {
-        if phase.kind.isFinal { return }
-        if stashOffset < stash.count || !phase.kind.consumesInput {
+        if phaseKind.isFinal { return }
+        if stashOffset < stash.count || !phaseKind.consumesInput {
             stash.append(contentsOf: bytes)
             consumeStash()
         } else {
             let used = consume(bytes)
-            if used < bytes.count && !phase.kind.isFinal {
+            if used < bytes.count && !phaseKind.isFinal {
                 stash.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
             }
         }
@@ -133,13 +156,13 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// Runs `consume` over the stash (after an upstream answered, or the client read its pending bytes).
     private func consumeStash() {
-        guard !consuming, stashOffset < stash.count, phase.kind.consumesInput else { return }
+        guard !consuming, stashOffset < stash.count, phaseKind.consumesInput else { return }
         consuming = true
         let pending = stash
         let used = pending.withUnsafeBytes { consume(UnsafeRawBufferPointer(rebasing: $0[stashOffset...])) }
         consuming = false
         stashOffset += used
-        if stashOffset >= stash.count || phase.kind.isFinal {
+        if stashOffset >= stash.count || phaseKind.isFinal {
             stash = []
             stashOffset = 0
         }
@@ -147,7 +170,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// Reading the client goes on only while its bytes can be used at once and it reads what it is sent.
     private func updateReading() {
-        guard !phase.kind.isFinal else { return }
+        guard !phaseKind.isFinal else { return }
         let waiting = stashOffset < stash.count
         switch phase {
         case .idle, .head, .body:
@@ -209,8 +232,10 @@ final class Exchange<Transport: ExchangeTransport> {
         }
         context.requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
+        // Through a local reference: `snapshot.routes` read in the closure was copied (each of its arrays retained).
+        let current = snapshot
         let decision = request.path.withUnsafeBytes { path in
-            snapshot.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+            current.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
         }
         worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
@@ -430,14 +455,16 @@ final class Exchange<Transport: ExchangeTransport> {
             worker.matcherHolder = ObjectIdentifier(self)
         }
         worker.scratch.removeAll(keepingCapacity: true)
-        worker.writeClientAddress(peer)
         let group = context.group
         let server = context.server
         let route = context.route
-        context.requestID = worker.clientAddress.withUnsafeBytes { address in
-            snapshot.rewriter.writeUpstreamHead(
-                request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
-                clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
+        let current = snapshot
+        context.requestID = worker.withClientAddress(peer) { address in
+            Self.inPlace(&request) { request in
+                current.rewriter.writeUpstreamHead(
+                    request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
+                    clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
+            }
         }
         if body.isEmpty {
             worker.scratch.withUnsafeBytes { upstream.write($0) }
@@ -524,9 +551,12 @@ final class Exchange<Transport: ExchangeTransport> {
         context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
         context.responseBody.start(response.responseFraming(requestMethod: request.method))
         worker.scratch.removeAll(keepingCapacity: true)
-        ResponseRewriter.writeDownstreamHead(
-            response: response, keepAlive: context.keepAliveAfter, requestID: context.requestID,
-            into: &worker.scratch)
+        let keepAlive = context.keepAliveAfter
+        let requestID = context.requestID
+        Self.inPlace(&response) { response in
+            ResponseRewriter.writeDownstreamHead(
+                response: response, keepAlive: keepAlive, requestID: requestID, into: &worker.scratch)
+        }
         phase = .relaying
         context.responseStarted = true
         deadline = now &+ worker.upstreamResponseTimeout
@@ -718,7 +748,7 @@ final class Exchange<Transport: ExchangeTransport> {
             }
         }
         let outcome = PhaseRules.upstreamFailed(
-            failure, phase: phase.kind, responseStarted: context.responseStarted,
+            failure, phase: phaseKind, responseStarted: context.responseStarted,
             canRetry: canRetry(after: failure, reused: reused))
         switch outcome {
         case .retry:
@@ -811,7 +841,7 @@ final class Exchange<Transport: ExchangeTransport> {
         let pending = downstream.pendingByteCount
         let progressed = pending < pendingAtDeadline
         pendingAtDeadline = pending
-        switch PhaseRules.deadline(phase.kind, progressed: progressed) {
+        switch PhaseRules.deadline(phaseKind, progressed: progressed) {
         case .close:
             phase = .closing
             downstream.close()
@@ -850,7 +880,7 @@ final class Exchange<Transport: ExchangeTransport> {
     /// `link` sent EOF.
     func eofArrived(on link: Link) {
         if link === downstream {
-            switch PhaseRules.clientEOF(phase.kind) {
+            switch PhaseRules.clientEOF(phaseKind) {
             case .close:
                 phase = .closing
                 downstream.close()
@@ -875,7 +905,7 @@ final class Exchange<Transport: ExchangeTransport> {
             if writable {
                 // The client read what it was sent: responses (and answers to pipelined requests) go on.
                 upstream?.resumeReading()
-                if phase.kind.consumesInput { resumeDownstream() }
+                if phaseKind.consumesInput { resumeDownstream() }
             } else {
                 upstream?.pauseReading()
             }

@@ -17,6 +17,9 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     }
 
     private var idle: [SocketAddress: Bucket] = [:]
+    /// The bucket used last and its address: a gateway proxying to a few addresses finds it without hashing.
+    private var lastAddress: SocketAddress?
+    private var lastBucket: Bucket?
     private(set) var count = 0
     /// Fires at `expiryAt`, the earliest keep-alive time of a pooled connection (`.max`: not armed).
     private var expiry = Deadline()
@@ -26,7 +29,7 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
 
     /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
     func take(_ address: SocketAddress) -> Connection? {
-        guard let bucket = idle[address], let connection = bucket.connections.popLast() else { return nil }
+        guard let bucket = bucket(address), let connection = bucket.connections.popLast() else { return nil }
         bucket.deadlines.removeLast()
         count -= 1
         return connection
@@ -37,7 +40,7 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     func put(_ connection: Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
         guard !connection.isClosed else { return }
         let bucket: Bucket
-        if let existing = idle[address] {
+        if let existing = self.bucket(address) {
             bucket = existing
         } else {
             bucket = Bucket()
@@ -61,6 +64,16 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
             expiryAt = deadline
             connection.loop.arm(&expiry, at: deadline, handler: self)
         }
+    }
+
+    /// The bucket of `address`, if any.
+    @inline(__always)
+    private func bucket(_ address: SocketAddress) -> Bucket? {
+        if let lastBucket, lastAddress == address { return lastBucket }
+        guard let bucket = idle[address] else { return nil }
+        lastAddress = address
+        lastBucket = bucket
+        return bucket
     }
 
     func timerFired(tag: UInt64) {
@@ -100,6 +113,8 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
         expiryAt = .max
         let all = idle.values.flatMap(\.connections)
         idle.removeAll()
+        lastAddress = nil
+        lastBucket = nil
         count = 0
         for connection in all { connection.close() }
     }

@@ -144,17 +144,37 @@ final class Worker: AcceptHandler, TimerHandler {
         }
     }
 
-    /// Writes `peer`'s address text into `clientAddress` (IPv4 without allocating).
-    func writeClientAddress(_ peer: SocketAddress) {
-        clientAddress.removeAll(keepingCapacity: true)
+    /// Calls `body` with `peer`'s address text: an IPv4 address is written into 16 bytes of stack, an IPv6 one
+    /// into `clientAddress`.
+    @inline(__always)
+    func withClientAddress<Result>(_ peer: SocketAddress, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         switch peer {
         case .v4(let address, _):
-            for shift in [24, 16, 8, 0] as [UInt32] {
-                HeadSerializer.appendDecimal(UInt64((address >> shift) & 0xff), into: &clientAddress)
-                if shift != 0 { clientAddress.append(UInt8(ascii: ".")) }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { text in
+                var count = 0
+                for shift in stride(from: 24 as UInt32, through: 0, by: -8) {
+                    let octet = UInt8(truncatingIfNeeded: address >> shift)
+                    if octet >= 100 {
+                        text[count] = 0x30 &+ octet / 100
+                        count &+= 1
+                    }
+                    if octet >= 10 {
+                        text[count] = 0x30 &+ (octet / 10) % 10
+                        count &+= 1
+                    }
+                    text[count] = 0x30 &+ octet % 10
+                    count &+= 1
+                    if shift != 0 {
+                        text[count] = UInt8(ascii: ".")
+                        count &+= 1
+                    }
+                }
+                return body(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: text[0..<count])))
             }
         case .v6:
+            clientAddress.removeAll(keepingCapacity: true)
             clientAddress.append(contentsOf: peer.hostText.utf8)
+            return clientAddress.withUnsafeBytes(body)
         }
     }
 
@@ -228,6 +248,7 @@ final class Worker: AcceptHandler, TimerHandler {
     func remove(_ exchange: LoopExchange) {
         guard exchanges.removeSlotted(exchange) else { return }
         loop.disarm(&exchange.deadlineTimer)
+        exchange.armedAt = 0
         checkDrained()
     }
 
@@ -291,16 +312,20 @@ final class Worker: AcceptHandler, TimerHandler {
 
     // MARK: Timeouts and drain
 
-    /// An exchange's phase deadline changed: its timer on the loop's heap follows (0 leaves a pending timer to find
-    /// nothing to do when it comes).
-    @inline(__always)
+    /// An exchange's phase deadline came earlier than its timer (or it had none): the timer on the loop's heap is
+    /// set for it. A later deadline leaves the timer where it is (see `exchangeTimerFired`), and 0 leaves a pending
+    /// timer to find nothing to do when it comes.
     func deadlineMoved<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
         let deadline = exchange.deadline
         guard deadline != 0, exchange.slot >= 0 else { return }
         loop.arm(&exchange.deadlineTimer, at: deadline, handler: exchange)
+        exchange.armedAt = deadline
     }
 
+    /// An exchange's timer fired: its deadline passed, or it moved later since the timer was set (then the timer is
+    /// set again for it).
     func exchangeTimerFired<Transport: ExchangeTransport>(_ exchange: Exchange<Transport>) {
+        exchange.armedAt = 0
         guard exchange.slot >= 0, exchange.deadline != 0 else { return }
         if exchange.deadline <= loop.now {
             exchange.deadlineExpired()

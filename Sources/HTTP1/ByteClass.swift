@@ -59,6 +59,38 @@ enum ByteClass {
     }
 }
 
+/// `equalsLowercase` eight bytes at a time, for literals of `a`–`z`, `0`–`9` and `-` only, compared with bytes the
+/// parser accepted in a field name or value: then `byte | 0x20` equals a literal byte exactly when the byte equals it
+/// ignoring case (the other bytes that map onto `-` and the digits, CR and controls 0x10–0x19, never pass the parser,
+/// and every other byte maps outside the literal's alphabet).
+@inline(__always)
+func equalsKnownName(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ literal: StaticString) -> Bool {
+    let count = end &- start
+    guard count == literal.utf8CodeUnitCount, let base = bytes.baseAddress else { return false }
+    let text = UnsafeRawPointer(base + start)
+    let lit = UnsafeRawPointer(literal.utf8Start)
+    let lower: UInt64 = 0x2020_2020_2020_2020
+    if count >= 8 {
+        var offset = 0
+        while offset &+ 8 <= count {
+            let word = text.loadUnaligned(fromByteOffset: offset, as: UInt64.self) | lower
+            guard word == lit.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
+            offset &+= 8
+        }
+        // The last bytes as one word ending at the end (it overlaps bytes already compared).
+        if offset < count {
+            let word = text.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) | lower
+            return word == lit.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+        }
+        return true
+    }
+    for offset in 0..<count
+    where text.load(fromByteOffset: offset, as: UInt8.self) | 0x20 != lit.load(fromByteOffset: offset, as: UInt8.self) {
+        return false
+    }
+    return true
+}
+
 /// Case-insensitive ASCII comparison of a byte range with a lowercase literal.
 @inline(__always)
 func equalsLowercase(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ literal: StaticString) -> Bool {

@@ -14,29 +14,31 @@ extension HeadParser {
                 let field = fields[index]
                 let (start, end) = (field.valueStart, field.valueEnd)
                 switch field.nameEnd - field.nameStart {
-                case 4 where equalsLowercase(buf, field.nameStart, field.nameEnd, "host"):
+                case 4 where equalsKnownName(buf, field.nameStart, field.nameEnd, "host"):
                     hosts += 1
-                case 7 where equalsLowercase(buf, field.nameStart, field.nameEnd, "upgrade"):
+                case 7 where equalsKnownName(buf, field.nameStart, field.nameEnd, "upgrade"):
                     if upgradeField < 0 { upgradeField = index }
                     forEachListElement(buf, start, end) { s, e in
                         // protocol-name ["/" protocol-version] (RFC 9110 §7.8)
                         var nameEnd = s
                         while nameEnd < e && buf[nameEnd] != 0x2F { nameEnd += 1 }
-                        if equalsLowercase(buf, s, nameEnd, "websocket") { websocketToken = true }
+                        if equalsKnownName(buf, s, nameEnd, "websocket") { websocketToken = true }
                         return true
                     }
-                case 10 where equalsLowercase(buf, field.nameStart, field.nameEnd, "connection"):
+                case 10 where equalsKnownName(buf, field.nameStart, field.nameEnd, "connection"):
                     forEachListElement(buf, start, end) { s, e in
-                        if equalsLowercase(buf, s, e, "close") {
+                        if equalsKnownName(buf, s, e, "close") {
                             connectionClose = true
-                        } else if equalsLowercase(buf, s, e, "keep-alive") {
+                        } else if equalsKnownName(buf, s, e, "keep-alive") {
                             connectionKeepAlive = true
-                        } else if equalsLowercase(buf, s, e, "upgrade") {
+                        } else if equalsKnownName(buf, s, e, "upgrade") {
                             connectionUpgrade = true
+                        } else if s < e {
+                            connectionListsOtherFields = true
                         }
                         return true
                     }
-                case 14 where equalsLowercase(buf, field.nameStart, field.nameEnd, "content-length"):
+                case 14 where equalsKnownName(buf, field.nameStart, field.nameEnd, "content-length"):
                     var failure: HeadError?
                     // Content-Length = 1*DIGIT; a list of identical values is one value (RFC 9110 §8.6).
                     forEachListElement(buf, start, end) { s, e in
@@ -52,7 +54,7 @@ extension HeadParser {
                         return true
                     }
                     if let failure { return failure }
-                case 17 where equalsLowercase(buf, field.nameStart, field.nameEnd, "transfer-encoding"):
+                case 17 where equalsKnownName(buf, field.nameStart, field.nameEnd, "transfer-encoding"):
                     transferEncodingPresent = true
                     var invalid = false
                     forEachListElement(buf, start, end) { s, e in
@@ -68,7 +70,7 @@ extension HeadParser {
                             return false
                         }
                         codings += 1
-                        if equalsLowercase(buf, s, tokenEnd, "chunked") {
+                        if equalsKnownName(buf, s, tokenEnd, "chunked") {
                             guard !hasParameters else {
                                 invalid = true
                                 return false
@@ -108,7 +110,7 @@ extension HeadParser {
     // MARK: Start line
 
     /// The request method (RFC 9110 §9); `.other` for methods without a case, read those from `methodBytes`.
-    public var method: Method { parsedMethod }
+    @inlinable public var method: Method { parsedMethod }
 
     /// The method token as received.
     public var methodBytes: ArraySlice<UInt8> { storage[startLineStart..<methodEnd] }
@@ -117,22 +119,22 @@ extension HeadParser {
     public var target: ArraySlice<UInt8> { storage[targetStart..<targetEnd] }
 
     /// The target up to its first `?` (the whole target when there is none).
-    public var path: ArraySlice<UInt8> { storage[targetStart..<(queryMark < 0 ? targetEnd : queryMark)] }
+    @inlinable public var path: ArraySlice<UInt8> { storage[targetStart..<(queryMark < 0 ? targetEnd : queryMark)] }
 
     /// The bytes after the first `?` of the target, without it; nil when the target has no `?`.
     public var query: ArraySlice<UInt8>? { queryMark < 0 ? nil : storage[(queryMark + 1)..<targetEnd] }
 
     /// HTTP version of the message (RFC 9112 §2.3).
-    public var version: Version { parsedVersion }
+    @inlinable public var version: Version { parsedVersion }
 
     /// Status code of a response (RFC 9112 §4).
-    public var status: Int { parsedStatus }
+    @inlinable public var status: Int { parsedStatus }
 
     /// reason-phrase of a response, possibly empty.
     public var reason: ArraySlice<UInt8> { storage[reasonStart..<reasonEnd] }
 
     /// The whole head as received, start line to final CRLF (leading empty lines included).
-    public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
+    @inlinable public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
 
     /// Bytes of storage the parser keeps across `reset()`.
     public var retainedBytes: Int { storage.capacity }
@@ -140,7 +142,7 @@ extension HeadParser {
     // MARK: Fields
 
     /// Number of header fields, in the order received.
-    public var fieldCount: Int { fields.count }
+    @inlinable public var fieldCount: Int { fields.count }
 
     /// Name of field `index` as received.
     public func name(at index: Int) -> ArraySlice<UInt8> {
@@ -171,43 +173,47 @@ extension HeadParser {
     // MARK: Offsets (into `headBytes`; no slice is made, so nothing is retained: for hot loops)
 
     /// Offsets of `methodBytes`.
-    public var methodRange: Range<Int> { startLineStart..<methodEnd }
+    @inlinable public var methodRange: Range<Int> { startLineStart..<methodEnd }
     /// Offsets of `target` (path and query as received).
-    public var targetRange: Range<Int> { targetStart..<targetEnd }
+    @inlinable public var targetRange: Range<Int> { targetStart..<targetEnd }
     /// Offsets of the start line without its CRLF: up to the end of the target (a request: the version is not
     /// included) or of the reason (a response, with its version).
-    public var startLineRange: Range<Int> { startLineStart..<(kind == .request ? targetEnd : reasonEnd) }
+    @inlinable public var startLineRange: Range<Int> { startLineStart..<(kind == .request ? targetEnd : reasonEnd) }
     /// Offsets of `path`.
-    public var pathRange: Range<Int> { targetStart..<(queryMark < 0 ? targetEnd : queryMark) }
+    @inlinable public var pathRange: Range<Int> { targetStart..<(queryMark < 0 ? targetEnd : queryMark) }
     /// Offsets of `query`, or nil.
-    public var queryRange: Range<Int>? { queryMark < 0 ? nil : (queryMark + 1)..<targetEnd }
+    @inlinable public var queryRange: Range<Int>? { queryMark < 0 ? nil : (queryMark + 1)..<targetEnd }
     /// Offsets of `reason`.
-    public var reasonRange: Range<Int> { reasonStart..<reasonEnd }
+    @inlinable public var reasonRange: Range<Int> { reasonStart..<reasonEnd }
     /// Offsets of `name(at:)`.
-    public func nameRange(at index: Int) -> Range<Int> { fields[index].nameStart..<fields[index].nameEnd }
+    @inlinable public func nameRange(at index: Int) -> Range<Int> { fields[index].nameStart..<fields[index].nameEnd }
     /// Offsets of `value(at:)`.
-    public func valueRange(at index: Int) -> Range<Int> { fields[index].valueStart..<fields[index].valueEnd }
+    @inlinable public func valueRange(at index: Int) -> Range<Int> { fields[index].valueStart..<fields[index].valueEnd }
 
     // MARK: Semantics
 
     /// Whether the connection stays open after this message (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`,
     /// HTTP/1.0 only with `Connection: keep-alive`. This reads the header only: a response framed `.untilClose`
     /// or a failed body still ends the connection.
-    public var keepAlive: Bool {
+    @inlinable public var keepAlive: Bool {
         if connectionClose { return false }
         return parsedVersion == .http1_1 || connectionKeepAlive
     }
 
+    /// A Connection field lists a token other than `close`, `keep-alive` and `upgrade`: the name of another field
+    /// that is hop-by-hop for this message (RFC 9110 §7.6.1).
+    @inlinable public var connectionNamesOtherFields: Bool { connectionListsOtherFields }
+
     /// A protocol upgrade is asked for: Connection lists `upgrade` and an Upgrade field is present (RFC 9110 §7.8).
-    public var upgrade: Bool { connectionUpgrade && upgradeField >= 0 }
+    @inlinable public var upgrade: Bool { connectionUpgrade && upgradeField >= 0 }
 
     /// The upgrade asks for WebSocket (`Upgrade: websocket`, any case; RFC 6455 §4.1).
-    public var isWebSocketUpgrade: Bool { upgrade && websocketToken }
+    @inlinable public var isWebSocketUpgrade: Bool { upgrade && websocketToken }
 
     /// Body framing as the message itself states it (RFC 9112 §6.3). For a request: chunked, Content-Length or
     /// none. For a response, without the request in view: none for 1xx/204/304, else chunked (final coding
     /// chunked), Content-Length, or until close. Use `responseFraming(requestMethod:)` for responses.
-    public var bodyFraming: BodyFraming {
+    @inlinable public var bodyFraming: BodyFraming {
         if kind == .response && (parsedStatus < 200 || parsedStatus == 204 || parsedStatus == 304) { return .none }
         if transferEncodingPresent { return chunkedFinal ? .chunked : .untilClose }
         if let contentLength { return .contentLength(contentLength) }
@@ -216,7 +222,7 @@ extension HeadParser {
 
     /// Framing of a response to a request with `requestMethod` (RFC 9112 §6.3 rules 1 and 2): none after HEAD,
     /// a tunnel for a 2xx to CONNECT, otherwise `bodyFraming`. A 101 is `.none`: what follows is the new protocol.
-    public func responseFraming(requestMethod: Method) -> BodyFraming {
+    @inlinable public func responseFraming(requestMethod: Method) -> BodyFraming {
         if requestMethod == .head { return .none }
         if requestMethod == .connect && parsedStatus >= 200 && parsedStatus < 300 { return .tunnel }
         return bodyFraming

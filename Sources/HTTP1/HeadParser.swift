@@ -1,11 +1,12 @@
 // The resumable HTTP/1.x head parser: a byte-at-a-time state machine over whatever bytes have arrived (RFC 9112).
 
 /// Offsets into `HeadParser.storage` of one field line; value offsets exclude leading and trailing OWS.
+@usableFromInline
 struct FieldSpan: Sendable {
-    var nameStart: Int
-    var nameEnd: Int
-    var valueStart: Int
-    var valueEnd: Int
+    @usableFromInline var nameStart: Int
+    @usableFromInline var nameEnd: Int
+    @usableFromInline var valueStart: Int
+    @usableFromInline var valueEnd: Int
 }
 
 /// Incremental parser of a request head (RFC 9112 §3) or a response head (RFC 9112 §4) and its header section.
@@ -22,6 +23,7 @@ public struct HeadParser: Sendable {
         case response
     }
 
+    @usableFromInline
     enum State: UInt8, Sendable {
         case start
         case leadingLF
@@ -50,37 +52,38 @@ public struct HeadParser: Sendable {
     public let kind: Kind
     public var limits: Limits
 
-    var storage: [UInt8] = []
-    var fields: [FieldSpan] = []
-    var state: State = .start
+    @usableFromInline var storage: [UInt8] = []
+    @usableFromInline var fields: [FieldSpan] = []
+    @usableFromInline var state: State = .start
     var failure: HeadError = .invalidMethod
     var emptyLines = 0
 
-    var startLineStart = 0
-    var methodEnd = 0
-    var targetStart = 0
-    var targetEnd = 0
-    var queryMark = -1
+    @usableFromInline var startLineStart = 0
+    @usableFromInline var methodEnd = 0
+    @usableFromInline var targetStart = 0
+    @usableFromInline var targetEnd = 0
+    @usableFromInline var queryMark = -1
     var versionStart = 0
     var statusDigits = 0
-    var reasonStart = 0
-    var reasonEnd = 0
+    @usableFromInline var reasonStart = 0
+    @usableFromInline var reasonEnd = 0
     var nameStart = 0
     var nameEnd = 0
     var valueStart = 0
     var valueEnd = 0
 
-    var parsedMethod: Method = .other
-    var parsedVersion: Version = .http1_1
-    var parsedStatus = 0
-    var contentLength: UInt64?
-    var transferEncodingPresent = false
-    var chunkedFinal = false
-    var connectionClose = false
-    var connectionKeepAlive = false
-    var connectionUpgrade = false
-    var upgradeField = -1
-    var websocketToken = false
+    @usableFromInline var parsedMethod: Method = .other
+    @usableFromInline var parsedVersion: Version = .http1_1
+    @usableFromInline var parsedStatus = 0
+    @usableFromInline var contentLength: UInt64?
+    @usableFromInline var transferEncodingPresent = false
+    @usableFromInline var chunkedFinal = false
+    @usableFromInline var connectionClose = false
+    @usableFromInline var connectionKeepAlive = false
+    @usableFromInline var connectionUpgrade = false
+    @usableFromInline var connectionListsOtherFields = false
+    @usableFromInline var upgradeField = -1
+    @usableFromInline var websocketToken = false
 
     /// A parser for one kind of head; storage for a typical head is reserved once here unless `reserving` is
     /// false (a placeholder that owns no memory, e.g. for a connection between requests).
@@ -94,6 +97,9 @@ public struct HeadParser: Sendable {
 
     /// Forget the current head and keep the storage capacity, for the next message on a keep-alive connection.
     public mutating func reset() {
+        // Nothing was parsed since the last reset (the gateway resets a response parser both when a request ends
+        // and before the next response): every field still holds its reset value.
+        if state == .start && storage.isEmpty && fields.isEmpty && emptyLines == 0 { return }
         storage.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
         state = .start
@@ -109,12 +115,13 @@ public struct HeadParser: Sendable {
         connectionClose = false
         connectionKeepAlive = false
         connectionUpgrade = false
+        connectionListsOtherFields = false
         upgradeField = -1
         websocketToken = false
     }
 
     /// True once `parse` returned `.complete`; the accessors describe the head only then.
-    public var isComplete: Bool { state == .complete }
+    @inlinable public var isComplete: Bool { state == .complete }
 
     /// Convenience for tests and cold paths: parse the bytes of an array.
     public mutating func parse(_ bytes: [UInt8]) -> ParseStep {
@@ -201,6 +208,16 @@ public struct HeadParser: Sendable {
                     return fail(.invalidTarget)
                 }
             case .requestVersion:
+                // `HTTP/1.1 CRLF` whole in this input, within both limits: the start line ends here.
+                if offset == versionStart && i &+ 10 <= min(count, limits.maxHeaderBytes - base)
+                    && offset &+ 8 &- startLineStart <= limits.maxRequestLine
+                    && Self.isHTTP11(bytes, at: i, then: ByteClass.cr) && bytes[i &+ 9] == ByteClass.lf
+                {
+                    parsedVersion = .http1_1
+                    state = .lineStart
+                    i &+= 10
+                    continue
+                }
                 if byte == ByteClass.cr {
                     if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
                     state = .startLineLF
@@ -208,6 +225,16 @@ public struct HeadParser: Sendable {
                     return fail(.invalidVersion)
                 }
             case .responseVersion:
+                // `HTTP/1.1 SP` whole in this input, within both limits: the status code comes next.
+                if offset == versionStart && i &+ 9 <= min(count, limits.maxHeaderBytes - base)
+                    && offset &+ 9 &- startLineStart <= limits.maxRequestLine
+                    && Self.isHTTP11(bytes, at: i, then: ByteClass.sp)
+                {
+                    parsedVersion = .http1_1
+                    state = .statusCode
+                    i &+= 9
+                    continue
+                }
                 if byte == ByteClass.sp {
                     if let error = finishVersion(end: offset, base: base, bytes: bytes) { return fail(error) }
                     state = .statusCode
@@ -248,6 +275,10 @@ public struct HeadParser: Sendable {
                     guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
                     nameStart = offset
                     state = .name
+                    // The common `name: value CRLF` line in one go, within this input and the head limit; where it
+                    // departs from that shape, the loop goes on from that byte in the state reached.
+                    i = scanFieldLine(bytes, from: i &+ 1, base: base)
+                    continue
                 } else if ByteClass.isWhitespace(byte) {
                     return fail(fields.isEmpty ? .whitespaceBeforeFirstField : .obsFold)
                 } else {
@@ -288,18 +319,10 @@ public struct HeadParser: Sendable {
                     // Fast scan over the run of value bytes within the head limit; `valueEnd` follows the last
                     // non-whitespace byte (trailing OWS is not part of the value, RFC 9110 §5.5).
                     let end = min(count, limits.maxHeaderBytes - base)
-                    var j = i
-                    var last = -1
-                    while j < end {
-                        let next = bytes[j]
-                        if ByteClass.isFieldVchar(next) {
-                            last = j
-                        } else if !ByteClass.isWhitespace(next) {
-                            break
-                        }
-                        j += 1
-                    }
-                    if last >= 0 { valueEnd = base + last + 1 }
+                    let j = Self.valueRunEnd(bytes, from: i, to: end)
+                    var last = j
+                    while last > i && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
+                    if last > i { valueEnd = base + last }
                     i = j
                     continue
                 } else if byte == ByteClass.cr {
@@ -327,10 +350,75 @@ public struct HeadParser: Sendable {
         return .needMore
     }
 
+    /// From just after a field name's first byte: the rest of the name, the colon, OWS, the value and its CRLF, as
+    /// far as they have the common shape; updates the state and offsets as the byte-at-a-time loop would, and
+    /// returns the index of the first byte that loop has to look at.
+    @inline(__always)
+    mutating func scanFieldLine(_ bytes: UnsafeRawBufferPointer, from start: Int, base: Int) -> Int {
+        let end = min(bytes.count, limits.maxHeaderBytes - base)
+        var j = start
+        while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+        guard j < end && bytes[j] == ByteClass.colon else { return j }
+        nameEnd = base + j
+        state = .valueOWS
+        j &+= 1
+        while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
+        guard j < end && ByteClass.isFieldVchar(bytes[j]) else { return j }
+        valueStart = base + j
+        let runEnd = Self.valueRunEnd(bytes, from: j, to: end)
+        var last = runEnd
+        while last > j && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
+        valueEnd = base + last
+        state = .value
+        guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
+            return runEnd
+        }
+        fields.append(FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+        state = .lineStart
+        return runEnd &+ 2
+    }
+
+    /// The end of the run of field-value bytes (field-vchar, SP, HTAB) of `bytes[start..<end]`: eight bytes at a
+    /// time while none of them is a control byte or DEL, then byte by byte.
+    @inline(__always)
+    static func valueRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var j = start
+        if let base = bytes.baseAddress {
+            // A word has a byte below 0x20 when (w - 0x20…) & ~w & 0x80… is not zero, and a DEL byte when the same
+            // test for zero holds for w ^ 0x7F…: both are exact as to whether such a byte exists (a borrow reaches
+            // a higher byte only from a lower one that matched), which is all this needs.
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while j &+ 8 <= end {
+                let word = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let del = word ^ (0x7F &* ones)
+                let control = (word &- 0x20 &* ones) & ~word & highs
+                let isDel = (del &- ones) & ~del & highs
+                if control | isDel != 0 { break }
+                j &+= 8
+            }
+        }
+        while j < end {
+            let byte = bytes[j]
+            guard ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte) else { break }
+            j &+= 1
+        }
+        return j
+    }
+
     mutating func fail(_ error: HeadError) -> ParseStep {
         failure = error
         state = .failed
         return .failure(error)
+    }
+
+    /// Whether `bytes[index..<index + 9]` (all present) is `HTTP/1.1` followed by `last`.
+    @inline(__always)
+    static func isHTTP11(_ bytes: UnsafeRawBufferPointer, at index: Int, then last: UInt8) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        // "HTTP/1.1" as a little-endian word.
+        let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        return word == 0x312E_312F_5054_5448 && bytes[index &+ 8] == last
     }
 
     /// Byte `position` of `HTTP/DIGIT.DIGIT` (RFC 9112 §2.3); the name is case-sensitive.

@@ -79,17 +79,19 @@ public struct RouteTable: Sendable {
     /// plain request on a `websocket on` route, otherwise proxy or respond as the route says.
     public func decide(path: UnsafeRawBufferPointer, isWebSocketUpgrade: Bool, matcher: Matcher) -> Decision {
         guard let index = match(path: path, matcher: matcher) else { return .notFound }
-        let route = routes[index]
-        for group in route.hostCaptureGroups {
-            guard let span = matcher.span(group), isHostLabel(UnsafeRawBufferPointer(rebasing: path[span])) else {
-                return .notFound
+        // The route is read in place: a copy of `Route` would retain and release each of its arrays.
+        return routes.withUnsafeBufferPointer { routes in
+            for group in routes[index].hostCaptureGroups {
+                guard let span = matcher.span(group), isHostLabel(UnsafeRawBufferPointer(rebasing: path[span])) else {
+                    return .notFound
+                }
             }
-        }
-        switch route.action {
-        case .respond: return .respond(route: index)
-        case .proxy:
-            if route.websocket && !isWebSocketUpgrade { return .upgradeRequired(route: index) }
-            return .proxy(route: index)
+            switch routes[index].action {
+            case .respond: return .respond(route: index)
+            case .proxy:
+                if routes[index].websocket && !isWebSocketUpgrade { return .upgradeRequired(route: index) }
+                return .proxy(route: index)
+            }
         }
     }
 
