@@ -32,10 +32,10 @@ scenario() {
   {
     echo "### $title — $(date -u +%Y-%m-%d) $started UTC"
     echo
-    echo "Command: \`ROUNDS=$ROUNDS ${env[*]} GATEWAY_BIN=$GATEWAY_BIN bash $*\`"
+    echo "Command: \`ROUNDS=$ROUNDS ${env[*]:+${env[*]} }GATEWAY_BIN=$GATEWAY_BIN bash $*\`"
     echo
   } >>"$OUT"
-  env "${env[@]}" bash "$@" | sed -n '/^## /,$p' >>"$OUT"
+  env "${env[@]}" bash "$@" | sed -n '/^## /,$p' | sed 's/^## [a-z-]*: /Machine: /' >>"$OUT"
   echo >>"$OUT"
 }
 
