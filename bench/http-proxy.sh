@@ -3,7 +3,8 @@
 # one nginx `return 200 "ok"` upstream; wrk -t1 -c50 per contender, contenders alternated over ROUNDS rounds;
 # median req/s and proxy CPU µs per request, with ratios against the better of nginx and HAProxy.
 #
-# Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1),
+# Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WARMUP seconds (1), PROXY_WORKERS (1:
+# nginx worker_processes, HAProxy nbthread and the gateway's --workers; the relay floors stay one thread),
 # RELAY_FLOOR (1: include `rtc-bench relay` as the parse-nothing floors floor-epoll and floor-uring, from
 # RTC_BENCH_BIN, default .build/release/rtc-bench; FLOOR_URING_SIMPLE=1 adds floor-uring-simple), DIRECT (1:
 # include wrk straight to the upstream), GATEWAY_BIN (rtc-gateway executable; skipped when unset), GATEWAY_CONF (its
@@ -86,7 +87,7 @@ if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
     # One worker, one upstream with a keep-alive pool, every path proxied.
     conf="$BENCH_TMP/gateway-http.conf"
     cat >"$conf" <<EOF
-workers 1;
+workers $PROXY_WORKERS;
 listen 127.0.0.1:$GATEWAY_PORT;
 admin 127.0.0.1:$((GATEWAY_PORT + 1000));
 upstream bench {
@@ -98,7 +99,7 @@ route default {
 }
 EOF
   fi
-  bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers 1
+  bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers "$PROXY_WORKERS"
   wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"
   CONTENDERS+=(gateway)
   PID[gateway]=$BENCH_LAST_PID
@@ -112,7 +113,7 @@ EOF
       sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$uring_port;/" \
         -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((uring_port + 1000));/" "$conf"
     } >"$uring_conf"
-    bench_start gateway-uring "$GATEWAY_BIN" --config "$uring_conf" --workers 1
+    bench_start gateway-uring "$GATEWAY_BIN" --config "$uring_conf" --workers "$PROXY_WORKERS"
     wait_port "$uring_port" "$BENCH_LAST_PID"
     CONTENDERS+=(gateway-uring)
     PID[gateway-uring]=$BENCH_LAST_PID
@@ -125,7 +126,7 @@ EOF
     sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$log_port;/" -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((log_port + 1000));/" \
       "$conf" >"$log_conf"
     echo "access_log $BENCH_TMP/access.log;" >>"$log_conf"
-    bench_start gateway-log "$GATEWAY_BIN" --config "$log_conf" --workers 1
+    bench_start gateway-log "$GATEWAY_BIN" --config "$log_conf" --workers "$PROXY_WORKERS"
     wait_port "$log_port" "$BENCH_LAST_PID"
     CONTENDERS+=(gateway-log)
     PID[gateway-log]=$BENCH_LAST_PID

@@ -99,15 +99,24 @@ wait_port() {
   die "port $port did not open within ${timeout}s"
 }
 
+# PROXY_WORKERS (1): workers of the proxies under test: nginx `worker_processes` (with a master process when more
+# than one), HAProxy `nbthread`; the scripts pass it to rtc-gateway as `--workers`.
+PROXY_WORKERS=${PROXY_WORKERS:-1}
+
 # nginx_start NAME PORT_TO_WAIT HTTP_BLOCK_BODY: one process (master_process off), one worker, logs and pid in
-# a temp dir. HTTP_BLOCK_BODY is inserted inside `http { }`. Leaves the pid in BENCH_LAST_PID.
+# a temp dir (PROXY_WORKERS > 1: a master and that many workers). HTTP_BLOCK_BODY is inserted inside `http { }`.
+# Leaves the pid in BENCH_LAST_PID.
 nginx_start() {
-  local name=$1 port=$2 body=$3 dir="$BENCH_TMP/$1"
+  local name=$1 port=$2 body=$3 dir="$BENCH_TMP/$1" master=off workers=1
+  if [[ "$name" != upstream ]] && ((PROXY_WORKERS > 1)); then
+    master=on
+    workers=$PROXY_WORKERS
+  fi
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
 daemon off;
-master_process off;
-worker_processes 1;
+master_process $master;
+worker_processes $workers;
 worker_rlimit_nofile 20000;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
@@ -138,7 +147,7 @@ haproxy_start() {
   mkdir -p "$dir"
   cat >"$dir/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $PROXY_WORKERS
     maxconn 9500
     pidfile $dir/haproxy.pid
 defaults
