@@ -176,18 +176,10 @@ public final class EventLoop: @unchecked Sendable {
     public func run() throws(Errno) {
         loopThread.store(threadID(), ordering: .releasing)
         now = monotonicNanoseconds()
-        while !stopRequested.load(ordering: .acquiring) {
-            runTasks()
-            runDeferred()
-            runTimers()
-            if stopRequested.load(ordering: .acquiring) { break }
-            var timeout = timeoutMilliseconds()
-            sleeping.store(true, ordering: .sequentiallyConsistent)
-            if timeout != 0 && tasks.withLock({ !$0.isEmpty }) { timeout = 0 }
-            switch selector {
-            case .epoll(let epoll): try waitAndDispatch(epoll, timeout: timeout)
-            case .ioURing(let ring): try waitAndDispatch(ring, timeout: timeout)
-            }
+        // The backend is chosen once per run, not per turn: binding the enum's payload retains it.
+        switch selector {
+        case .epoll(let epoll): try turns(epoll)
+        case .ioURing(let ring): try turns(ring)
         }
         stopped.store(true, ordering: .releasing)
         runTasks()
@@ -199,15 +191,24 @@ public final class EventLoop: @unchecked Sendable {
         deferred.removeAll()
     }
 
-    @inline(__always)
-    private func waitAndDispatch<S: Selector>(_ source: S, timeout: Int32) throws(Errno) {
-        let count = try source.wait(timeoutMilliseconds: timeout)
-        sleeping.store(false, ordering: .releasing)
-        now = monotonicNanoseconds()
-        for index in 0..<count {
-            let (token, events) = source.event(at: index)
-            // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
-            handlers.lookup(token)?.ready(events)
+    /// Loop turns until `stop()`: tasks, deferred retries, timers, then the wait and its events.
+    private func turns<S: Selector>(_ source: S) throws(Errno) {
+        while !stopRequested.load(ordering: .acquiring) {
+            runTasks()
+            runDeferred()
+            runTimers()
+            if stopRequested.load(ordering: .acquiring) { break }
+            var timeout = timeoutMilliseconds()
+            sleeping.store(true, ordering: .sequentiallyConsistent)
+            if timeout != 0 && tasks.withLock({ !$0.isEmpty }) { timeout = 0 }
+            let count = try source.wait(timeoutMilliseconds: timeout)
+            sleeping.store(false, ordering: .releasing)
+            now = monotonicNanoseconds()
+            for index in 0..<count {
+                let (token, events) = source.event(at: index)
+                // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
+                handlers.lookup(token)?.ready(events)
+            }
         }
     }
 
