@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev
 	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
 	procps iproute2 valgrind
 
-.PHONY: all deps build release test test-swift test-uring test-alloc test-k8s fuzz-smoke fuzz-long format format-check run clean help
+.PHONY: all deps build release test test-swift test-uring test-alloc test-prebuild test-alloc-run test-k8s fuzz-smoke fuzz-long format format-check run clean help
 
 all: build
 
@@ -46,7 +46,16 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps build test-swift test-uring test-alloc test-k8s fuzz-smoke format-check
+# While the debug tests run (mostly waiting on sockets and timers), the release build of the allocation tests and
+# the fuzz harnesses are built at the lowest CPU priority, in their own directories (SwiftPM locks its build
+# directory): two test passes and two builds fit in the time one test pass and two builds took in turn.
+test: deps build
+	@mkdir -p $(RELEASE_SCRATCH); \
+	nice -n 19 $(MAKE) --no-print-directory test-prebuild >$(RELEASE_SCRATCH)/prebuild.log 2>&1 & prebuild=$$!; \
+	status=0; $(MAKE) --no-print-directory test-swift test-uring || status=$$?; \
+	if [ $$status -ne 0 ]; then kill $$prebuild 2>/dev/null; wait $$prebuild; exit $$status; fi; \
+	wait $$prebuild || { cat $(RELEASE_SCRATCH)/prebuild.log; echo "make test: the release or fuzz build failed"; exit 1; }
+	$(MAKE) --no-print-directory test-alloc-run test-k8s fuzz-smoke format-check
 	@echo "make test: all checks passed"
 
 test-swift:
@@ -63,9 +72,15 @@ test-uring:
 
 # Zero heap allocations per request in steady state only holds for optimized code: the allocation tests run
 # again on a release build (with -enable-testing, since some test targets use @testable imports).
-RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing
-test-alloc:
+RELEASE_SCRATCH := .build-release-tests
+RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing --scratch-path $(RELEASE_SCRATCH)
+test-alloc: test-prebuild test-alloc-run
+
+test-prebuild:
 	$(SWIFT) build $(RELEASE_TEST_FLAGS) --build-tests
+	bash Tests/Fuzz/fuzz.sh build
+
+test-alloc-run:
 	$(SWIFT) test $(RELEASE_TEST_FLAGS) --skip-build --filter AllocationTests
 
 test-k8s:
@@ -95,4 +110,4 @@ run: release
 	@bash bench/stack.sh up --bin .build/release --dir .run
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz $(RELEASE_SCRATCH)
