@@ -202,14 +202,6 @@ public final class IOURing {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
-    /// close(2) as a submission; `silent` posts no completion when it succeeds.
-    public func close(_ fd: FileDescriptor, userData: UInt64, silent: Bool = true) throws(Errno) {
-        let sqe = try nextSQE()
-        io_uring_prep_close(sqe, fd.rawValue)
-        io_uring_sqe_set_data64(sqe, userData)
-        if silent { io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS()) }
-    }
-
     /// Submits what is queued without waiting. Returns how many were submitted.
     @discardableResult
     public func submit() throws(Errno) -> Int {

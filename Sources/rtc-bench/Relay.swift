@@ -220,11 +220,8 @@ final class EpollRelay {
         let pair = table.pairs + slot
         pair.pointee.client = client
         do {
-            let upstream = try FileDescriptor.socket(.tcp, for: options.upstream)
+            let upstream = try relayUpstreamSocket(client: client, upstream: options.upstream)
             pair.pointee.upstream = upstream
-            // Small writes go out at once, as nginx and HAProxy send them.
-            try? client.set(.noDelay(true))
-            try? upstream.set(.noDelay(true))
             let status = try upstream.connect(to: options.upstream)
             pair.pointee.connecting = status == .inProgress
             // Until the connect finishes, client bytes wait in the kernel: the direction counts as blocked.
@@ -443,4 +440,13 @@ func runRelay(_ arguments: ArraySlice<String>) {
     } catch {
         fail("relay: \(error)")
     }
+}
+
+/// The upstream socket of a new pair, with TCP_NODELAY on both of its sockets: small writes go out at once, as nginx
+/// and HAProxy send them. Shared by the epoll and io_uring backends.
+func relayUpstreamSocket(client: FileDescriptor, upstream address: SocketAddress) throws(Errno) -> FileDescriptor {
+    let upstream = try FileDescriptor.socket(.tcp, for: address)
+    try? client.set(.noDelay(true))
+    try? upstream.set(.noDelay(true))
+    return upstream
 }

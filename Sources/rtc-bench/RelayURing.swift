@@ -202,11 +202,8 @@ final class URingRelay {
         let pair = table.pairs + slot
         pair.pointee.client = client
         do {
-            let upstream = try FileDescriptor.socket(.tcp, for: options.upstream)
+            let upstream = try relayUpstreamSocket(client: client, upstream: options.upstream)
             pair.pointee.upstream = upstream
-            // Small writes go out at once, as nginx and HAProxy send them.
-            try? client.set(.noDelay(true))
-            try? upstream.set(.noDelay(true))
             pair.pointee.connecting = true
             try ring.connect(upstream, to: upstreamAddress, userData: tag(slot, .connect))
             pair.pointee.inFlight += 1
