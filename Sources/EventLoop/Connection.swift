@@ -55,6 +55,10 @@ public final class Connection: EventHandler {
         static let drainedBeforePause = State(rawValue: 128)
         /// A readiness event arrived while reading was paused.
         static let edgeWhilePaused = State(rawValue: 256)
+        /// Reads by completion: a multishot receive into the loop's provided buffers, not readiness and read(2).
+        static let completionReads = State(rawValue: 512)
+        /// A multishot receive is armed (until a receipt without `more`).
+        static let receiveArmed = State(rawValue: 1024)
     }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -111,6 +115,12 @@ public final class Connection: EventHandler {
     // MARK: Reading
 
     public func pauseReading() {
+        if state.contains(.completionReads) {
+            // The receive is cancelled; bytes it completes before the cancel takes effect are still delivered.
+            if !state.contains(.readingPaused) && state.contains(.receiveArmed) { loop.cancelReceive(token) }
+            state.insert(.readingPaused)
+            return
+        }
         // Outside a read callback nothing is known about unread bytes: `resumeReading` will look.
         if !state.contains(.readingPaused) { state.remove([.drainedBeforePause, .edgeWhilePaused]) }
         state.insert(.readingPaused)
@@ -118,6 +128,12 @@ public final class Connection: EventHandler {
 
     public func resumeReading() {
         guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
+        if state.contains(.completionReads) {
+            state.remove(.readingPaused)
+            // A receive still armed (its cancel not completed yet) is armed again when its ECANCELED comes.
+            if state.isDisjoint(with: [.receiveArmed, .sawEOF, .closed]) { armReceive() }
+            return
+        }
         let mustLook = !state.contains(.drainedBeforePause) || state.contains(.edgeWhilePaused)
         state.remove([.readingPaused, .drainedBeforePause, .edgeWhilePaused])
         // Edge-triggered: bytes that arrived while paused were reported then and ignored, and bytes left unread
@@ -140,6 +156,8 @@ public final class Connection: EventHandler {
             flush()
             if state.contains(.closed) { return }
         }
+        // Reading by completion: bytes, end of file and read errors come as receipts.
+        if state.contains(.completionReads) { return }
         if !state.isDisjoint(with: [.readingPaused, .sawEOF]) {
             if state.contains(.readingPaused) && !events.isDisjoint(with: [.readable, .readHangup, .hangup]) {
                 state.insert(.edgeWhilePaused)
@@ -184,6 +202,53 @@ public final class Connection: EventHandler {
             }
         }
         loop.retryLater(token)
+    }
+
+    // MARK: Reading by completion
+
+    /// On an io_uring loop, reads from now on by completion: a multishot receive into the loop's provided buffers
+    /// delivers each arrival to `received` (bytes valid during the call, as with the shared read buffer), with no
+    /// readiness event and no read(2) per arrival; writes are unchanged. For long-lived streams (a tunnel). Returns
+    /// false, changing nothing, on an epoll loop or when the ring cannot (its connection reads by readiness then).
+    @discardableResult
+    public func receiveByCompletion() -> Bool {
+        if state.contains(.completionReads) { return true }
+        guard !state.contains(.closed), loop.receiveByCompletion(fd, token: token) else { return false }
+        state.insert(.completionReads)
+        if state.isDisjoint(with: [.readingPaused, .sawEOF]) { armReceive() }
+        return true
+    }
+
+    /// Whether reads come by completion (`receiveByCompletion`).
+    public var readsByCompletion: Bool { state.contains(.completionReads) }
+
+    private func armReceive() {
+        do {
+            try loop.armReceive(fd, token: token)
+            state.insert(.receiveArmed)
+        } catch {
+            fail(error)
+        }
+    }
+
+    public func completed(_ receipt: Receipt) {
+        if state.contains(.closed) { return }
+        if !receipt.more { state.remove(.receiveArmed) }
+        let result = receipt.result
+        if result > 0 {
+            // Reading stopped for good (`closeWhenFlushed`): what was in flight has nowhere to go.
+            if !state.contains(.closeWhenFlushed) { handler?.received(self, receipt.bytes) }
+        } else if result == 0 {
+            state.insert(.sawEOF)
+            handler?.readEOF(self)
+            return
+        } else if result != -Errno.noBufferSpace.code && result != -Errno.cancelled.code {
+            close(error: Errno(-result))
+            return
+        }
+        // Ended (out of buffers: they come back at the next wait; cancelled by a pause since lifted; or ended by
+        // the kernel after data): armed again unless reading is paused.
+        if state.isDisjoint(with: [.receiveArmed, .readingPaused, .sawEOF, .closed]) { armReceive() }
     }
 
     // MARK: Writing

@@ -8,6 +8,12 @@ public protocol EventHandler: AnyObject {
     func ready(_ events: ReadyEvents)
     /// The loop is stopping: release the descriptor and tell your owner.
     func loopStopping()
+    /// A completion of this registration's multishot receive (io_uring loops, after `receiveByCompletion`).
+    func completed(_ receipt: Receipt)
+}
+
+extension EventHandler {
+    public func completed(_ receipt: Receipt) {}
 }
 
 /// A single-threaded event loop.
@@ -52,14 +58,21 @@ public final class EventLoop: @unchecked Sendable {
 
     /// A loop on `backend` (`.processDefault`: `RTC_EVENTS` from the environment, else epoll). `.auto` takes
     /// io_uring when this machine allows it and epoll otherwise; an explicit `.ioURing` that cannot run throws.
+    /// `receiveBuffers`: the io_uring loop's provided buffers for connections that read by completion (made when
+    /// the first one switches; count a power of two).
     public init(
-        readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024, backend: EventsBackend = .processDefault
+        readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024, backend: EventsBackend = .processDefault,
+        receiveBuffers: (count: Int, size: Int) = (256, 16 * 1024)
     )
         throws(Errno)
     {
         switch backend.resolved().kind {
         case .epoll: selector = .epoll(try EpollSelector(capacity: eventCapacity))
-        case .ioURing: selector = .ioURing(try URingSelector(capacity: eventCapacity))
+        case .ioURing:
+            selector = .ioURing(
+                try URingSelector(
+                    capacity: eventCapacity, receiveBufferCount: receiveBuffers.count,
+                    receiveBufferSize: receiveBuffers.size))
         }
         wake = try FileDescriptor.eventFD()
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
@@ -104,6 +117,26 @@ public final class EventLoop: @unchecked Sendable {
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) {
         guard handlers.remove(token) else { return }
         try? selector.deregister(fd, token: token, willClose: willClose)
+    }
+
+    /// Switches a registration to completion reads (io_uring loops only; false on epoll or when the loop cannot):
+    /// see `Connection.receiveByCompletion`.
+    func receiveByCompletion(_ fd: FileDescriptor, token: UInt64) -> Bool {
+        guard case .ioURing(let selector) = selector else { return false }
+        do { try selector.receiveByCompletion(fd, token: token) } catch { return false }
+        return true
+    }
+
+    /// Arms the multishot receive of a registration that reads by completion.
+    func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+        guard case .ioURing(let selector) = selector else { return }
+        try selector.armReceive(fd, token: token)
+    }
+
+    /// Cancels it (the receive ends with a receipt of ECANCELED, or of what it was completing).
+    func cancelReceive(_ token: UInt64) {
+        guard case .ioURing(let selector) = selector else { return }
+        try? selector.cancelReceive(token)
     }
 
     /// Gives a live registration to another handler (same fd, interest and token): no `epoll_ctl` needed.
@@ -207,7 +240,12 @@ public final class EventLoop: @unchecked Sendable {
             for index in 0..<count {
                 let (token, events) = source.event(at: index)
                 // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
-                handlers.lookup(token)?.ready(events)
+                guard let handler = handlers.lookup(token) else { continue }
+                if events.contains(.received) {
+                    handler.completed(source.receipt(at: index))
+                } else {
+                    handler.ready(events)
+                }
             }
         }
     }

@@ -35,6 +35,26 @@ public struct ReadyEvents: OptionSet, Sendable {
     public static let readHangup = ReadyEvents(rawValue: 4)
     public static let hangup = ReadyEvents(rawValue: 8)
     public static let error = ReadyEvents(rawValue: 16)
+    /// Not readiness: a completed receive of a connection that reads by completion (io_uring only); its result
+    /// and bytes are the selector's `receipt(at:)`, delivered as `EventHandler.completed`.
+    public static let received = ReadyEvents(rawValue: 32)
+}
+
+/// One completion of a multishot receive into the loop's provided buffers.
+public struct Receipt {
+    /// Bytes received (> 0), 0 at end of file, or a negated errno (ENOBUFS: the loop had no free buffer; ECANCELED:
+    /// the receive was cancelled).
+    public var result: Int32
+    /// The received bytes, in a buffer the loop takes back after this callback.
+    public var bytes: UnsafeRawBufferPointer
+    /// The receive stays armed; when false it ended and must be armed again to read on.
+    public var more: Bool
+
+    public init(result: Int32, bytes: UnsafeRawBufferPointer, more: Bool) {
+        self.result = result
+        self.bytes = bytes
+        self.more = more
+    }
 }
 
 /// A readiness source for one loop: epoll (`EpollSelector`) or io_uring multishot polls (`URingSelector`).
@@ -49,6 +69,8 @@ public protocol Selector: AnyObject {
     /// Waits up to `timeoutMilliseconds` (-1: forever) and returns how many events `event(at:)` can read.
     func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int
     func event(at index: Int) -> (token: UInt64, events: ReadyEvents)
+    /// The receive behind an event carrying `.received` (only the io_uring selector reports those).
+    func receipt(at index: Int) -> Receipt
     func close()
 }
 
@@ -93,6 +115,11 @@ public final class EpollSelector: Selector {
     @inline(__always)
     public func event(at index: Int) -> (token: UInt64, events: ReadyEvents) {
         (buffer.token(at: index), ReadyEvents(pollBits: buffer.events(at: index).rawValue))
+    }
+
+    /// epoll reports readiness only: never called.
+    public func receipt(at index: Int) -> Receipt {
+        Receipt(result: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0), more: false)
     }
 
     public func close() { epoll.close() }

@@ -15,6 +15,11 @@ import Sys
 /// A poll keeps a reference to its file, so closing a descriptor does not end its poll (as it does with epoll):
 /// `deregister` always queues a removal, and the socket is released when that removal is submitted, at the end of
 /// the same loop turn. Completions of removed polls (ECANCELED, or any event carrying a stale token) are dropped.
+///
+/// Completion reads: a registration switched by `receiveByCompletion` keeps a poll for writability only and reads
+/// with a multishot receive into the loop's ring of provided buffers (one completion per arrival, no read(2)). Its
+/// completions are reported as `.received` events with a `Receipt`; the buffers delivered in one wait go back to the
+/// kernel at the start of the next (handlers use the bytes during their callback only, as with `readBuffer`).
 public final class URingSelector: Selector {
     /// The ring starts disabled: the loop's thread enables it on its first wait and becomes its single issuer
     /// (loops are made on one thread and run on another).
@@ -22,11 +27,24 @@ public final class URingSelector: Selector {
     /// Marks the user data of a removal (whose completion comes only when it fails). Tokens never have it set: their
     /// high half is a slot generation, which would need 2^31 reuses of one slot to reach it.
     static let removalTag: UInt64 = 1 << 63
+    /// Marks the user data of a registration's multishot receive.
+    static let receiveTag: UInt64 = 1 << 62
+    /// Marks the user data of a receive's cancellation (whose completion comes only when it fails).
+    static let cancelTag: UInt64 = 1 << 61
+    /// Marks the user data of a poll that watches writability only (a registration that reads by completion).
+    static let writeOnlyTag: UInt64 = 1 << 60
+    static let tags: UInt64 = removalTag | receiveTag | cancelTag | writeOnlyTag
+    /// The provided-buffer group of completion reads, and its size: buffers × bytes per buffer, made on first use.
+    static let bufferGroup: UInt16 = 0
+    let receiveBufferCount: Int
+    let receiveBufferSize: Int
 
     struct Registration {
         var fd: Int32
         var interest: Interest
         var token: UInt64
+        /// The user data of its poll: the token, with `writeOnlyTag` once it reads by completion.
+        var pollData: UInt64
         /// The wait (`batch`) in which this registration's events were last reported, and where in `ready`: a
         /// second completion for it in the same wait is merged into the first.
         var batch: UInt32 = 0
@@ -36,6 +54,11 @@ public final class URingSelector: Selector {
     let ring: IOURing
     private let completions: UnsafeMutablePointer<IOURing.Completion>
     private let ready: UnsafeMutablePointer<(token: UInt64, events: ReadyEvents)>
+    private let receipts: UnsafeMutablePointer<Receipt>
+    /// Provided buffers delivered by the last wait, recycled at the start of the next.
+    private let delivered: UnsafeMutablePointer<UInt16>
+    private var deliveredCount = 0
+    private var buffers: ProvidedBufferRing?
     private let capacity: Int
     /// Indexed by the token's slot index (the low 32 bits): what to re-arm when a multishot poll ends by itself.
     private var registrations: [Registration] = []
@@ -44,17 +67,25 @@ public final class URingSelector: Selector {
     /// Why the io_uring backend cannot run here, or nil when it can.
     public static func unavailability() -> Errno? { IOURing.unavailability(flags: setupFlags) }
 
-    public init(capacity: Int = 1024, entries: UInt32 = 4096) throws(Errno) {
+    public init(
+        capacity: Int = 1024, entries: UInt32 = 4096, receiveBufferCount: Int = 256, receiveBufferSize: Int = 16 * 1024
+    ) throws(Errno) {
         ring = try IOURing(entries: entries, flags: Self.setupFlags.union(.disabled), completionBatch: capacity)
         self.capacity = capacity
+        self.receiveBufferCount = receiveBufferCount
+        self.receiveBufferSize = receiveBufferSize
         completions = .allocate(capacity: capacity)
         ready = .allocate(capacity: capacity)
+        receipts = .allocate(capacity: capacity)
+        delivered = .allocate(capacity: capacity)
         registrations.reserveCapacity(1024)
     }
 
     deinit {
         completions.deallocate()
         ready.deallocate()
+        receipts.deallocate()
+        delivered.deallocate()
     }
 
     @inline(__always)
@@ -68,24 +99,72 @@ public final class URingSelector: Selector {
     @inline(__always)
     static func index(_ token: UInt64) -> Int { Int(UInt32(truncatingIfNeeded: token)) }
 
+    static let vacant = Registration(fd: -1, interest: [], token: 0, pollData: 0)
+
     public func register(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno) {
         try ring.pollMultishot(fd, events: Self.bits(interest), userData: token)
         let index = Self.index(token)
-        while registrations.count <= index { registrations.append(Registration(fd: -1, interest: [], token: 0)) }
-        registrations[index] = Registration(fd: fd.rawValue, interest: interest, token: token)
+        while registrations.count <= index { registrations.append(Self.vacant) }
+        registrations[index] = Registration(fd: fd.rawValue, interest: interest, token: token, pollData: token)
+    }
+
+    @inline(__always)
+    private func isLive(_ token: UInt64) -> Bool {
+        let index = Self.index(token)
+        return index < registrations.count && registrations[index].token == token
     }
 
     public func modify(_ fd: FileDescriptor, interest: Interest, token: UInt64) throws(Errno) {
-        try ring.pollRemove(token, userData: token | Self.removalTag)
-        try register(fd, interest: interest, token: token)
+        guard isLive(token) else { return try register(fd, interest: interest, token: token) }
+        let index = Self.index(token)
+        let old = registrations[index].pollData
+        try ring.pollRemove(old, userData: old | Self.removalTag)
+        try ring.pollMultishot(fd, events: Self.bits(interest), userData: old)
+        registrations[index].interest = interest
     }
 
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) throws(Errno) {
-        let index = Self.index(token)
-        if index < registrations.count && registrations[index].token == token {
-            registrations[index] = Registration(fd: -1, interest: [], token: 0)
+        var pollData = token
+        if isLive(token) {
+            let index = Self.index(token)
+            pollData = registrations[index].pollData
+            registrations[index] = Self.vacant
         }
-        try ring.pollRemove(token, userData: token | Self.removalTag)
+        try ring.pollRemove(pollData, userData: pollData | Self.removalTag)
+        // A receive, like a poll, holds the socket's file until it ends.
+        if pollData & Self.writeOnlyTag != 0 { try cancelReceive(token) }
+    }
+
+    // MARK: Completion reads
+
+    /// Switches a live registration to completion reads: its poll is replaced by one for writability (errors and
+    /// hang-ups are always reported too), and its reads come from `armReceive`. Makes the provided-buffer ring on
+    /// first use.
+    public func receiveByCompletion(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+        guard isLive(token) else { throw Errno.badFileDescriptor }
+        let index = Self.index(token)
+        guard registrations[index].pollData & Self.writeOnlyTag == 0 else { return }
+        if buffers == nil {
+            if !ring.enabled { try ring.enable() }
+            buffers = try ProvidedBufferRing(
+                ring: ring, group: Self.bufferGroup, count: receiveBufferCount, bufferSize: receiveBufferSize)
+        }
+        let old = registrations[index].pollData
+        let new = token | Self.writeOnlyTag
+        try ring.pollRemove(old, userData: old | Self.removalTag)
+        try ring.pollMultishot(fd, events: Self.bits([.writable]), userData: new)
+        registrations[index].pollData = new
+        registrations[index].interest = [.writable]
+    }
+
+    /// Arms a multishot receive for a registration that reads by completion.
+    public func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+        try ring.receiveMultishot(fd, group: Self.bufferGroup, userData: token | Self.receiveTag)
+    }
+
+    /// Cancels the registration's receive; it ends with a `Receipt` of ECANCELED (or with whatever it was completing).
+    public func cancelReceive(_ token: UInt64) throws(Errno) {
+        try ring.cancel(token | Self.receiveTag, userData: token | Self.receiveTag | Self.cancelTag)
     }
 
     /// Submits what is queued and runs the completion work it causes (removals release their files): used when the
@@ -101,6 +180,11 @@ public final class URingSelector: Selector {
 
     public func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int {
         if !ring.enabled { try ring.enable() }
+        if deliveredCount > 0, let buffers {
+            for position in 0..<deliveredCount { buffers.recycle(delivered[position]) }
+            buffers.commit()
+            deliveredCount = 0
+        }
         if ring.ready > 0 {
             // Completion work already ran on one of this turn's system calls (cooperative task running): reap
             // without waiting, and enter the kernel only if there is something to submit.
@@ -114,15 +198,34 @@ public final class URingSelector: Selector {
         var kept = 0
         for position in 0..<count {
             let completion = completions[position]
-            let token = completion.userData
-            if token & Self.removalTag != 0 {
-                // A removal that failed. EALREADY: the poll's wake-up was being completed; ask again next turn.
+            let data = completion.userData
+            if data & (Self.removalTag | Self.cancelTag) != 0 {
+                // A removal or cancellation that failed. EALREADY: the operation was completing; ask again next turn
+                // (ENOENT: it had ended already).
                 if completion.result == -Errno.alreadyInProgress.code {
-                    try? ring.pollRemove(token & ~Self.removalTag, userData: token)
+                    if data & Self.removalTag != 0 {
+                        try? ring.pollRemove(data & ~Self.removalTag, userData: data)
+                    } else {
+                        try? ring.cancel(data & ~Self.cancelTag, userData: data)
+                    }
                 }
                 continue
             }
-            if token == 0 { continue }
+            if data == 0 { continue }
+            let token = data & ~Self.tags
+            if data & Self.receiveTag != 0 {
+                var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+                if let id = completion.bufferID, let buffers {
+                    delivered[deliveredCount] = id
+                    deliveredCount += 1
+                    bytes = UnsafeRawBufferPointer(buffers.bytes(id, count: Int(max(completion.result, 0))))
+                }
+                guard isLive(token) else { continue }
+                ready[kept] = (token, .received)
+                receipts[kept] = Receipt(result: completion.result, bytes: bytes, more: completion.more)
+                kept += 1
+                continue
+            }
             let events: ReadyEvents
             if completion.result < 0 {
                 // ECANCELED: a removed poll. Any other error ends the poll: let the handler find it out by I/O.
@@ -130,7 +233,7 @@ public final class URingSelector: Selector {
                 events = [.readable, .writable, .error]
             } else {
                 events = ReadyEvents(pollBits: UInt32(bitPattern: completion.result))
-                if !completion.more { rearm(token) }
+                if !completion.more { rearm(data) }
             }
             // One report per registration and wait: a wake-up per arrival (a listener's, during a burst of
             // connections) would otherwise make the handler look again and find nothing.
@@ -150,17 +253,22 @@ public final class URingSelector: Selector {
         return kept
     }
 
-    /// A multishot poll the kernel ended by itself (the completion queue overflowed): armed again if still wanted.
-    private func rearm(_ token: UInt64) {
-        let index = Self.index(token)
-        guard index < registrations.count, registrations[index].token == token else { return }
-        let registration = registrations[index]
+    /// A multishot poll the kernel ended by itself (the completion queue overflowed): armed again if still wanted
+    /// (and still the registration's current poll).
+    private func rearm(_ pollData: UInt64) {
+        let token = pollData & ~Self.tags
+        guard isLive(token) else { return }
+        let registration = registrations[Self.index(token)]
+        guard registration.pollData == pollData else { return }
         try? ring.pollMultishot(
-            FileDescriptor(registration.fd), events: Self.bits(registration.interest), userData: token)
+            FileDescriptor(registration.fd), events: Self.bits(registration.interest), userData: pollData)
     }
 
     @inline(__always)
     public func event(at index: Int) -> (token: UInt64, events: ReadyEvents) { ready[index] }
+
+    @inline(__always)
+    public func receipt(at index: Int) -> Receipt { receipts[index] }
 
     public func close() { ring.close() }
 }

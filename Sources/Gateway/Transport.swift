@@ -106,6 +106,10 @@ struct LoopTransport: ExchangeTransport {
         upstream.setHandler(tunnel)
         downstream.resumeReading()
         upstream.resumeReading()
+        // On io_uring, a tunnel reads by completion (multishot receive into the loop's buffers): no readiness event
+        // and no read(2) per relayed message. Nothing changes on epoll.
+        downstream.receiveByCompletion()
+        upstream.receiveByCompletion()
     }
 
     func remove(_ exchange: LoopExchange) {

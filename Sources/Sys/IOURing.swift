@@ -147,11 +147,12 @@ public final class IOURing {
         io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS())
     }
 
-    /// Cancels every request armed with `target` (IORING_OP_ASYNC_CANCEL); the cancel itself posts nothing.
-    public func cancel(_ target: UInt64) throws(Errno) {
+    /// Cancels every request armed with `target` (IORING_OP_ASYNC_CANCEL). The cancel posts a completion (with
+    /// `userData`) only when it fails: ENOENT (nothing armed with `target`) or EALREADY (completing: try again).
+    public func cancel(_ target: UInt64, userData: UInt64 = 0) throws(Errno) {
         let sqe = try nextSQE()
         io_uring_prep_cancel64(sqe, target, Int32(IORING_ASYNC_CANCEL_ALL))
-        io_uring_sqe_set_data64(sqe, 0)
+        io_uring_sqe_set_data64(sqe, userData)
         io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS())
     }
 

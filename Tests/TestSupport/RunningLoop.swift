@@ -8,8 +8,12 @@ public final class RunningLoop: Sendable {
     public let loop: EventLoop
     public let thread: Sys.Thread
 
-    public init() throws {
-        let loop = try EventLoop()
+    public convenience init() throws {
+        try self.init(loop: try EventLoop())
+    }
+
+    /// Runs `loop` (made by the caller with the options a test needs).
+    public init(loop: EventLoop) throws {
         self.loop = loop
         thread = try Sys.Thread { try? loop.run() }
     }

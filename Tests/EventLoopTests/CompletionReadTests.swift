@@ -1,0 +1,191 @@
+// Connections that read by completion (io_uring multishot receive into the loop's provided buffers): bytes intact
+// through pauses, an exhausted buffer ring, end of file and close; on epoll the switch is refused and nothing changes.
+import Glibc
+import Synchronization
+import Sys
+import TestSupport
+import Testing
+
+@testable import EventLoop
+
+/// Echo server whose connections switch to completion reads on accept; pauses reading while its echo is above the
+/// loop's high-water mark. Counts what the tests look at.
+final class CompletionEchoServer: AcceptHandler, ConnectionHandler, @unchecked Sendable {
+    let switched = Mutex<[Bool]>([])
+    let pauses = Atomic<Int>(0)
+    let eofs = Atomic<Int>(0)
+    let closedWith = Mutex<[Errno?]>([])
+    /// On end of file: close at once (true) or shut the writing side after the echo (false).
+    let closeOnEOF: Bool
+    var connections: [Connection] = []
+
+    init(closeOnEOF: Bool = false) { self.closeOnEOF = closeOnEOF }
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        guard let connection = try? Connection(loop: listener.loop, fd: fd, handler: self) else { return }
+        connections.append(connection)
+        let result = connection.receiveByCompletion()
+        switched.withLock { $0.append(result && connection.readsByCompletion) }
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) { connection.write(bytes) }
+
+    func writabilityChanged(_ connection: Connection, writable: Bool) {
+        if writable {
+            connection.resumeReading()
+        } else {
+            pauses.add(1, ordering: .relaxed)
+            connection.pauseReading()
+        }
+    }
+
+    func readEOF(_ connection: Connection) {
+        eofs.add(1, ordering: .relaxed)
+        if closeOnEOF { connection.close() } else { connection.shutdownWrite() }
+    }
+
+    func closed(_ connection: Connection, error: Errno?) { closedWith.withLock { $0.append(error) } }
+}
+
+/// Sends `count` pattern bytes on a blocking socket from a thread of its own while this thread reads the echo back;
+/// returns whether every byte came back in order, then shuts the writing side and expects end of file. Reading
+/// starts once `startReading` holds (so that the echo piles up first).
+func echoRoundTrip(
+    port: UInt16, count: Int, stream: Int, chunk: Int = 3000, startReading: () -> Bool = { true }
+) throws -> Bool {
+    let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+    defer { Glibc.close(fd) }
+    let writer = try Sys.Thread {
+        var offset = 0
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        while offset < count {
+            let size = min(chunk, count - offset)
+            for index in 0..<size { buffer[index] = patternByte(stream: stream, offset: offset + index) }
+            var sent = 0
+            while sent < size {
+                let result = buffer.withUnsafeBytes {
+                    Glibc.send(fd, $0.baseAddress! + sent, size - sent, Int32(MSG_NOSIGNAL))
+                }
+                if result <= 0 { return }
+                sent += result
+            }
+            offset += size
+        }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+    defer { writer.join() }
+    guard waitUntil(startReading) else { return false }
+    var received = 0
+    var intact = true
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let result = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        if result < 0 && errno == EINTR { continue }
+        if result <= 0 { break }
+        for index in 0..<result where buffer[index] != patternByte(stream: stream, offset: received + index) {
+            intact = false
+        }
+        received += result
+    }
+    return intact && received == count
+}
+
+@Suite(.enabled(if: EventsBackend.ioURingUnavailability == nil, "io_uring is not available here"))
+struct CompletionReadTests {
+    func serve(
+        _ server: CompletionEchoServer, receiveBuffers: (count: Int, size: Int) = (256, 16 * 1024),
+        highWaterMark: Int = 256 * 1024
+    ) throws -> (RunningLoop, UInt16) {
+        let running = try RunningLoop(loop: try EventLoop(backend: .ioURing, receiveBuffers: receiveBuffers))
+        let port = try running.sync {
+            running.loop.highWaterMark = highWaterMark
+            return try Listener(loop: running.loop, address: .loopback(port: 0), handler: server).address.port
+        }
+        return (running, port)
+    }
+
+    /// 8 MiB echoed through a 16 KiB high-water mark: reading pauses (its receive is cancelled) and resumes many
+    /// times, the 4 MiB buffer ring is reused twice over, and every byte comes back in order.
+    @Test func bytesSurvivePausesAndBufferReuse() throws {
+        let server = CompletionEchoServer()
+        let (running, port) = try serve(server, highWaterMark: 16 * 1024)
+        defer { running.stop() }
+        #expect(
+            try echoRoundTrip(port: port, count: 8 << 20, stream: 1, chunk: 60000) {
+                server.pauses.load(ordering: .relaxed) > 0
+            })
+        #expect(server.switched.withLock { $0 } == [true])
+        #expect(server.eofs.load(ordering: .relaxed) == 1)
+    }
+
+    /// Two 64-byte buffers for the whole loop: arrivals outrun them, receives end with ENOBUFS and are armed again
+    /// once the buffers come back; four connections at once still get every byte.
+    @Test func anExhaustedBufferRingLosesNothing() throws {
+        let server = CompletionEchoServer()
+        let (running, port) = try serve(server, receiveBuffers: (2, 64))
+        defer { running.stop() }
+        let results = Mutex<[Bool]>([])
+        var threads: [Sys.Thread] = []
+        for stream in 0..<4 {
+            threads.append(
+                try Sys.Thread {
+                    let ok = (try? echoRoundTrip(port: port, count: 200_000, stream: stream, chunk: 1500)) ?? false
+                    results.withLock { $0.append(ok) }
+                })
+        }
+        for thread in threads { thread.join() }
+        #expect(results.withLock { $0 } == [true, true, true, true])
+        #expect(server.switched.withLock { $0 } == [true, true, true, true])
+    }
+
+    /// End of file comes as a receipt; closing a connection whose receive is armed sends the FIN (the receive, which
+    /// holds the file, is cancelled with the registration).
+    @Test func endOfFileAndCloseReachThePeer() throws {
+        let server = CompletionEchoServer(closeOnEOF: true)
+        let (running, port) = try serve(server)
+        defer { running.stop() }
+        let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+        defer { Glibc.close(fd) }
+        #expect(waitUntil { server.switched.withLock { $0.count } == 1 })
+        let message = Array("hello".utf8)
+        _ = message.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let echoed = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        #expect(echoed == 5 && Array(buffer[0..<5]) == message)
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        // The server closes on EOF: its FIN arrives (recv returns 0; a receive left armed would keep it open until
+        // the 20 s receive timeout, and recv would return -1).
+        let end = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        #expect(end == 0)
+        #expect(server.eofs.load(ordering: .relaxed) == 1)
+        #expect(server.closedWith.withLock { $0.count } == 1)
+    }
+
+    /// A connection closed by the loop's side while idle (its receive armed, no bytes moving) releases its socket.
+    @Test func closingAnIdleConnectionSendsTheFIN() throws {
+        let server = CompletionEchoServer()
+        let (running, port) = try serve(server)
+        defer { running.stop() }
+        let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+        defer { Glibc.close(fd) }
+        #expect(waitUntil { server.switched.withLock { $0.count } == 1 })
+        try running.sync { for connection in server.connections { connection.close() } }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let end = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        #expect(end == 0)
+    }
+}
+
+@Suite struct CompletionReadOnEpollTests {
+    /// On epoll the switch is refused and the connection goes on reading by readiness.
+    @Test func epollRefusesAndStillEchoes() throws {
+        let server = CompletionEchoServer()
+        let running = try RunningLoop(loop: try EventLoop(backend: .epoll))
+        defer { running.stop() }
+        let port = try running.sync {
+            try Listener(loop: running.loop, address: .loopback(port: 0), handler: server).address.port
+        }
+        #expect(try echoRoundTrip(port: port, count: 100_000, stream: 9))
+        #expect(server.switched.withLock { $0 } == [false])
+    }
+}
