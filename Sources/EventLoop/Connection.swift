@@ -37,6 +37,11 @@ public final class Connection: EventHandler {
     private var pendingStart: Int32 = 0
     private var pendingEnd: Int32 = 0
     private var pendingCapacity: Int32 = 0
+    /// Completion I/O: bytes of the send in flight (the first ones of pending), and the buffer it reads from (the
+    /// pending buffer, or an earlier one that `append` outgrew, kept alive until the send completes).
+    private var sending: Int32 = 0
+    private var sendingFrom: UnsafeMutableRawPointer?
+    private var sendingFromCapacity: Int32 = 0
     private var failure: Int32 = 0
     private var state: State = []
     /// Free for the owner (e.g. an index into its own table).
@@ -55,7 +60,8 @@ public final class Connection: EventHandler {
         static let drainedBeforePause = State(rawValue: 128)
         /// A readiness event arrived while reading was paused.
         static let edgeWhilePaused = State(rawValue: 256)
-        /// Reads by completion: a multishot receive into the loop's provided buffers, not readiness and read(2).
+        /// Completion I/O: reads are a multishot receive into the loop's provided buffers, writes are sends submitted
+        /// with the loop's wait; no readiness, read(2) or send(2).
         static let completionReads = State(rawValue: 512)
         /// A multishot receive is armed (until a receipt without `more`).
         static let receiveArmed = State(rawValue: 1024)
@@ -204,23 +210,61 @@ public final class Connection: EventHandler {
         loop.retryLater(token)
     }
 
-    // MARK: Reading by completion
+    // MARK: Completion I/O
 
-    /// On an io_uring loop, reads from now on by completion: a multishot receive into the loop's provided buffers
-    /// delivers each arrival to `received` (bytes valid during the call, as with the shared read buffer), with no
-    /// readiness event and no read(2) per arrival; writes are unchanged. For long-lived streams (a tunnel). Returns
-    /// false, changing nothing, on an epoll loop or when the ring cannot (its connection reads by readiness then).
+    /// On an io_uring loop, does its I/O by completion from now on: a multishot receive into the loop's provided
+    /// buffers delivers each arrival to `received` (bytes valid during the call, as with the shared read buffer),
+    /// and `write` copies into the pending buffer and submits a send with the loop's wait: no readiness event, no
+    /// read(2) and no send(2) per message. For long-lived streams (a tunnel). Returns false, changing nothing, on an
+    /// epoll loop or when the ring cannot (the connection stays on readiness then).
     @discardableResult
     public func receiveByCompletion() -> Bool {
         if state.contains(.completionReads) { return true }
         guard !state.contains(.closed), loop.receiveByCompletion(fd, token: token) else { return false }
         state.insert(.completionReads)
         if state.isDisjoint(with: [.readingPaused, .sawEOF]) { armReceive() }
+        // Bytes left from before the switch: no writability event will come for them any more.
+        if pending != nil { submitSend() }
         return true
     }
 
-    /// Whether reads come by completion (`receiveByCompletion`).
+    /// Whether I/O is by completion (`receiveByCompletion`).
     public var readsByCompletion: Bool { state.contains(.completionReads) }
+
+    /// Submits the pending bytes as one send (nothing in flight before).
+    private func submitSend() {
+        guard let buffer = pending, sending == 0, pendingStart < pendingEnd else { return }
+        let count = pendingEnd - pendingStart
+        do {
+            try loop.submitSend(
+                fd, UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(count)), token: token)
+        } catch {
+            fail(error)
+            return
+        }
+        sending = count
+        sendingFrom = buffer
+        sendingFromCapacity = pendingCapacity
+    }
+
+    public func sent(_ receipt: Receipt) {
+        guard sending > 0 else { return }
+        // An outgrown buffer the send read from is free now.
+        if let from = sendingFrom, from != pending { releaseBuffer(from, capacity: sendingFromCapacity) }
+        sending = 0
+        sendingFrom = nil
+        if state.contains(.closed) { return }
+        if receipt.result < 0 {
+            close(error: Errno(-receipt.result))
+            return
+        }
+        pendingStart += receipt.result
+        if pendingStart < pendingEnd {
+            submitSend()
+            return
+        }
+        drained()
+    }
 
     private func armReceive() {
         do {
@@ -260,6 +304,11 @@ public final class Connection: EventHandler {
         guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
             return
         }
+        if state.contains(.completionReads) {
+            append(bytes)
+            submitSend()
+            return
+        }
         if pending != nil {
             append(bytes)
             return
@@ -279,9 +328,10 @@ public final class Connection: EventHandler {
         guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
             return
         }
-        if pending != nil {
+        if pending != nil || state.contains(.completionReads) {
             append(head)
             append(body)
+            if state.contains(.completionReads) { submitSend() }
             return
         }
         var sent = 0
@@ -331,12 +381,15 @@ public final class Connection: EventHandler {
             return
         }
         if pending == nil || Int(pendingCapacity) - Int(pendingEnd) < bytes.count {
-            var capacity = max(Int(pendingCapacity), 4096)
+            var capacity = max(Int(pendingCapacity), EventLoop.outputBufferSize)
             while capacity < needed { capacity *= 2 }
-            let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            let fresh =
+                capacity == EventLoop.outputBufferSize
+                ? loop.takeOutputBuffer() : UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
             if let old = pending {
                 fresh.copyMemory(from: old + Int(pendingStart), byteCount: used)
-                old.deallocate()
+                // A send in flight reads from the old buffer: it is released when that send completes.
+                if old != sendingFrom { releaseBuffer(old, capacity: pendingCapacity) }
             }
             pending = fresh
             pendingCapacity = Int32(capacity)
@@ -352,7 +405,7 @@ public final class Connection: EventHandler {
     }
 
     private func flush() {
-        guard let buffer = pending else { return }
+        guard let buffer = pending, !state.contains(.completionReads) else { return }
         while pendingStart < pendingEnd {
             let slice = UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(pendingEnd - pendingStart))
             do {
@@ -365,6 +418,11 @@ public final class Connection: EventHandler {
                 return
             }
         }
+        drained()
+    }
+
+    /// Every pending byte is sent: the buffer goes back, and what waited for it happens.
+    private func drained() {
         releasePending()
         if state.contains(.closeWhenFlushed) {
             close(error: nil)
@@ -378,8 +436,16 @@ public final class Connection: EventHandler {
         if state.contains(.shutdownRequested) && !state.contains(.closed) && pending == nil { shutWriteNow() }
     }
 
+    private func releaseBuffer(_ buffer: UnsafeMutableRawPointer, capacity: Int32) {
+        if Int(capacity) == EventLoop.outputBufferSize {
+            loop.giveBackOutputBuffer(buffer)
+        } else {
+            buffer.deallocate()
+        }
+    }
+
     private func releasePending() {
-        pending?.deallocate()
+        if let buffer = pending, buffer != sendingFrom { releaseBuffer(buffer, capacity: pendingCapacity) }
         pending = nil
         pendingStart = 0
         pendingEnd = 0
@@ -394,6 +460,13 @@ public final class Connection: EventHandler {
     private func close(error: Errno?) {
         guard !state.contains(.closed) else { return }
         state.insert(.closed)
+        // A send in flight still reads its buffer: the loop frees it when the (cancelled) send completes.
+        if let from = sendingFrom {
+            loop.orphanSend(from, token: token)
+            if from == pending { pending = nil }
+            sendingFrom = nil
+            sending = 0
+        }
         loop.deregister(fd, token: token, willClose: true)
         fd.close()
         releasePending()
@@ -404,5 +477,7 @@ public final class Connection: EventHandler {
 
     public func loopStopping() { close(error: nil) }
 
-    deinit { pending?.deallocate() }
+    deinit {
+        if let buffer = pending, buffer != sendingFrom { buffer.deallocate() }
+    }
 }

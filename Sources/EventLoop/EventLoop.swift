@@ -10,10 +10,13 @@ public protocol EventHandler: AnyObject {
     func loopStopping()
     /// A completion of this registration's multishot receive (io_uring loops, after `receiveByCompletion`).
     func completed(_ receipt: Receipt)
+    /// A completion of this registration's send (io_uring loops, after `receiveByCompletion`).
+    func sent(_ receipt: Receipt)
 }
 
 extension EventHandler {
     public func completed(_ receipt: Receipt) {}
+    public func sent(_ receipt: Receipt) {}
 }
 
 /// A single-threaded event loop.
@@ -81,10 +84,12 @@ public final class EventLoop: @unchecked Sendable {
         deferredRunning.reserveCapacity(1024)
         tasks.withLock { $0.reserveCapacity(1024) }
         runningTasks.reserveCapacity(1024)
+        outputBuffers.reserveCapacity(Self.outputBufferCacheLimit)
         wakeToken = try register(wake, interest: .readable, handler: Waker(wake))
     }
 
     deinit {
+        for buffer in outputBuffers { buffer.deallocate() }
         readBuffer.deallocate()
         wake.close()
         selector.close()
@@ -137,6 +142,39 @@ public final class EventLoop: @unchecked Sendable {
     func cancelReceive(_ token: UInt64) {
         guard case .ioURing(let selector) = selector else { return }
         try? selector.cancelReceive(token)
+    }
+
+    /// Submits a send for a registration doing completion I/O (io_uring only).
+    func submitSend(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
+        guard case .ioURing(let selector) = selector else { throw Errno.notSupported }
+        try selector.send(fd, bytes, token: token)
+    }
+
+    /// Hands over the memory of a send still in flight whose connection closed (freed when the send completes).
+    func orphanSend(_ memory: UnsafeMutableRawPointer, token: UInt64) {
+        guard case .ioURing(let selector) = selector else { return }
+        selector.orphan(memory, token: token)
+    }
+
+    // MARK: Output buffers
+
+    /// Size of the cached output buffers: a connection's first pending buffer comes from the cache.
+    static let outputBufferSize = 4096
+    /// Free output buffers of `outputBufferSize` bytes, kept for the next connection that needs one (at most
+    /// `outputBufferCacheLimit`): a relay that sends by completion takes one per message burst.
+    private var outputBuffers: [UnsafeMutableRawPointer] = []
+    static let outputBufferCacheLimit = 256
+
+    func takeOutputBuffer() -> UnsafeMutableRawPointer {
+        outputBuffers.popLast() ?? .allocate(byteCount: Self.outputBufferSize, alignment: 8)
+    }
+
+    func giveBackOutputBuffer(_ buffer: UnsafeMutableRawPointer) {
+        if outputBuffers.count < Self.outputBufferCacheLimit {
+            outputBuffers.append(buffer)
+        } else {
+            buffer.deallocate()
+        }
     }
 
     /// Gives a live registration to another handler (same fd, interest and token): no `epoll_ctl` needed.
@@ -243,6 +281,8 @@ public final class EventLoop: @unchecked Sendable {
                 guard let handler = handlers.lookup(token) else { continue }
                 if events.contains(.received) {
                     handler.completed(source.receipt(at: index))
+                } else if events.contains(.sent) {
+                    handler.sent(source.receipt(at: index))
                 } else {
                     handler.ready(events)
                 }

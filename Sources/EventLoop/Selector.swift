@@ -38,12 +38,14 @@ public struct ReadyEvents: OptionSet, Sendable {
     /// Not readiness: a completed receive of a connection that reads by completion (io_uring only); its result
     /// and bytes are the selector's `receipt(at:)`, delivered as `EventHandler.completed`.
     public static let received = ReadyEvents(rawValue: 32)
+    /// Not readiness: a completed send of a connection doing completion I/O; its result is in `receipt(at:)`.
+    public static let sent = ReadyEvents(rawValue: 64)
 }
 
-/// One completion of a multishot receive into the loop's provided buffers.
+/// One completion of a multishot receive into the loop's provided buffers, or of a send.
 public struct Receipt {
-    /// Bytes received (> 0), 0 at end of file, or a negated errno (ENOBUFS: the loop had no free buffer; ECANCELED:
-    /// the receive was cancelled).
+    /// Receive: bytes received (> 0), 0 at end of file, or a negated errno (ENOBUFS: the loop had no free buffer;
+    /// ECANCELED: the receive was cancelled). Send: bytes sent, or a negated errno.
     public var result: Int32
     /// The received bytes, in a buffer the loop takes back after this callback.
     public var bytes: UnsafeRawBufferPointer

@@ -16,10 +16,13 @@ import Sys
 /// `deregister` always queues a removal, and the socket is released when that removal is submitted, at the end of
 /// the same loop turn. Completions of removed polls (ECANCELED, or any event carrying a stale token) are dropped.
 ///
-/// Completion reads: a registration switched by `receiveByCompletion` keeps a poll for writability only and reads
-/// with a multishot receive into the loop's ring of provided buffers (one completion per arrival, no read(2)). Its
-/// completions are reported as `.received` events with a `Receipt`; the buffers delivered in one wait go back to the
-/// kernel at the start of the next (handlers use the bytes during their callback only, as with `readBuffer`).
+/// Completion I/O: a registration switched by `receiveByCompletion` has no poll any more. It reads with a multishot
+/// receive into the loop's ring of provided buffers (one completion per arrival, no read(2)) and writes with sends
+/// submitted with the loop's wait (no send(2)). Its completions are reported as `.received` and `.sent` events with
+/// a `Receipt`; the buffers delivered in one wait go back to the kernel at the start of the next (handlers use the
+/// bytes during their callback only, as with `readBuffer`). A send's memory belongs to its connection until the
+/// send completes; a connection closed before that leaves it here (`orphan`), freed when the send's completion
+/// comes.
 public final class URingSelector: Selector {
     /// The ring starts disabled: the loop's thread enables it on its first wait and becomes its single issuer
     /// (loops are made on one thread and run on another).
@@ -31,9 +34,11 @@ public final class URingSelector: Selector {
     static let receiveTag: UInt64 = 1 << 62
     /// Marks the user data of a receive's cancellation (whose completion comes only when it fails).
     static let cancelTag: UInt64 = 1 << 61
-    /// Marks the user data of a poll that watches writability only (a registration that reads by completion).
-    static let writeOnlyTag: UInt64 = 1 << 60
-    static let tags: UInt64 = removalTag | receiveTag | cancelTag | writeOnlyTag
+    /// Marks a registration's `pollData` once it does its I/O by completion (it has no poll then).
+    static let completionTag: UInt64 = 1 << 60
+    /// Marks the user data of a registration's send.
+    static let sendTag: UInt64 = 1 << 59
+    static let tags: UInt64 = removalTag | receiveTag | cancelTag | completionTag | sendTag
     /// The provided-buffer group of completion reads, and its size: buffers × bytes per buffer, made on first use.
     static let bufferGroup: UInt16 = 0
     let receiveBufferCount: Int
@@ -43,7 +48,7 @@ public final class URingSelector: Selector {
         var fd: Int32
         var interest: Interest
         var token: UInt64
-        /// The user data of its poll: the token, with `writeOnlyTag` once it reads by completion.
+        /// The user data of its poll: the token; with `completionTag` once it does its I/O by completion (no poll).
         var pollData: UInt64
         /// The wait (`batch`) in which this registration's events were last reported, and where in `ready`: a
         /// second completion for it in the same wait is merged into the first.
@@ -59,6 +64,9 @@ public final class URingSelector: Selector {
     private let delivered: UnsafeMutablePointer<UInt16>
     private var deliveredCount = 0
     private var buffers: ProvidedBufferRing?
+    /// Memory of sends still in flight whose connection closed: (the send's user data, the memory), freed when the
+    /// send completes.
+    private var orphans: [(UInt64, UnsafeMutableRawPointer)] = []
     private let capacity: Int
     /// Indexed by the token's slot index (the low 32 bits): what to re-arm when a multishot poll ends by itself.
     private var registrations: [Registration] = []
@@ -79,6 +87,7 @@ public final class URingSelector: Selector {
         receipts = .allocate(capacity: capacity)
         delivered = .allocate(capacity: capacity)
         registrations.reserveCapacity(1024)
+        orphans.reserveCapacity(64)
     }
 
     deinit {
@@ -86,6 +95,8 @@ public final class URingSelector: Selector {
         ready.deallocate()
         receipts.deallocate()
         delivered.deallocate()
+        // Closed with the ring: nothing reads them any more.
+        for (_, memory) in orphans { memory.deallocate() }
     }
 
     @inline(__always)
@@ -130,31 +141,55 @@ public final class URingSelector: Selector {
             pollData = registrations[index].pollData
             registrations[index] = Self.vacant
         }
-        try ring.pollRemove(pollData, userData: pollData | Self.removalTag)
-        // A receive, like a poll, holds the socket's file until it ends.
-        if pollData & Self.writeOnlyTag != 0 { try cancelReceive(token) }
+        if pollData & Self.completionTag != 0 {
+            // A receive or a send, like a poll, holds the socket's file until it ends; a send to a peer that does
+            // not read would never end.
+            try cancelReceive(token)
+            try ring.cancel(token | Self.sendTag, userData: token | Self.sendTag | Self.cancelTag)
+        } else {
+            try ring.pollRemove(pollData, userData: pollData | Self.removalTag)
+        }
     }
 
-    // MARK: Completion reads
+    // MARK: Completion I/O
 
-    /// Switches a live registration to completion reads: its poll is replaced by one for writability (errors and
-    /// hang-ups are always reported too), and its reads come from `armReceive`. Makes the provided-buffer ring on
-    /// first use.
+    /// Switches a live registration to completion I/O: its poll is removed; it reads with `armReceive` and writes
+    /// with `send`. Makes the provided-buffer ring on first use.
     public func receiveByCompletion(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         guard isLive(token) else { throw Errno.badFileDescriptor }
         let index = Self.index(token)
-        guard registrations[index].pollData & Self.writeOnlyTag == 0 else { return }
+        guard registrations[index].pollData & Self.completionTag == 0 else { return }
         if buffers == nil {
             if !ring.enabled { try ring.enable() }
             buffers = try ProvidedBufferRing(
                 ring: ring, group: Self.bufferGroup, count: receiveBufferCount, bufferSize: receiveBufferSize)
         }
         let old = registrations[index].pollData
-        let new = token | Self.writeOnlyTag
         try ring.pollRemove(old, userData: old | Self.removalTag)
-        try ring.pollMultishot(fd, events: Self.bits([.writable]), userData: new)
-        registrations[index].pollData = new
-        registrations[index].interest = [.writable]
+        registrations[index].pollData = token | Self.completionTag
+        registrations[index].interest = []
+    }
+
+    /// Sends `bytes` for a registration doing completion I/O (without SIGPIPE); the memory must stay valid until
+    /// the `.sent` event, or be handed to `orphan` if the registration goes first.
+    public func send(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
+        try ring.send(fd, bytes, userData: token | Self.sendTag)
+    }
+
+    /// Takes over the memory of `token`'s send in flight, whose connection is closing: freed when the send
+    /// completes (it is cancelled by `deregister`).
+    public func orphan(_ memory: UnsafeMutableRawPointer, token: UInt64) {
+        orphans.append((token | Self.sendTag, memory))
+    }
+
+    /// Send buffers of closed connections still waiting for their send's completion.
+    var orphanCount: Int { orphans.count }
+
+    private func adoptOrphan(_ data: UInt64) {
+        guard let position = orphans.firstIndex(where: { $0.0 == data }) else { return }
+        orphans[position].1.deallocate()
+        orphans.swapAt(position, orphans.count - 1)
+        orphans.removeLast()
     }
 
     /// Arms a multishot receive for a registration that reads by completion.
@@ -173,7 +208,11 @@ public final class URingSelector: Selector {
         guard ring.enabled else { return }
         for _ in 0..<4 {
             try? ring.submitAndWait(timeoutNanoseconds: 0)
-            _ = ring.completions(into: completions, capacity: capacity)
+            let count = ring.completions(into: completions, capacity: capacity)
+            for position in 0..<count
+            where completions[position].userData & (Self.sendTag | Self.cancelTag) == Self.sendTag {
+                adoptOrphan(completions[position].userData)
+            }
             if ring.queued == 0 { break }
         }
     }
@@ -213,6 +252,17 @@ public final class URingSelector: Selector {
             }
             if data == 0 { continue }
             let token = data & ~Self.tags
+            if data & Self.sendTag != 0 {
+                guard isLive(token) else {
+                    adoptOrphan(data)
+                    continue
+                }
+                ready[kept] = (token, .sent)
+                receipts[kept] = Receipt(
+                    result: completion.result, bytes: UnsafeRawBufferPointer(start: nil, count: 0), more: false)
+                kept += 1
+                continue
+            }
             if data & Self.receiveTag != 0 {
                 var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
                 if let id = completion.bufferID, let buffers {

@@ -106,8 +106,8 @@ struct LoopTransport: ExchangeTransport {
         upstream.setHandler(tunnel)
         downstream.resumeReading()
         upstream.resumeReading()
-        // On io_uring, a tunnel reads by completion (multishot receive into the loop's buffers): no readiness event
-        // and no read(2) per relayed message. Nothing changes on epoll.
+        // On io_uring, a tunnel does its I/O by completion (multishot receive into the loop's buffers, sends submitted
+        // with the loop's wait): no readiness event, read(2) or send(2) per relayed message. Nothing changes on epoll.
         downstream.receiveByCompletion()
         upstream.receiveByCompletion()
     }

@@ -9,7 +9,8 @@ import WebSocket
 /// Back-pressure: when one side's unsent bytes pass the loop's high-water mark, the other side stops being read
 /// until they drain. Half-close: an EOF from one side becomes a FIN to the other (after its pending bytes); the
 /// tunnel ends when both directions ended or either connection failed. An idle tunnel owns no buffer: this
-/// object, two `Connection`s and the loop's shared read buffer are all there is.
+/// object, two `Connection`s and the loop's shared read buffer (on io_uring, its shared ring of provided buffers)
+/// are all there is.
 ///
 /// The tunnel stays in the worker's books until both sockets are closed (not when it decides to end): a tunnel
 /// flushing its last bytes is still counted, and its deadline cuts it when a peer does not take them in time.

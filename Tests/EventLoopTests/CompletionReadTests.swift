@@ -158,7 +158,8 @@ struct CompletionReadTests {
         let end = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         #expect(end == 0)
         #expect(server.eofs.load(ordering: .relaxed) == 1)
-        #expect(server.closedWith.withLock { $0.count } == 1)
+        // Nothing holds the socket after its receive saw the end: the FIN may be out before `closed` is called.
+        #expect(waitUntil { server.closedWith.withLock { $0.count } == 1 })
     }
 
     /// A connection closed by the loop's side while idle (its receive armed, no bytes moving) releases its socket.
@@ -173,6 +174,108 @@ struct CompletionReadTests {
         var buffer = [UInt8](repeating: 0, count: 16)
         let end = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         #expect(end == 0)
+    }
+}
+
+/// Writes `size` bytes at once to each accepted connection after switching it to completion I/O, then closes it
+/// once flushed, or (`cut`) leaves it to the test.
+final class BlastThenClose: AcceptHandler, ConnectionHandler, @unchecked Sendable {
+    let size: Int
+    let cut: Bool
+    let closed = Atomic<Int>(0)
+    var connection: Connection?
+    init(size: Int, cut: Bool) {
+        self.size = size
+        self.cut = cut
+    }
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        guard let connection = try? Connection(loop: listener.loop, fd: fd, handler: self) else { return }
+        guard connection.receiveByCompletion() else { return connection.close() }
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in 0..<size { bytes[index] = patternByte(stream: 5, offset: index) }
+        bytes.withUnsafeBytes { connection.write($0) }
+        self.connection = connection
+        if !cut { connection.closeWhenFlushed() }
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {}
+    func closed(_ connection: Connection, error: Errno?) { closed.add(1, ordering: .relaxed) }
+}
+
+extension CompletionReadTests {
+    /// A connection cut while its send is stuck (the peer reads nothing): the send is cancelled, its socket
+    /// released (the peer sees the end), and its buffer freed by the loop when the cancelled send completes.
+    @Test func cuttingWhileASendIsInFlightReleasesSocketAndBuffer() throws {
+        // More than loopback's socket buffers take (the send must be stuck when the cut comes).
+        let size = 48 << 20
+        let server = BlastThenClose(size: size, cut: true)
+        let running = try RunningLoop(loop: try EventLoop(backend: .ioURing))
+        defer { running.stop() }
+        let port = try running.sync {
+            running.loop.maxPendingBytes = 64 << 20
+            return try Listener(loop: running.loop, address: .loopback(port: 0), handler: server).address.port
+        }
+        let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+        defer { Glibc.close(fd) }
+        // The first send took what the socket had room for; the next one, submitted with the following wait, finds
+        // the socket full and waits for room that never comes. Cut then.
+        #expect(
+            waitUntil {
+                (try? running.sync { server.connection.map { $0.pendingByteCount < size } ?? false }) ?? false
+            })
+        try running.sync { server.connection?.close() }
+        #expect(waitUntil { server.closed.load(ordering: .relaxed) == 1 })
+        let orphansLeft = {
+            (try? running.sync {
+                guard case .ioURing(let selector) = running.loop.selector else { return -1 }
+                return selector.orphanCount
+            }) ?? -1
+        }
+        #expect(waitUntil { orphansLeft() == 0 })
+        // What was sent before the cut can be read, then the end (FIN, or a reset for bytes never taken).
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var total = 0
+        var intact = true
+        var last = 0
+        while true {
+            last = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if last < 0 && errno == EINTR { continue }
+            if last <= 0 { break }
+            for index in 0..<last where buffer[index] != patternByte(stream: 5, offset: total + index) {
+                intact = false
+            }
+            total += last
+        }
+        #expect(intact && total < size)
+        #expect(last == 0 || errno == ECONNRESET)
+    }
+
+    /// `closeWhenFlushed` with 3 MiB in flight to a slow reader: every byte arrives, in order, then the FIN.
+    @Test func closeWhenFlushedWaitsForTheSendInFlight() throws {
+        let server = BlastThenClose(size: 3 << 20, cut: false)
+        let running = try RunningLoop(loop: try EventLoop(backend: .ioURing))
+        defer { running.stop() }
+        let port = try running.sync {
+            try Listener(loop: running.loop, address: .loopback(port: 0), handler: server).address.port
+        }
+        let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var total = 0
+        var intact = true
+        var last = 0
+        while true {
+            last = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if last < 0 && errno == EINTR { continue }
+            if last <= 0 { break }
+            for index in 0..<last where buffer[index] != patternByte(stream: 5, offset: total + index) {
+                intact = false
+            }
+            total += last
+        }
+        #expect(intact && total == 3 << 20 && last == 0)
+        #expect(waitUntil { server.closed.load(ordering: .relaxed) == 1 })
     }
 }
 
