@@ -362,6 +362,9 @@ public final class Connection: EventHandler {
     private func shutWriteNow() {
         state.insert(.writeShut)
         state.remove(.shutdownRequested)
+        // Completion I/O: submitted with the loop's wait, after every send (none is in flight now). A failure there
+        // (the peer gone) shows in the receive.
+        if state.contains(.completionReads) && loop.shutdownWriteByCompletion(fd) { return }
         do { try fd.shutdown(.write) } catch { fail(error) }
     }
 
@@ -468,7 +471,11 @@ public final class Connection: EventHandler {
             sending = 0
         }
         loop.deregister(fd, token: token, willClose: true)
-        fd.close()
+        if state.contains(.completionReads) {
+            loop.closeByCompletion(fd)
+        } else {
+            fd.close()
+        }
         releasePending()
         let handler = self.handler
         self.handler = nil

@@ -150,6 +150,19 @@ public final class EventLoop: @unchecked Sendable {
         try selector.send(fd, bytes, token: token)
     }
 
+    /// Closes a deregistered descriptor of a connection doing completion I/O: with the next submission on io_uring
+    /// (no close(2) of its own), at once on epoll.
+    func closeByCompletion(_ fd: FileDescriptor) {
+        guard case .ioURing(let selector) = selector else { return fd.close() }
+        selector.close(fd)
+    }
+
+    /// Shuts down the writing side with the next submission (io_uring); false when it must be done at once.
+    func shutdownWriteByCompletion(_ fd: FileDescriptor) -> Bool {
+        guard case .ioURing(let selector) = selector else { return false }
+        return selector.shutdownWrite(fd)
+    }
+
     /// Hands over the memory of a send still in flight whose connection closed (freed when the send completes).
     func orphanSend(_ memory: UnsafeMutableRawPointer, token: UInt64) {
         guard case .ioURing(let selector) = selector else { return }

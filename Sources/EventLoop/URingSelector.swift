@@ -176,6 +176,17 @@ public final class URingSelector: Selector {
         try ring.send(fd, bytes, userData: token | Self.sendTag)
     }
 
+    /// Closes `fd` with the next submission (after the cancels `deregister` queued); falls back to close(2) when the
+    /// submission queue cannot take it.
+    public func close(_ fd: FileDescriptor) {
+        do { try ring.close(fd, userData: 0) } catch { fd.close() }
+    }
+
+    /// Shuts down `fd`'s writing side with the next submission; false when the queue cannot take it.
+    public func shutdownWrite(_ fd: FileDescriptor) -> Bool {
+        (try? ring.shutdownWrite(fd, userData: 0, quiet: true)) != nil
+    }
+
     /// Takes over the memory of `token`'s send in flight, whose connection is closing: freed when the send
     /// completes (it is cancelled by `deregister`).
     public func orphan(_ memory: UnsafeMutableRawPointer, token: UInt64) {

@@ -196,11 +196,21 @@ public final class IOURing {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
-    /// shutdown(2) of the writing side.
-    public func shutdownWrite(_ fd: FileDescriptor, userData: UInt64) throws(Errno) {
+    /// shutdown(2) of the writing side. `quiet`: a completion is posted only when it fails.
+    public func shutdownWrite(_ fd: FileDescriptor, userData: UInt64, quiet: Bool = false) throws(Errno) {
         let sqe = try nextSQE()
         io_uring_prep_shutdown(sqe, fd.rawValue, Int32(SHUT_WR))
         io_uring_sqe_set_data64(sqe, userData)
+        if quiet { io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS()) }
+    }
+
+    /// close(2) of `fd`, done when submitted; a completion (with `userData`) is posted only when it fails. The
+    /// caller must not use `fd` after this call.
+    public func close(_ fd: FileDescriptor, userData: UInt64) throws(Errno) {
+        let sqe = try nextSQE()
+        io_uring_prep_close(sqe, fd.rawValue)
+        io_uring_sqe_set_data64(sqe, userData)
+        io_uring_sqe_set_flags(sqe, rtc_IOSQE_CQE_SKIP_SUCCESS())
     }
 
     /// Submits what is queued without waiting. Returns how many were submitted.
