@@ -65,7 +65,7 @@ public final class EventLoop: @unchecked Sendable {
     /// the first one switches; count a power of two).
     public init(
         readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024, backend: EventsBackend = .processDefault,
-        receiveBuffers: (count: Int, size: Int) = (256, 16 * 1024)
+        receiveBuffers: (count: Int, size: Int) = (64, 64 * 1024)
     )
         throws(Errno)
     {

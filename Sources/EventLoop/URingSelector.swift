@@ -76,7 +76,7 @@ public final class URingSelector: Selector {
     public static func unavailability() -> Errno? { IOURing.unavailability(flags: setupFlags) }
 
     public init(
-        capacity: Int = 1024, entries: UInt32 = 4096, receiveBufferCount: Int = 256, receiveBufferSize: Int = 16 * 1024
+        capacity: Int = 1024, entries: UInt32 = 4096, receiveBufferCount: Int = 64, receiveBufferSize: Int = 64 * 1024
     ) throws(Errno) {
         ring = try IOURing(entries: entries, flags: Self.setupFlags.union(.disabled), completionBatch: capacity)
         self.capacity = capacity
@@ -162,7 +162,8 @@ public final class URingSelector: Selector {
         if buffers == nil {
             if !ring.enabled { try ring.enable() }
             buffers = try ProvidedBufferRing(
-                ring: ring, group: Self.bufferGroup, count: receiveBufferCount, bufferSize: receiveBufferSize)
+                ring: ring, group: Self.bufferGroup, count: receiveBufferCount, bufferSize: receiveBufferSize,
+                incremental: true)
         }
         let old = registrations[index].pollData
         try ring.pollRemove(old, userData: old | Self.removalTag)
@@ -277,9 +278,13 @@ public final class URingSelector: Selector {
             if data & Self.receiveTag != 0 {
                 var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
                 if let id = completion.bufferID, let buffers {
-                    delivered[deliveredCount] = id
-                    deliveredCount += 1
-                    bytes = UnsafeRawBufferPointer(buffers.bytes(id, count: Int(max(completion.result, 0))))
+                    let taken = buffers.take(
+                        id, count: Int(max(completion.result, 0)), bufferMore: completion.bufferMore)
+                    if taken.released {
+                        delivered[deliveredCount] = id
+                        deliveredCount += 1
+                    }
+                    bytes = UnsafeRawBufferPointer(taken.bytes)
                 }
                 guard isLive(token) else { continue }
                 ready[kept] = (token, .received)

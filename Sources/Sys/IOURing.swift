@@ -50,6 +50,9 @@ public final class IOURing {
         }
         /// A multishot operation stays armed and will complete again (IORING_CQE_F_MORE).
         @inline(__always) public var more: Bool { flags & UInt32(IORING_CQE_F_MORE) != 0 }
+        /// An incrementally consumed provided buffer (`ProvidedBufferRing.incremental`) stays in the kernel's use
+        /// after this completion (IORING_CQE_F_BUF_MORE, 1 << 4; not in liburing 2.3's header).
+        @inline(__always) public var bufferMore: Bool { flags & (1 << 4) != 0 }
         /// The provided buffer the kernel picked, for receives with buffer selection.
         @inline(__always) public var bufferID: UInt16? {
             flags & UInt32(IORING_CQE_F_BUFFER) != 0 ? UInt16(truncatingIfNeeded: flags >> 16) : nil
@@ -274,11 +277,20 @@ public final class IOURing {
 /// A ring of provided buffers registered with one `IOURing` under a group id: the kernel picks a buffer for
 /// each receive with buffer selection, and the owner hands it back with `recycle` once the bytes are used.
 ///
+/// Incremental (IOU_PBUF_RING_INC, Linux 6.12+, asked for with `incremental: true`): a receive takes only the bytes
+/// it needs from the buffer at the ring's head, so one large buffer holds many small arrivals, one after the other;
+/// a completion with `bufferMore` means the kernel goes on filling that buffer. `take` returns where each
+/// completion's bytes are; a buffer is recycled once a completion without `bufferMore` released it.
+///
 /// liburing 2.3 has no `io_uring_setup_buf_ring`: the ring memory is mmapped here and registered by hand.
 public final class ProvidedBufferRing {
     public let group: UInt16
     public let bufferSize: Int
     public let count: Int
+    /// Whether the kernel consumes buffers incrementally (it may refuse: older kernels).
+    public let incremental: Bool
+    /// Incremental: bytes of each buffer already handed out by `take`.
+    private let consumed: UnsafeMutablePointer<Int32>
     private let owner: IOURing
     private let ringMemory: UnsafeMutableRawPointer
     private let ringBytes: Int
@@ -286,8 +298,9 @@ public final class ProvidedBufferRing {
     private let mask: Int32
     private var pending: Int32 = 0
 
-    /// `count` must be a power of two ≤ 32768.
-    public init(ring: IOURing, group: UInt16, count: Int, bufferSize: Int) throws(Errno) {
+    /// `count` must be a power of two ≤ 32768. `incremental`: ask for incremental consumption, and fall back to
+    /// whole buffers where the kernel does not have it.
+    public init(ring: IOURing, group: UInt16, count: Int, bufferSize: Int, incremental: Bool = false) throws(Errno) {
         precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "count must be a power of two")
         self.group = group
         self.count = count
@@ -303,11 +316,20 @@ public final class ProvidedBufferRing {
         registration.ring_addr = UInt64(UInt(bitPattern: memory))
         registration.ring_entries = UInt32(count)
         registration.bgid = group
-        let result = io_uring_register_buf_ring(ring.ring, &registration, 0)
+        // IOU_PBUF_RING_INC in the field newer headers call `flags` (liburing 2.3: `pad`).
+        registration.pad = incremental ? 2 : 0
+        var result = io_uring_register_buf_ring(ring.ring, &registration, 0)
+        if result == -EINVAL && incremental {
+            registration.pad = 0
+            result = io_uring_register_buf_ring(ring.ring, &registration, 0)
+        }
         if result < 0 {
             munmap(memory, ringBytes)
             throw Errno(-result)
         }
+        self.incremental = registration.pad != 0
+        consumed = .allocate(capacity: count)
+        consumed.initialize(repeating: 0, count: count)
         buffers = .allocate(byteCount: count * bufferSize, alignment: 64)
         mask = Int32(count - 1)
         let bufRing = memory.assumingMemoryBound(to: io_uring_buf_ring.self)
@@ -322,12 +344,29 @@ public final class ProvidedBufferRing {
         _ = io_uring_unregister_buf_ring(owner.ring, Int32(group))
         munmap(ringMemory, ringBytes)
         buffers.deallocate()
+        consumed.deallocate()
     }
 
     /// The bytes a completion with buffer `id` received.
     @inline(__always)
     public func bytes(_ id: UInt16, count received: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: buffers + Int(id) * bufferSize, count: received)
+    }
+
+    /// The bytes of one completion with buffer `id` and result `received`, and whether the buffer is released
+    /// (to be recycled once those bytes are used): always for whole buffers; incremental ones when the completion
+    /// has no `bufferMore`.
+    @inline(__always)
+    public func take(
+        _ id: UInt16, count received: Int, bufferMore: Bool
+    ) -> (
+        bytes: UnsafeMutableRawBufferPointer, released: Bool
+    ) {
+        guard incremental else { return (bytes(id, count: received), true) }
+        let offset = Int(consumed[Int(id)])
+        let bytes = UnsafeMutableRawBufferPointer(start: buffers + Int(id) * bufferSize + offset, count: received)
+        consumed[Int(id)] = bufferMore ? Int32(offset + received) : 0
+        return (bytes, !bufferMore)
     }
 
     /// Gives buffer `id` back to the kernel (visible after `commit()`).

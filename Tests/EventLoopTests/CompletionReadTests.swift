@@ -93,7 +93,7 @@ func echoRoundTrip(
 @Suite(.enabled(if: EventsBackend.ioURingUnavailability == nil, "io_uring is not available here"))
 struct CompletionReadTests {
     func serve(
-        _ server: CompletionEchoServer, receiveBuffers: (count: Int, size: Int) = (256, 16 * 1024),
+        _ server: CompletionEchoServer, receiveBuffers: (count: Int, size: Int) = (64, 64 * 1024),
         highWaterMark: Int = 256 * 1024
     ) throws -> (RunningLoop, UInt16) {
         let running = try RunningLoop(loop: try EventLoop(backend: .ioURing, receiveBuffers: receiveBuffers))

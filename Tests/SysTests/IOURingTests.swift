@@ -85,6 +85,61 @@ let ioURingAvailable = IOURing.unavailability(flags: ioURingFlags) == nil
         _ = consume listener
     }
 
+    /// Incremental consumption: three small arrivals share one 64-byte buffer, each at the offset after the one
+    /// before; the buffer stays with the kernel (`bufferMore`) until an arrival fills it, and is then released.
+    @Test func incrementalBuffersHoldSeveralArrivals() throws {
+        let ring = try IOURing(entries: 16, flags: ioURingFlags)
+        let buffers = try ProvidedBufferRing(ring: ring, group: 3, count: 2, bufferSize: 64, incremental: true)
+        #expect(buffers.incremental)
+        let listener = try Socket.listener(at: .loopback(port: 0))
+        let address = try listener.fd.localAddress()
+        let client = try FileDescriptor.socket(.tcp, for: address)
+        defer { client.close() }
+        _ = try client.connect(to: address)
+        try ring.acceptMultishot(listener.fd, userData: 1)
+        let accepted = try completions(ring)
+        guard let first = accepted.first, first.result >= 0 else {
+            Issue.record("no accept: \(accepted)")
+            return
+        }
+        let server = FileDescriptor(first.result)
+        defer { server.close() }
+        try ring.receiveMultishot(server, group: 3, userData: 2)
+        var ids: [UInt16] = []
+        var pieces: [[UInt8]] = []
+        var released: [Bool] = []
+        // 20 + 20 bytes, each waited for, then 30: the last one fills the buffer's remaining 24 bytes and spills 6
+        // bytes into the next buffer.
+        for message in ["aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb", "cccccccccccccccccccccccccccccc"] {
+            _ = try Array(message.utf8).withUnsafeBytes { try client.write($0) }
+            var got = 0
+            while got < message.utf8.count {
+                let batch = try completions(ring)
+                if batch.isEmpty { break }
+                for completion in batch where completion.userData == 2 {
+                    guard let id = completion.bufferID, completion.result > 0 else { continue }
+                    let taken = buffers.take(
+                        id, count: Int(completion.result), bufferMore: completion.bufferMore)
+                    ids.append(id)
+                    pieces.append(Array(taken.bytes))
+                    released.append(taken.released)
+                    got += Int(completion.result)
+                }
+            }
+        }
+        #expect(
+            pieces.map { String(decoding: $0, as: UTF8.self) } == [
+                String(repeating: "a", count: 20), String(repeating: "b", count: 20), String(repeating: "c", count: 24),
+                String(repeating: "c", count: 6),
+            ])
+        #expect(ids.count == 4 && ids[0] == ids[1] && ids[1] == ids[2] && ids[3] != ids[0])
+        #expect(released == [false, false, true, false])
+        try ring.cancel(2)
+        try ring.cancel(1)
+        _ = try completions(ring)
+        _ = consume listener
+    }
+
     @Test func aDisabledRingQueuesUntilEnabled() throws {
         let ring = try IOURing(entries: 4, flags: ioURingFlags.union(.disabled))
         #expect(!ring.enabled)
