@@ -65,6 +65,8 @@ public final class Connection: EventHandler {
         static let completionReads = State(rawValue: 512)
         /// A multishot receive is armed (until a receipt without `more`).
         static let receiveArmed = State(rawValue: 1024)
+        /// Its cancel was asked for (bytes arrived while reading was paused).
+        static let receiveCancelling = State(rawValue: 2048)
     }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -122,8 +124,8 @@ public final class Connection: EventHandler {
 
     public func pauseReading() {
         if state.contains(.completionReads) {
-            // The receive is cancelled; bytes it completes before the cancel takes effect are still delivered.
-            if !state.contains(.readingPaused) && state.contains(.receiveArmed) { loop.cancelReceive(token) }
+            // The receive stays armed until bytes arrive while paused (a pause lifted before that costs nothing);
+            // then it is cancelled, and bytes it completes before the cancel takes effect are still delivered.
             state.insert(.readingPaused)
             return
         }
@@ -277,11 +279,15 @@ public final class Connection: EventHandler {
 
     public func completed(_ receipt: Receipt) {
         if state.contains(.closed) { return }
-        if !receipt.more { state.remove(.receiveArmed) }
+        if !receipt.more { state.remove([.receiveArmed, .receiveCancelling]) }
         let result = receipt.result
         if result > 0 {
             // Reading stopped for good (`closeWhenFlushed`): what was in flight has nowhere to go.
             if !state.contains(.closeWhenFlushed) { handler?.received(self, receipt.bytes) }
+            if state.contains([.readingPaused, .receiveArmed]) && !state.contains(.receiveCancelling) {
+                state.insert(.receiveCancelling)
+                loop.cancelReceive(token)
+            }
         } else if result == 0 {
             state.insert(.sawEOF)
             handler?.readEOF(self)
