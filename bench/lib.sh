@@ -485,3 +485,147 @@ relay_floors_start() {
     PORT[$name]=$port
   done
 }
+
+# http_proxy_contenders_start: the HTTP proxying contenders of http-proxy.sh and http-tail.sh, in front of one nginx
+# `return 200 "ok"` upstream on UPSTREAM_PORT (its pid left in UPSTREAM_PID): `direct` (DIRECT=1: the client straight
+# to the upstream), nginx on NGINX_PORT (proxy_pass, keepalive 64), HAProxy on HAPROXY_PORT (`http-reuse always`),
+# the relay floors from RELAY_PORT on (RELAY_FLOOR=1, see relay_floors_start), and, when GATEWAY_BIN is an
+# executable, the gateway on GATEWAY_PORT (GATEWAY_CONF or a generated config), `gateway-uring` (`events io_uring;`,
+# on GATEWAY_PORT + 3, when uring_wanted) and `gateway-log` (ACCESS_LOG=1: `access_log` to a file in the temp dir, on
+# GATEWAY_PORT + 2); otherwise a `gateway: skipped` line. Each is added to CONTENDERS, PID and PORT (the caller's
+# globals, PID and PORT declared with `declare -A`) in that order.
+# shellcheck disable=SC2154 # PID and PORT are the caller's associative arrays: their keys are names, not variables
+http_proxy_contenders_start() {
+  local conf uring_port uring_conf log_port log_conf
+  nginx_start upstream "$UPSTREAM_PORT" "
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT backlog=4096;
+        location / { return 200 \"ok\"; }
+    }"
+  UPSTREAM_PID=$BENCH_LAST_PID
+  if [[ "$DIRECT" == 1 ]]; then
+    CONTENDERS+=(direct)
+    PID[direct]=$UPSTREAM_PID
+    PORT[direct]=$UPSTREAM_PORT
+  fi
+
+  nginx_start nginx "$NGINX_PORT" "
+    upstream backend {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+  CONTENDERS+=(nginx)
+  PID[nginx]=$BENCH_LAST_PID
+  PORT[nginx]=$NGINX_PORT
+
+  haproxy_start haproxy "$HAPROXY_PORT" "
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+backend be
+    http-reuse always
+    server up 127.0.0.1:$UPSTREAM_PORT"
+  CONTENDERS+=(haproxy)
+  PID[haproxy]=$BENCH_LAST_PID
+  PORT[haproxy]=$HAPROXY_PORT
+
+  if [[ "$RELAY_FLOOR" == 1 ]]; then
+    # 1:1 TCP relays that parse nothing: one upstream connection per client connection, bytes relayed.
+    relay_floors_start "$RELAY_PORT" "$UPSTREAM_PORT"
+  fi
+
+  if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
+    conf=${GATEWAY_CONF:-}
+    if [[ -z "$conf" ]]; then
+      # One worker, one upstream with a keep-alive pool, every path proxied.
+      conf="$BENCH_TMP/gateway-http.conf"
+      cat >"$conf" <<EOF
+workers $PROXY_WORKERS;
+listen 127.0.0.1:$GATEWAY_PORT;
+admin 127.0.0.1:$((GATEWAY_PORT + 1000));
+upstream bench {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    keepalive 64;
+}
+route default {
+    proxy http://bench;
+}
+EOF
+    fi
+    bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers "$PROXY_WORKERS"
+    wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"
+    CONTENDERS+=(gateway)
+    PID[gateway]=$BENCH_LAST_PID
+    PORT[gateway]=$GATEWAY_PORT
+    if uring_wanted; then
+      # The same configuration on the io_uring backend (`events io_uring;`), on the next port but two.
+      uring_port=$((GATEWAY_PORT + 3))
+      uring_conf="$BENCH_TMP/gateway-http-uring.conf"
+      {
+        echo "events io_uring;"
+        sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$uring_port;/" \
+          -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((uring_port + 1000));/" "$conf"
+      } >"$uring_conf"
+      bench_start gateway-uring "$GATEWAY_BIN" --config "$uring_conf" --workers "$PROXY_WORKERS"
+      wait_port "$uring_port" "$BENCH_LAST_PID"
+      CONTENDERS+=(gateway-uring)
+      PID[gateway-uring]=$BENCH_LAST_PID
+      PORT[gateway-uring]=$uring_port
+    fi
+    if [[ "${ACCESS_LOG:-0}" == 1 ]]; then
+      # The same configuration on the next port, writing one JSON line per request.
+      log_port=$((GATEWAY_PORT + 2))
+      log_conf="$BENCH_TMP/gateway-http-log.conf"
+      sed -e "s/127.0.0.1:$GATEWAY_PORT;/127.0.0.1:$log_port;/" -e "s/127.0.0.1:$((GATEWAY_PORT + 1000));/127.0.0.1:$((log_port + 1000));/" \
+        "$conf" >"$log_conf"
+      echo "access_log $BENCH_TMP/access.log;" >>"$log_conf"
+      bench_start gateway-log "$GATEWAY_BIN" --config "$log_conf" --workers "$PROXY_WORKERS"
+      wait_port "$log_port" "$BENCH_LAST_PID"
+      CONTENDERS+=(gateway-log)
+      PID[gateway-log]=$BENCH_LAST_PID
+      PORT[gateway-log]=$log_port
+    fi
+  elif [[ -n "${GATEWAY_BIN:-}" ]]; then
+    log "gateway: skipped: GATEWAY_BIN=$GATEWAY_BIN is not an executable (run 'make release' first)"
+  else
+    log "gateway: skipped (set GATEWAY_BIN to the rtc-gateway executable, e.g. .build/release/rtc-gateway)"
+  fi
+}
+
+# ensure_tool COMMAND [PACKAGE]: when COMMAND is not on PATH, install the Debian PACKAGE (default: COMMAND) with
+# apt-get (as root; otherwise stop and say what to install), as `make deps` does; nothing when it is present.
+ensure_tool() {
+  local cmd=$1 pkg=${2:-$1}
+  command -v "$cmd" >/dev/null && return 0
+  ((EUID == 0)) || die "$cmd is missing: install the Debian package $pkg (apt-get install $pkg, or make deps)"
+  log "$cmd is missing: apt-get install -y $pkg"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg"; } \
+    >"${BENCH_TMP:-/tmp}/apt-$pkg.log" 2>&1 || die "apt-get install $pkg failed: $(tail -n 5 "${BENCH_TMP:-/tmp}/apt-$pkg.log")"
+  command -v "$cmd" >/dev/null || die "$pkg is installed but $cmd is still not on PATH"
+}
+
+# best_peer_rate RAW_TSV PEERS: the best median of the rps column of a wrk_rounds TSV among the comma list PEERS,
+# as "RATE CONTENDER" (rate rounded to an integer); fails when no peer has a row.
+best_peer_rate() {
+  local raw=$1 peers=$2 p m best="" who=""
+  for p in ${peers//,/ }; do
+    # shellcheck disable=SC2046 # one word per value is the point
+    m=$(median $(awk -F'\t' -v c="$p" 'NR > 1 && $2 == c { print $3 }' "$raw")) || continue
+    [[ -n "$m" ]] || continue
+    if [[ -z "$best" ]] || awk -v a="$m" -v b="$best" 'BEGIN { exit !(a > b) }'; then
+      best=$m
+      who=$p
+    fi
+  done
+  [[ -n "$best" ]] || return 1
+  printf '%.0f %s\n' "$best" "$who"
+}

@@ -4,7 +4,8 @@
 usage: summarize.py RAW.tsv PEERS METRIC...
   RAW.tsv  tab-separated, header line first: round, contender, then one column per metric
   PEERS    comma-separated contenders that are the references (e.g. nginx,haproxy)
-  METRIC   column:high|low|info:label  ("high" when bigger is better; "info": no ratio)
+  METRIC   column:high|low|info|median:label  ("high" when bigger is better; "info": no ratio; "median": no
+           ratio and no min–max column)
 For each metric the "best peer" is the peer with the best median; every contender's median is divided by it.
 """
 
@@ -40,12 +41,12 @@ def main():
     med = {k: statistics.median(v) for k, v in values.items() if v}
     best = {}
     for col, direction, _ in metrics:
-        cands = [(med[(p, col)], p) for p in peers if (p, col) in med and direction != "info"]
+        cands = [(med[(p, col)], p) for p in peers if (p, col) in med and direction in ("high", "low")]
         if cands:
             best[col] = (max if direction == "high" else min)(cands)
     head = ["contender", "rounds"]
     for col, direction, label in metrics:
-        head += [f"median {label}", f"min–max {label}"]
+        head += [f"median {label}"] + ([] if direction == "median" else [f"min–max {label}"])
         if col in best:
             head.append(f"{label} ÷ best peer ({best[col][1]})")
     print("| " + " | ".join(head) + " |")
@@ -53,12 +54,13 @@ def main():
     for c in contenders:
         n = max(len(values[(c, col)]) for col, _, _ in metrics)
         cells = [c, str(n)]
-        for col, _, _ in metrics:
+        for col, direction, _ in metrics:
             v = values[(c, col)]
+            span = direction != "median"
             if not v:
-                cells += ["–", "–"] + (["–"] if col in best else [])
+                cells += ["–"] + (["–"] if span else []) + (["–"] if col in best else [])
                 continue
-            cells += [fmt(med[(c, col)]), f"{fmt(min(v))}–{fmt(max(v))}"]
+            cells += [fmt(med[(c, col)])] + ([f"{fmt(min(v))}–{fmt(max(v))}"] if span else [])
             if col in best:
                 cells.append(f"{med[(c, col)] / best[col][0]:.3f}")
         print("| " + " | ".join(cells) + " |")
