@@ -11,7 +11,7 @@ TEST_FLAGS ?= --no-parallel
 
 # Debian packages needed to build and test (C libraries, the real servers the tests start, the clients they use).
 DEB_PACKAGES := pkg-config libssl-dev libpcre2-dev librdkafka-dev libhiredis-dev liburing-dev \
-	redis-server dnsmasq prometheus nginx haproxy wrk hey curl python3 python3-venv python3-websockets \
+	redis-server dnsmasq prometheus nginx haproxy wrk curl python3 python3-venv python3-websockets \
 	procps iproute2 valgrind
 
 .PHONY: all deps build release test test-swift test-uring test-alloc test-prebuild test-alloc-run test-k8s fuzz-smoke fuzz-long format format-check run clean help
