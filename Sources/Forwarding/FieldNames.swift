@@ -190,17 +190,17 @@ func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inou
 }
 
 /// Field lines kept as received, gathered while each follows the previous one in the head, so that a run of them
-/// is one append. `flush` before anything else is appended.
+/// is one copy. `flush` before anything else is written.
 struct FieldRun {
     /// The gathered lines: `buf[start..<end]` (empty: none).
     private var start = 0
     private var end = 0
 
     /// Adds the field line `name: buf[value]`: to the run when it is written as received (`name: value CRLF`)
-    /// and follows the run; else after the run, on its own.
+    /// and follows the run; else after the run, on its own. Writes at most the line's length as received + 1.
     @inline(__always)
     mutating func add(
-        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]
+        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout HeadOutput
     ) {
         let valueEnd = value.upperBound
         guard
@@ -208,7 +208,7 @@ struct FieldRun {
                 && valueEnd &+ 1 < buf.count && buf[valueEnd] == 0x0D && !value.isEmpty
         else {
             flush(buf, to: &out)
-            appendField(buf, name: name, value: value, to: &out)
+            writeField(buf, name: name, value: value, to: &out)
             return
         }
         if name.lowerBound != end || start == end {
@@ -218,31 +218,22 @@ struct FieldRun {
         end = valueEnd &+ 2
     }
 
-    /// Appends the gathered lines.
+    /// Writes the gathered lines.
     @inline(__always)
-    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout HeadOutput) {
         guard start != end else { return }
-        append(buf, start..<end, to: &out)
+        out.write(buf, start..<end)
         start = 0
         end = 0
     }
 }
 
-/// Appends `name: buf[value] CRLF` with the name as received.
+/// Writes `name: buf[value] CRLF` with the name as received: at most one byte more than the line as received
+/// (`name:value CRLF` gains the SP).
 @inline(__always)
-func appendField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]) {
-    // The common `name: value CRLF` line as received is what would be written: one copy instead of six appends.
-    let end = value.upperBound
-    if value.lowerBound == name.upperBound &+ 2 && buf[name.upperBound &+ 1] == 0x20 && end &+ 1 < buf.count
-        && buf[end] == 0x0D && !value.isEmpty
-    {
-        append(buf, name.lowerBound..<(end &+ 2), to: &out)
-        return
-    }
-    append(buf, name, to: &out)
-    out.append(0x3A)
-    out.append(0x20)
-    append(buf, value, to: &out)
-    out.append(0x0D)
-    out.append(0x0A)
+func writeField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout HeadOutput) {
+    out.write(buf, name)
+    out.write(0x3A, 0x20)
+    out.write(buf, value)
+    out.write(0x0D, 0x0A)
 }

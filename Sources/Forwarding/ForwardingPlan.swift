@@ -61,6 +61,11 @@ struct RoutePlan: Sendable {
     let overrides: Overrides
     let websocket: Bool
     let rewrite: Template?
+    /// Most bytes the request rewriter writes for this route beyond the head as received, the client address,
+    /// the request id and the captures: its static text, Host value, and the templates' literal text.
+    let fixedBound: Int
+    /// Capture references in the templates this route renders (each renders at most the whole path).
+    let captureReferences: Int
 }
 
 extension RoutePlan {
@@ -107,6 +112,31 @@ extension RoutePlan {
         self.overrides = overrides
         websocket = route.websocket
         rewrite = route.rewrite
+        // The static lines (request line version, Connection/Upgrade, X-Forwarded-*, X-Request-ID names, CRLFs)
+        // take under 256 bytes; the rest is per route.
+        var fixed = 256
+        var references = 0
+        func count(_ template: Template?) {
+            guard let template else { return }
+            let literal = template.renderedBound(pathCount: 0)
+            fixed += literal + 4
+            references += template.renderedBound(pathCount: 1) - literal
+        }
+        count(route.rewrite)
+        count(hostSetting)
+        switch host {
+        case .client: break
+        case .named(let values): fixed += values.map(\.count).max() ?? 0
+        case .dynamic(let template, let portSuffix):
+            count(template)
+            fixed += portSuffix.count
+        }
+        for header in headers {
+            fixed += header.name.count + 4
+            count(header.value)
+        }
+        fixedBound = fixed
+        captureReferences = references
     }
 }
 

@@ -72,6 +72,12 @@ public struct RequestID: Sendable, Equatable, CustomStringConvertible {
         withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
+    /// Writes the id's bytes to `out` (at most `maximumLength`).
+    @inline(__always)
+    func write(to out: inout HeadOutput) {
+        withUnsafeBytes { out.write($0) }
+    }
+
     /// The id as an array (allocates: for logs and tests, not the hot path).
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 

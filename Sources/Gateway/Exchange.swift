@@ -454,22 +454,34 @@ final class Exchange<Transport: ExchangeTransport> {
             _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
             worker.matcherHolder = ObjectIdentifier(self)
         }
-        worker.scratch.removeAll(keepingCapacity: true)
         let group = context.group
         let server = context.server
         let route = context.route
         let current = snapshot
+        let memory = worker.headScratch
+        var headCount = -1
         context.requestID = worker.withClientAddress(peer) { address in
             Self.inPlace(&request) { request in
-                current.rewriter.writeUpstreamHead(
+                let bound = current.rewriter.upstreamHeadBound(
+                    request: request, route: route, clientAddressCount: address.count)
+                if bound <= memory.count {
+                    var out = HeadOutput(memory.baseAddress!)
+                    let id = current.rewriter.writeUpstreamHead(
+                        request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
+                        clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &out)
+                    headCount = out.count
+                    return id
+                }
+                worker.scratch.removeAll(keepingCapacity: true)
+                return current.rewriter.writeUpstreamHead(
                     request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
                     clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
             }
         }
         if body.isEmpty {
-            worker.scratch.withUnsafeBytes { upstream.write($0) }
+            withHead(headCount) { upstream.write($0) }
         } else {
-            worker.scratch.withUnsafeBytes { head in body.withUnsafeBytes { upstream.write(head, $0) } }
+            withHead(headCount) { head in body.withUnsafeBytes { upstream.write(head, $0) } }
             worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(body.count))
         }
         if lentResponse {
@@ -494,6 +506,34 @@ final class Exchange<Transport: ExchangeTransport> {
     private func applyBackPressure() {
         guard let upstream else { return }
         if downstream.isAboveHighWater { upstream.pauseReading() } else { upstream.resumeReading() }
+    }
+
+    /// Calls `body` with the head just written: the first `count` bytes of `worker.headScratch`, or
+    /// `worker.scratch` when `count` is -1 (the head's bound did not fit the raw memory).
+    @inline(__always)
+    private func withHead<Result>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if count >= 0 { return body(UnsafeRawBufferPointer(rebasing: worker.headScratch[0..<count])) }
+        return worker.scratch.withUnsafeBytes(body)
+    }
+
+    /// Writes the downstream head of `response` into `worker.headScratch` and returns its byte count, or into
+    /// `worker.scratch` when its bound does not fit there and returns -1 (see `withHead`).
+    private func writeResponseHead(keepAlive: Bool, webSocketUpgrade: Bool, requestID: RequestID?) -> Int {
+        let memory = worker.headScratch
+        return Self.inPlace(&response) { response in
+            if ResponseRewriter.downstreamHeadBound(response: response) <= memory.count {
+                var out = HeadOutput(memory.baseAddress!)
+                ResponseRewriter.writeDownstreamHead(
+                    response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade,
+                    requestID: requestID, into: &out)
+                return out.count
+            }
+            worker.scratch.removeAll(keepingCapacity: true)
+            ResponseRewriter.writeDownstreamHead(
+                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade, requestID: requestID,
+                into: &worker.scratch)
+            return -1
+        }
     }
 
     // MARK: Response downstream
@@ -550,13 +590,8 @@ final class Exchange<Transport: ExchangeTransport> {
             request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
         context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
         context.responseBody.start(response.responseFraming(requestMethod: request.method))
-        worker.scratch.removeAll(keepingCapacity: true)
-        let keepAlive = context.keepAliveAfter
-        let requestID = context.requestID
-        Self.inPlace(&response) { response in
-            ResponseRewriter.writeDownstreamHead(
-                response: response, keepAlive: keepAlive, requestID: requestID, into: &worker.scratch)
-        }
+        let headCount = writeResponseHead(
+            keepAlive: context.keepAliveAfter, webSocketUpgrade: false, requestID: context.requestID)
         phase = .relaying
         context.responseStarted = true
         deadline = now &+ worker.upstreamResponseTimeout
@@ -565,10 +600,11 @@ final class Exchange<Transport: ExchangeTransport> {
         case .invalid:
             abort(.badResponse)
         case .body(let count, let ended):
-            worker.scratch.withUnsafeBytes { head in
+            let headBytes = withHead(headCount) { head in
                 downstream.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count]))
+                return head.count
             }
-            context.bytesOut &+= UInt64(worker.scratch.count + count)
+            context.bytesOut &+= UInt64(headBytes + count)
             worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
             if ended { finishResponse(extraBytes: count < rest.count) }
         }
@@ -657,11 +693,11 @@ final class Exchange<Transport: ExchangeTransport> {
         self.upstream = nil
         // The upgrade's access log line is the tunnel's, written when it closes.
         record(status: 101, log: false)
-        worker.scratch.removeAll(keepingCapacity: true)
-        ResponseRewriter.writeDownstreamHead(
-            response: response, keepAlive: false, webSocketUpgrade: true, requestID: context.requestID,
-            into: &worker.scratch)
-        worker.scratch.withUnsafeBytes { head in downstream.write(head, rest) }
+        let headCount = writeResponseHead(keepAlive: false, webSocketUpgrade: true, requestID: context.requestID)
+        let headBytes = withHead(headCount) { head in
+            downstream.write(head, rest)
+            return head.count
+        }
         worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(rest.count))
         returnParsers()
         let group = context.group
@@ -672,7 +708,7 @@ final class Exchange<Transport: ExchangeTransport> {
             log = TunnelLogFields(
                 route: route >= 0 && route < snapshot.routeLabels.count ? snapshot.routeLabels[route] : "-",
                 upstream: context.upstreamAddress, startedAt: context.startedAt, bytesIn: context.bytesIn,
-                bytesOut: UInt64(worker.scratch.count + rest.count))
+                bytesOut: UInt64(headBytes + rest.count))
         }
         // Bytes the client sent after its upgrade request are the tunnel's first.
         if stashOffset < stash.count {

@@ -26,6 +26,9 @@ final class Worker: AcceptHandler, TimerHandler {
     var requestIDs = RequestIDGenerator()
     /// Reused for every head the worker writes (one at a time: the loop is single-threaded).
     var scratch: [UInt8] = []
+    /// Raw memory the proxied heads are written into when their upper bound fits (else `scratch`); owned by the
+    /// worker for its whole life and used by one head at a time.
+    let headScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16384, alignment: 8)
     /// The client address text of the exchange being forwarded.
     var clientAddress: [UInt8] = []
     let pool = UpstreamPool()
@@ -74,6 +77,8 @@ final class Worker: AcceptHandler, TimerHandler {
         install(snapshot)
         loop.schedule(after: Self.sweepInterval, handler: self)
     }
+
+    deinit { headScratch.deallocate() }
 
     /// Binds this loop's listeners (SO_REUSEPORT: every worker binds the same addresses).
     func listen(on addresses: [SocketAddress]) throws(Errno) -> [SocketAddress] {

@@ -136,6 +136,9 @@ extension HeadParser {
     /// The whole head as received, start line to final CRLF (leading empty lines included).
     @inlinable public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
 
+    /// Number of bytes of `headBytes`.
+    @inlinable public var headByteCount: Int { storage.count }
+
     /// Bytes of storage the parser keeps across `reset()`.
     public var retainedBytes: Int { storage.capacity }
 
