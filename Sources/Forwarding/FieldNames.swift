@@ -115,6 +115,23 @@ enum FieldRole {
     case forwardedProto
     case requestID
 
+    /// Role of a field the parser recognised as `known`, in a request (`request` true) or a response.
+    @inline(__always)
+    init(_ known: KnownField, request: Bool) {
+        switch known {
+        case .other: self = .other
+        case .host: self = .host
+        case .connection: self = .connection
+        case .upgrade, .te, .keepAlive, .proxyConnection, .http2Settings: self = .hopByHop
+        case .proxyAuthorization: self = request ? .hopByHop : .other
+        case .contentLength, .transferEncoding: self = .framing
+        case .xForwardedFor: self = .forwardedFor
+        case .xForwardedProto: self = .forwardedProto
+        case .xRealIP: self = .realIP
+        case .xRequestID: self = .requestID
+        }
+    }
+
     /// Role of the field named `buf[name]` in a request (`request` true) or a response.
     @inline(__always)
     init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
@@ -165,9 +182,10 @@ struct ConnectionTokens {
     }
 
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
+    @inline(__always)
     func lists(_ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
         guard namesOtherFields else { return false }
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
+        for index in 0..<head.fieldCount where head.knownName(at: index) == .connection {
             let completed = forEachListElement(buf, head.valueRange(at: index)) { token in
                 !equalsIgnoringCase(buf, token, name)
             }

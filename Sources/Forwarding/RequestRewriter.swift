@@ -82,8 +82,7 @@ public struct RequestRewriter: Sendable {
         scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout HeadOutput
     ) -> RequestID {
         let plan = routes[route]
-        let storage = request.headBytes
-        return storage.withUnsafeBufferPointer { buf -> RequestID in
+        return request.withUnsafeHeadBytes { buf -> RequestID in
             let pathRange = request.pathRange
             let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
 
@@ -133,7 +132,7 @@ public struct RequestRewriter: Sendable {
             var run = FieldRun()
             for index in 0..<request.fieldCount {
                 let name = request.nameRange(at: index)
-                let role = FieldRole(buf, name, request: true)
+                let role = FieldRole(request.knownName(at: index), request: true)
                 switch role {
                 case .host:
                     if !keepClientHost { continue }
@@ -178,8 +177,7 @@ public struct RequestRewriter: Sendable {
                 if forwardedFor {
                     // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
                     for index in 0..<request.fieldCount {
-                        let name = request.nameRange(at: index)
-                        guard equalsLowercase(buf, name, "x-forwarded-for") else { continue }
+                        guard request.knownName(at: index) == .xForwardedFor else { continue }
                         let value = request.valueRange(at: index)
                         guard !value.isEmpty else { continue }
                         out.write(buf, value)

@@ -38,8 +38,7 @@ public enum ResponseRewriter {
         response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
         into out: inout HeadOutput
     ) {
-        let storage = response.headBytes
-        storage.withUnsafeBufferPointer { buf in
+        response.withUnsafeHeadBytes { buf in
             let line = response.startLineRange
             let reason = response.reasonRange
             if response.version == .http1_1 && reason.lowerBound > line.lowerBound
@@ -65,7 +64,7 @@ public enum ResponseRewriter {
             var run = FieldRun()
             for index in 0..<response.fieldCount {
                 let name = response.nameRange(at: index)
-                switch FieldRole(buf, name, request: false) {
+                switch FieldRole(response.knownName(at: index), request: false) {
                 case .connection, .hopByHop:
                     continue
                 case .framing:

@@ -7,6 +7,8 @@ struct FieldSpan: Sendable {
     @usableFromInline var nameEnd: Int
     @usableFromInline var valueStart: Int
     @usableFromInline var valueEnd: Int
+    /// The name, when it is one the parser or the rewriters act on.
+    @usableFromInline var known: KnownField
 }
 
 /// Incremental parser of a request head (RFC 9112 §3) or a response head (RFC 9112 §4) and its header section.
@@ -364,7 +366,9 @@ public struct HeadParser: Sendable {
             case .valueLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
                 fields.append(
-                    FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+                    FieldSpan(
+                        nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd,
+                        known: knownField(from: nameStart, to: nameEnd, bytes: bytes, base: base)))
                 state = .lineStart
             case .endLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
@@ -404,7 +408,10 @@ public struct HeadParser: Sendable {
         guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
             return runEnd
         }
-        fields.append(FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+        // The whole name is in this input.
+        let known = KnownField(bytes.assumingMemoryBound(to: UInt8.self), nameStart &- base, nameEnd &- base)
+        fields.append(
+            FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, known: known))
         state = .lineStart
         return runEnd &+ 2
     }
@@ -435,6 +442,23 @@ public struct HeadParser: Sendable {
             j &+= 1
         }
         return j
+    }
+
+    /// Which known name the field name at offsets `start..<end` of the head is: its bytes are in this input
+    /// (`bytes`, from offset `base`) or began in `storage`.
+    @inline(__always)
+    func knownField(from start: Int, to end: Int, bytes: UnsafeRawBufferPointer, base: Int) -> KnownField {
+        let length = end &- start
+        guard length >= 2 && length <= KnownField.longest else { return .other }
+        if start >= base { return KnownField(bytes.assumingMemoryBound(to: UInt8.self), start &- base, end &- base) }
+        // The name began in an earlier input: gathered on the stack (it is short).
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: KnownField.longest) { name in
+            for index in 0..<length {
+                let offset = start &+ index
+                name[index] = offset < base ? storage[offset] : bytes[offset &- base]
+            }
+            return KnownField(UnsafeBufferPointer(name), 0, length)
+        }
     }
 
     /// The end of the run of letters, digits and `-` (the usual field-name and method bytes, all tchars) of
