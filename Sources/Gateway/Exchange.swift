@@ -31,7 +31,13 @@ final class Exchange<Transport: ExchangeTransport> {
     // around every call made through it). The cycle with `worker.exchanges` ends when the downstream closes, which
     // the loop's stop also does (`loopStopping` closes every connection).
     let worker: Worker
-    var downstream: Link!
+    var downstream: Link! {
+        didSet { downstreamRef = downstream.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `downstream` without a reference count. Lifetime: `downstream` is set once, before any event reaches the
+    /// exchange, is never replaced or cleared, and holds the link strongly for the exchange's whole life, so the
+    /// link outlives every call made through this (a call through the strong property retains and releases it).
+    private var downstreamRef: Unmanaged<Link>?
     let peer: SocketAddress
     let transport: Transport
     /// Index in `worker.exchanges`.
@@ -93,6 +99,18 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private var now: UInt64 { worker.loop.now }
 
+    /// Calls `body` with the downstream link, not retained around the call (see `downstreamRef`).
+    @inline(__always)
+    private func withDownstream<Result>(_ body: (Link) -> Result) -> Result {
+        downstreamRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Whether `link` is the downstream link.
+    @inline(__always)
+    private func isDownstream(_ link: Link) -> Bool {
+        Unmanaged.passUnretained(link).toOpaque() == downstreamRef?.toOpaque()
+    }
+
     /// Calls `body` with `parser` (one of this exchange's stored parsers) as an `inout` argument. Passed straight
     /// from the stored property to a function of another module, a parser is copied (its arrays retained and
     /// released), since the compiler cannot prove the call leaves the property alone; an `inout` argument is
@@ -106,7 +124,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// Bytes read from `link` (the downstream, or the current upstream).
     func bytesArrived(on link: Link, _ bytes: UnsafeRawBufferPointer) {
-        if link === downstream {
+        if isDownstream(link) {
             downstreamBytes(bytes)
         } else if link === upstream {
             upstreamBytes(bytes)
@@ -137,7 +155,7 @@ final class Exchange<Transport: ExchangeTransport> {
             switch phase {
             case .idle:
                 // Back-pressure is a level: while the client has not read what it was sent, the next request waits.
-                if downstream.isAboveHighWater { return offset }
+                if withDownstream({ $0.isAboveHighWater }) { return offset }
                 used = consumeHead(rest)
             case .head:
                 used = consumeHead(rest)
@@ -174,15 +192,20 @@ final class Exchange<Transport: ExchangeTransport> {
         let waiting = stashOffset < stash.count
         switch phase {
         case .idle, .head, .body:
-            if waiting || downstream.isAboveHighWater { downstream.pauseReading() } else { downstream.resumeReading() }
+            withDownstream { downstream in
+                if waiting || downstream.isAboveHighWater {
+                    downstream.pauseReading()
+                } else {
+                    downstream.resumeReading()
+                }
+            }
         case .sending:
-            if waiting || (upstream?.isAboveHighWater ?? false) {
-                downstream.pauseReading()
-            } else {
-                downstream.resumeReading()
+            let pause = waiting || (upstream?.isAboveHighWater ?? false)
+            withDownstream { downstream in
+                if pause { downstream.pauseReading() } else { downstream.resumeReading() }
             }
         default:
-            downstream.pauseReading()
+            withDownstream { $0.pauseReading() }
         }
     }
 
@@ -505,7 +528,7 @@ final class Exchange<Transport: ExchangeTransport> {
     /// The level check: the upstream is read only while the client's unsent bytes are below the high-water mark.
     private func applyBackPressure() {
         guard let upstream else { return }
-        if downstream.isAboveHighWater { upstream.pauseReading() } else { upstream.resumeReading() }
+        if withDownstream({ $0.isAboveHighWater }) { upstream.pauseReading() } else { upstream.resumeReading() }
     }
 
     /// Calls `body` with the head just written: the first `count` bytes of `worker.headScratch`, or
@@ -595,13 +618,13 @@ final class Exchange<Transport: ExchangeTransport> {
         phase = .relaying
         context.responseStarted = true
         deadline = now &+ worker.upstreamResponseTimeout
-        pendingAtDeadline = downstream.pendingByteCount
+        pendingAtDeadline = withDownstream { $0.pendingByteCount }
         switch context.responseBody.take(rest) {
         case .invalid:
             abort(.badResponse)
         case .body(let count, let ended):
             let headBytes = withHead(headCount) { head in
-                downstream.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count]))
+                withDownstream { $0.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count])) }
                 return head.count
             }
             context.bytesOut &+= UInt64(headBytes + count)
@@ -616,7 +639,7 @@ final class Exchange<Transport: ExchangeTransport> {
             abort(.badResponse)
         case .body(let count, let ended):
             if count > 0 {
-                downstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+                withDownstream { $0.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) }
                 context.bytesOut &+= UInt64(count)
                 worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
                 deadline = now &+ worker.upstreamResponseTimeout
@@ -915,7 +938,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link` sent EOF.
     func eofArrived(on link: Link) {
-        if link === downstream {
+        if isDownstream(link) {
             switch PhaseRules.clientEOF(phaseKind) {
             case .close:
                 phase = .closing
@@ -937,7 +960,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link`'s unsent bytes crossed the high-water mark (up: not writable; down: writable).
     func writabilityChanged(on link: Link, writable: Bool) {
-        if link === downstream {
+        if isDownstream(link) {
             if writable {
                 // The client read what it was sent: responses (and answers to pipelined requests) go on.
                 upstream?.resumeReading()
@@ -960,7 +983,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link` closed (by either side).
     func linkClosed(_ link: Link, error: Errno?) {
-        if link === downstream {
+        if isDownstream(link) {
             if error == .noBufferSpace { worker.metrics.cut.labels("unsent_limit").increment(shard: worker.index) }
             closeUpstream()
             phase = .closed
