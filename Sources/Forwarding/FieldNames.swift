@@ -184,7 +184,13 @@ struct ConnectionTokens {
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
     @inline(__always)
     func lists(_ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard namesOtherFields else { return false }
+        // The common head names no other field: decided here, without a call (the call retained the parser).
+        namesOtherFields && Self.connectionLists(name, head, buf)
+    }
+
+    private static func connectionLists(
+        _ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
         for index in 0..<head.fieldCount where head.knownName(at: index) == .connection {
             let completed = forEachListElement(buf, head.valueRange(at: index)) { token in
                 !equalsIgnoringCase(buf, token, name)
