@@ -105,6 +105,14 @@ final class Exchange<Transport: ExchangeTransport> {
         downstreamRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
     }
 
+    /// Calls `body` with the snapshot this request runs under, not retained around the call. `body` must not reach
+    /// `nextRequest` (the only place `snapshot` is replaced): then the exchange's strong reference keeps the
+    /// snapshot alive throughout.
+    @inline(__always)
+    private func withSnapshot<Result>(_ body: (Snapshot) -> Result) -> Result {
+        Unmanaged.passUnretained(snapshot)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Whether `link` is the downstream link.
     @inline(__always)
     private func isDownstream(_ link: Link) -> Bool {
@@ -249,16 +257,23 @@ final class Exchange<Transport: ExchangeTransport> {
         context.startedAt = now
         deadline = 0
         let framing = request.bodyFraming
-        if case .contentLength(let length) = framing, length > snapshot.bodySizeLimit {
+        if case .contentLength(let length) = framing, length > withSnapshot({ $0.bodySizeLimit }) {
             answer(.contentTooLarge, closing: true)
             return
         }
         context.requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
-        // Through a local reference: `snapshot.routes` read in the closure was copied (each of its arrays retained).
-        let current = snapshot
-        let decision = request.path.withUnsafeBytes { path in
-            current.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+        // Through an unretained reference (`snapshot.routes` read in the closure was copied, each of its arrays
+        // retained) and the head in place (a `path` slice retained the parser's storage).
+        let decision = withSnapshot { current in
+            Self.inPlace(&request) { request in
+                let pathRange = request.pathRange
+                return request.withUnsafeHeadBytes { head in
+                    current.routes.decide(
+                        path: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: head[pathRange])),
+                        isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+                }
+            }
         }
         worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
@@ -272,7 +287,7 @@ final class Exchange<Transport: ExchangeTransport> {
             answerRoute(index)
         case .proxy(let index):
             context.route = index
-            let buffering = index < snapshot.requestBuffering.count ? snapshot.requestBuffering[index] : true
+            let buffering = withSnapshot { index < $0.requestBuffering.count ? $0.requestBuffering[index] : true }
             context.streaming = !buffering
             if context.requestBody.isDone || context.streaming {
                 proxy()
@@ -374,7 +389,7 @@ final class Exchange<Transport: ExchangeTransport> {
     /// A named upstream: the next server in turn, and one of its addresses not skipped by passive health.
     private func pickAndConnect() {
         guard let group = context.group else { return }
-        let upstreamGroup = worker.group(group, of: snapshot)
+        let upstreamGroup = withSnapshot { worker.group(group, of: $0) }
         context.server = upstreamGroup.pickServer()
         if let address = upstreamGroup.address(server: context.server, now: now) {
             connect(to: address)
@@ -480,25 +495,27 @@ final class Exchange<Transport: ExchangeTransport> {
         let group = context.group
         let server = context.server
         let route = context.route
-        let current = snapshot
         let memory = worker.headScratch
         var headCount = -1
-        context.requestID = worker.withClientAddress(peer) { address in
-            Self.inPlace(&request) { request in
-                let bound = current.rewriter.upstreamHeadBound(
-                    request: request, route: route, clientAddressCount: address.count)
-                if bound <= memory.count {
-                    var out = HeadOutput(memory.baseAddress!)
-                    let id = current.rewriter.writeUpstreamHead(
+        context.requestID = withSnapshot { current in
+            worker.withClientAddress(peer) { address in
+                Self.inPlace(&request) { request in
+                    let bound = current.rewriter.upstreamHeadBound(
+                        request: request, route: route, clientAddressCount: address.count)
+                    if bound <= memory.count {
+                        var out = HeadOutput(memory.baseAddress!)
+                        let id = current.rewriter.writeUpstreamHead(
+                            request: request, route: route, server: group == nil ? 0 : server,
+                            matcher: worker.matcher, clientAddress: address, scheme: .http,
+                            requestIDs: &worker.requestIDs, into: &out)
+                        headCount = out.count
+                        return id
+                    }
+                    worker.scratch.removeAll(keepingCapacity: true)
+                    return current.rewriter.writeUpstreamHead(
                         request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
-                        clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &out)
-                    headCount = out.count
-                    return id
+                        clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
                 }
-                worker.scratch.removeAll(keepingCapacity: true)
-                return current.rewriter.writeUpstreamHead(
-                    request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
-                    clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
             }
         }
         if body.isEmpty {
@@ -606,7 +623,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func startResponse(_ rest: UnsafeRawBufferPointer) {
         if let group = context.group, let address = context.upstreamAddress {
-            worker.group(group, of: snapshot).recordSuccess(address)
+            withSnapshot { worker.group(group, of: $0) }.recordSuccess(address)
         }
         releaseBody()
         let after = ForwardingDecision.downstream(
@@ -679,7 +696,8 @@ final class Exchange<Transport: ExchangeTransport> {
         // The parsers stay lent while requests keep coming; the worker's sweep takes them back once idle.
         if lentRequest { request.reset() }
         if lentResponse { response.reset() }
-        snapshot = worker.snapshot
+        // Replaced only after a reload (assigning the same one retained and released it).
+        if snapshot !== worker.snapshot { snapshot = worker.snapshot }
         generation &+= 1
         context = RequestContext()
         releaseBody()
@@ -885,7 +903,8 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func record(status: Int, log: Bool = true) {
         context.status = status
-        worker.countRequest(route: context.route, status: status, snapshot: snapshot)
+        let route = context.route
+        withSnapshot { worker.countRequest(route: route, status: status, snapshot: $0) }
         let duration = now &- context.startedAt
         worker.metrics.requestDuration.observe(shard: worker.index, Double(duration) / 1e9)
         if log && worker.accessLog != nil {
