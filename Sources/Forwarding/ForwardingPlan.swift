@@ -51,8 +51,9 @@ struct Overrides: OptionSet, Sendable {
     static let forwardedProto = Overrides(rawValue: 4)
 }
 
-/// One route's forwarding recipe.
-struct RoutePlan: Sendable {
+/// One route's forwarding recipe. A class: the rewriter reads it in place for every request (a struct this size was
+/// copied out of the array, each of its arrays retained).
+final class RoutePlan: Sendable {
     let host: HostSource
     /// `set_header Host ...`: written in the Host position instead of `host`.
     let hostSetting: Template?
@@ -66,9 +67,7 @@ struct RoutePlan: Sendable {
     let fixedBound: Int
     /// Capture references in the templates this route renders (each renders at most the whole path).
     let captureReferences: Int
-}
 
-extension RoutePlan {
     init(route: Route, upstream: (String) -> Upstream?) {
         switch route.action {
         case .respond:

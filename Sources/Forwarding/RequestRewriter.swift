@@ -44,9 +44,11 @@ public struct RequestRewriter: Sendable {
     /// longest request id.
     @inline(__always)
     public func upstreamHeadBound(request: borrowing HeadParser, route: Int, clientAddressCount: Int) -> Int {
-        let plan = routes[route]
-        return request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount
-            &+ RequestID.maximumLength &+ plan.fixedBound &+ plan.captureReferences &* request.pathRange.count
+        routes.withUnsafeBufferPointer { plans in
+            request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount
+                &+ RequestID.maximumLength &+ plans[route].fixedBound
+                &+ plans[route].captureReferences &* request.pathRange.count
+        }
     }
 
     /// Appends the upstream request head of `request` (a complete request head) to `out` and returns the
@@ -81,143 +83,157 @@ public struct RequestRewriter: Sendable {
         clientAddress: UnsafeRawBufferPointer,
         scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout HeadOutput
     ) -> RequestID {
-        let plan = routes[route]
-        return request.withUnsafeHeadBytes { buf -> RequestID in
-            let pathRange = request.pathRange
-            let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
-
-            // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
-            if let rewrite = plan.rewrite {
-                out.write(buf, request.methodRange)
-                out.write(byte: 0x20)
-                let mark = out.count
-                out.write(rewrite, captures: matcher, path: path)
-                // An empty request-target is invalid (RFC 9112 §3.2).
-                if out.count == mark { out.write(byte: 0x2F) }
-                if let query = request.queryRange {
-                    out.write(byte: 0x3F)
-                    out.write(buf, query)
-                }
-            } else {
-                // Method SP target as received, in one piece (the parser allows exactly one SP between them).
-                out.write(buf, request.startLineRange)
+        // The plan is borrowed from the array's memory (bound to a local, it was copied: its arrays retained).
+        routes.withUnsafeBufferPointer { plans in
+            request.withUnsafeHeadBytes { buf in
+                Self.write(
+                    plan: plans[route], buf: buf, request: request, server: server, matcher: matcher,
+                    clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, into: &out)
             }
+        }
+    }
 
-            // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early). The
-            // version and the Host name go out in one copy.
-            var keepClientHost = false
-            if let setting = plan.hostSetting {
+    /// `writeUpstreamHead` with the route's plan and the head's bytes (`buf`) in place. No closure captures the
+    /// plan: a captured borrowed plan was copied.
+    private static func write(
+        plan: borrowing RoutePlan, buf: UnsafeBufferPointer<UInt8>, request: borrowing HeadParser, server: Int,
+        matcher: Matcher, clientAddress: UnsafeRawBufferPointer,
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout HeadOutput
+    ) -> RequestID {
+        let pathRange = request.pathRange
+        let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
+
+        // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
+        if let rewrite = plan.rewrite {
+            out.write(buf, request.methodRange)
+            out.write(byte: 0x20)
+            let mark = out.count
+            out.write(rewrite, captures: matcher, path: path)
+            // An empty request-target is invalid (RFC 9112 §3.2).
+            if out.count == mark { out.write(byte: 0x2F) }
+            if let query = request.queryRange {
+                out.write(byte: 0x3F)
+                out.write(buf, query)
+            }
+        } else {
+            // Method SP target as received, in one piece (the parser allows exactly one SP between them).
+            out.write(buf, request.startLineRange)
+        }
+
+        // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early). The
+        // version and the Host name go out in one copy.
+        var keepClientHost = false
+        if let setting = plan.hostSetting {
+            out.write(" HTTP/1.1\r\n")
+            writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
+        } else {
+            switch plan.host {
+            case .client:
                 out.write(" HTTP/1.1\r\n")
-                writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
-            } else {
-                switch plan.host {
-                case .client:
-                    out.write(" HTTP/1.1\r\n")
-                    keepClientHost = true
-                case .named(let hosts):
-                    out.write(" HTTP/1.1\r\nHost: ")
-                    out.write(hosts[server])
-                    out.write(0x0D, 0x0A)
-                case .dynamic(let template, let portSuffix):
-                    out.write(" HTTP/1.1\r\nHost: ")
-                    out.write(template, captures: matcher, path: path)
-                    out.write(portSuffix)
-                    out.write(0x0D, 0x0A)
-                }
+                keepClientHost = true
+            case .named(let hosts):
+                out.write(" HTTP/1.1\r\nHost: ")
+                out.write(hosts[server])
+                out.write(0x0D, 0x0A)
+            case .dynamic(let template, let portSuffix):
+                out.write(" HTTP/1.1\r\nHost: ")
+                out.write(template, captures: matcher, path: path)
+                out.write(portSuffix)
+                out.write(0x0D, 0x0A)
             }
+        }
 
-            let tokens = ConnectionTokens(request, buf)
-            var forwardedFor = false
-            var clientRequestID: Range<Int>?
-            var run = FieldRun()
-            for index in 0..<request.fieldCount {
-                let name = request.nameRange(at: index)
-                let role = FieldRole(request.knownName(at: index), request: true)
+        let tokens = ConnectionTokens(request, buf)
+        var forwardedFor = false
+        var clientRequestID: Range<Int>?
+        var run = FieldRun()
+        for index in 0..<request.fieldCount {
+            let name = request.nameRange(at: index)
+            let role = FieldRole(request.knownName(at: index), request: true)
+            switch role {
+            case .host:
+                if !keepClientHost { continue }
+            case .connection, .hopByHop:
+                continue
+            case .framing:
+                break
+            case .forwardedFor, .realIP, .forwardedProto, .requestID, .other:
+                if tokens.lists(name, request, buf) { continue }
                 switch role {
-                case .host:
-                    if !keepClientHost { continue }
-                case .connection, .hopByHop:
+                case .forwardedFor:
+                    if !plan.overrides.contains(.forwardedFor) { forwardedFor = true }
                     continue
-                case .framing:
-                    break
-                case .forwardedFor, .realIP, .forwardedProto, .requestID, .other:
-                    if tokens.lists(name, request, buf) { continue }
-                    switch role {
-                    case .forwardedFor:
-                        if !plan.overrides.contains(.forwardedFor) { forwardedFor = true }
-                        continue
-                    case .realIP, .forwardedProto:
-                        continue
-                    case .requestID:
-                        if clientRequestID == nil { clientRequestID = request.valueRange(at: index) }
-                        continue
-                    default:
-                        if isReplaced(name, plan.headers, buf) { continue }
-                    }
+                case .realIP, .forwardedProto:
+                    continue
+                case .requestID:
+                    if clientRequestID == nil { clientRequestID = request.valueRange(at: index) }
+                    continue
+                default:
+                    if isReplaced(name, plan.headers, buf) { continue }
                 }
-                run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
             }
-            run.flush(buf, to: &out)
+            run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
+        }
+        run.flush(buf, to: &out)
 
-            // Static text is written in as few copies as it takes: a line whose value was just written owes its
-            // CRLF (`owesCRLF`), which starts the next static piece.
-            let writesForwardedFor = !plan.overrides.contains(.forwardedFor)
-            if plan.websocket && request.isWebSocketUpgrade {
-                out.write(
-                    writesForwardedFor
-                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Forwarded-For: "
-                        : "Connection: Upgrade\r\nUpgrade: websocket\r\n")
-            } else {
-                out.write(
-                    writesForwardedFor ? "Connection: keep-alive\r\nX-Forwarded-For: " : "Connection: keep-alive\r\n")
-            }
+        // Static text is written in as few copies as it takes: a line whose value was just written owes its
+        // CRLF (`owesCRLF`), which starts the next static piece.
+        let writesForwardedFor = !plan.overrides.contains(.forwardedFor)
+        if plan.websocket && request.isWebSocketUpgrade {
+            out.write(
+                writesForwardedFor
+                    ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Forwarded-For: "
+                    : "Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        } else {
+            out.write(
+                writesForwardedFor ? "Connection: keep-alive\r\nX-Forwarded-For: " : "Connection: keep-alive\r\n")
+        }
 
-            var owesCRLF = false
-            if writesForwardedFor {
-                if forwardedFor {
-                    // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
-                    for index in 0..<request.fieldCount {
-                        guard request.knownName(at: index) == .xForwardedFor else { continue }
-                        let value = request.valueRange(at: index)
-                        guard !value.isEmpty else { continue }
-                        out.write(buf, value)
-                        out.write(0x2C, 0x20)
-                    }
+        var owesCRLF = false
+        if writesForwardedFor {
+            if forwardedFor {
+                // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
+                for index in 0..<request.fieldCount {
+                    guard request.knownName(at: index) == .xForwardedFor else { continue }
+                    let value = request.valueRange(at: index)
+                    guard !value.isEmpty else { continue }
+                    out.write(buf, value)
+                    out.write(0x2C, 0x20)
                 }
-                out.write(clientAddress)
-                owesCRLF = true
             }
-            if !plan.overrides.contains(.realIP) {
-                out.write(owesCRLF ? "\r\nX-Real-IP: " : "X-Real-IP: ")
-                out.write(clientAddress)
-                owesCRLF = true
-            }
-            let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
+            out.write(clientAddress)
+            owesCRLF = true
+        }
+        if !plan.overrides.contains(.realIP) {
+            out.write(owesCRLF ? "\r\nX-Real-IP: " : "X-Real-IP: ")
+            out.write(clientAddress)
+            owesCRLF = true
+        }
+        let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
 
-            let id: RequestID
-            if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
-                id = received
-            } else {
-                id = requestIDs.next()
-            }
-            if writesForwardedProto {
-                out.write(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF))
-            } else {
-                out.write(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ")
-            }
-            id.write(to: &out)
-            if plan.headers.isEmpty {
-                out.write("\r\n\r\n")
-                return id
-            }
-            out.write(0x0D, 0x0A)
-
-            for setting in plan.headers {
-                writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
-            }
-            out.write(0x0D, 0x0A)
+        let id: RequestID
+        if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
+            id = received
+        } else {
+            id = requestIDs.next()
+        }
+        if writesForwardedProto {
+            out.write(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF))
+        } else {
+            out.write(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ")
+        }
+        id.write(to: &out)
+        if plan.headers.isEmpty {
+            out.write("\r\n\r\n")
             return id
         }
+        out.write(0x0D, 0x0A)
+
+        for setting in plan.headers {
+            writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
+        }
+        out.write(0x0D, 0x0A)
+        return id
     }
 
     /// `writeUpstreamHead` with the client address as an array (tests and cold paths).
