@@ -389,12 +389,18 @@ final class Exchange<Transport: ExchangeTransport> {
     /// A named upstream: the next server in turn, and one of its addresses not skipped by passive health.
     private func pickAndConnect() {
         guard let group = context.group else { return }
-        let upstreamGroup = withSnapshot { worker.group(group, of: $0) }
-        context.server = upstreamGroup.pickServer()
-        if let address = upstreamGroup.address(server: context.server, now: now) {
+        let time = now
+        let (server, address) = withSnapshot { snapshot in
+            worker.withGroup(group, of: snapshot) { upstreamGroup -> (Int, SocketAddress?) in
+                let server = upstreamGroup.pickServer()
+                return (server, upstreamGroup.address(server: server, now: time))
+            }
+        }
+        context.server = server
+        if let address {
             connect(to: address)
         } else {
-            resolve(upstreamGroup.servers[context.server].host)
+            resolve(withSnapshot { worker.group(group, of: $0) }.servers[server].host)
         }
     }
 
@@ -623,7 +629,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func startResponse(_ rest: UnsafeRawBufferPointer) {
         if let group = context.group, let address = context.upstreamAddress {
-            withSnapshot { worker.group(group, of: $0) }.recordSuccess(address)
+            withSnapshot { snapshot in worker.withGroup(group, of: snapshot) { $0.recordSuccess(address) } }
         }
         releaseBody()
         let after = ForwardingDecision.downstream(

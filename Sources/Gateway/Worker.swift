@@ -137,6 +137,14 @@ final class Worker: AcceptHandler, TimerHandler {
         return UpstreamGroup(plan: snapshot.groups[index])
     }
 
+    /// Calls `body` with `group(index, of: snapshot)`, not retained around the call when `snapshot` is the current
+    /// one: `groups` holds it, and is replaced only by `install` (a reload), which `body` must not reach.
+    @inline(__always)
+    func withGroup<Result>(_ index: Int, of snapshot: Snapshot, _ body: (UpstreamGroup) -> Result) -> Result {
+        if snapshot === self.snapshot { return Unmanaged.passUnretained(groups[index])._withUnsafeGuaranteedRef(body) }
+        return body(group(index, of: snapshot))
+    }
+
     func countRequest(route: Int, status: Int, snapshot: Snapshot) {
         let statusClass = min(max(status / 100, 1), 5) - 1
         if snapshot === self.snapshot, route >= 0, route < requestCounters.count {
