@@ -70,25 +70,28 @@ public struct RequestRewriter: Sendable {
         out.appendHead(
             bound: upstreamHeadBound(request: request, route: route, clientAddressCount: clientAddress.count)
         ) { output in
+            var id: RequestID?
             writeUpstreamHead(
                 request: request, route: route, server: server, matcher: matcher, clientAddress: clientAddress,
-                scheme: scheme, requestIDs: &requestIDs, into: &output)
+                scheme: scheme, requestIDs: &requestIDs, requestID: &id, into: &output)
+            return id!
         }
     }
 
-    /// `writeUpstreamHead` into raw memory: `out` must have room for `upstreamHeadBound(...)` bytes.
-    @discardableResult
+    /// `writeUpstreamHead` into raw memory: `out` must have room for `upstreamHeadBound(...)` bytes. The request id
+    /// the head carries is stored in `requestID` (the 136-byte id is written in place, not returned and copied).
     public func writeUpstreamHead(
         request: borrowing HeadParser, route: Int, server: Int = 0, matcher: Matcher,
         clientAddress: UnsafeRawBufferPointer,
-        scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout HeadOutput
-    ) -> RequestID {
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
+    ) {
         // The plan is borrowed from the array's memory (bound to a local, it was copied: its arrays retained).
         routes.withUnsafeBufferPointer { plans in
             request.withUnsafeHeadBytes { buf in
                 Self.write(
                     plan: plans[route], buf: buf, request: request, server: server, matcher: matcher,
-                    clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, into: &out)
+                    clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, requestID: &requestID,
+                    into: &out)
             }
         }
     }
@@ -98,8 +101,8 @@ public struct RequestRewriter: Sendable {
     private static func write(
         plan: borrowing RoutePlan, buf: UnsafeBufferPointer<UInt8>, request: borrowing HeadParser, server: Int,
         matcher: Matcher, clientAddress: UnsafeRawBufferPointer,
-        scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout HeadOutput
-    ) -> RequestID {
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
+    ) {
         let pathRange = request.pathRange
         let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
 
@@ -211,21 +214,20 @@ public struct RequestRewriter: Sendable {
         }
         let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
 
-        let id: RequestID
         if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
-            id = received
+            requestID = received
         } else {
-            id = requestIDs.next()
+            requestID = requestIDs.next()
         }
         if writesForwardedProto {
             out.write(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF))
         } else {
             out.write(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ")
         }
-        id.write(to: &out)
+        _ = RequestID.write(&requestID, to: &out)
         if plan.headers.isEmpty {
             out.write("\r\n\r\n")
-            return id
+            return
         }
         out.write(0x0D, 0x0A)
 
@@ -233,7 +235,6 @@ public struct RequestRewriter: Sendable {
             writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
         }
         out.write(0x0D, 0x0A)
-        return id
     }
 
     /// `writeUpstreamHead` with the client address as an array (tests and cold paths).

@@ -19,9 +19,10 @@ public enum ResponseRewriter {
         response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
         into out: inout [UInt8]
     ) {
+        var requestID = requestID
         out.appendHead(bound: downstreamHeadBound(response: response)) { output in
             writeDownstreamHead(
-                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade, requestID: requestID,
+                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade, requestID: &requestID,
                 into: &output)
         }
     }
@@ -34,9 +35,10 @@ public enum ResponseRewriter {
     }
 
     /// `writeDownstreamHead` into raw memory: `out` must have room for `downstreamHeadBound(response:)` bytes.
+    /// `requestID` is only read (`inout` so that the 136-byte id is read in place, not copied).
     public static func writeDownstreamHead(
-        response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
-        into out: inout HeadOutput
+        response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false,
+        requestID: inout RequestID?, into out: inout HeadOutput
     ) {
         response.withUnsafeHeadBytes { buf in
             let line = response.startLineRange
@@ -82,23 +84,22 @@ public enum ResponseRewriter {
             let status = response.status
             // The upstream's own X-Request-ID is kept; else this request's id follows the Connection line, and the
             // blank line ends the head (each variant one copy).
-            let requestID = hasRequestID ? nil : requestID
+            let writesID = !hasRequestID && RequestID.isPresent(&requestID)
             if status == 101 && webSocketUpgrade {
                 out.write(
-                    requestID == nil
-                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-                        : "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Request-ID: ")
+                    writesID
+                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Request-ID: "
+                        : "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
             } else if status < 200 && status != 101 {
                 out.write(0x0D, 0x0A)
                 return
             } else if keepAlive {
-                out.write(
-                    requestID == nil ? "Connection: keep-alive\r\n\r\n" : "Connection: keep-alive\r\nX-Request-ID: ")
+                out.write(writesID ? "Connection: keep-alive\r\nX-Request-ID: " : "Connection: keep-alive\r\n\r\n")
             } else {
-                out.write(requestID == nil ? "Connection: close\r\n\r\n" : "Connection: close\r\nX-Request-ID: ")
+                out.write(writesID ? "Connection: close\r\nX-Request-ID: " : "Connection: close\r\n\r\n")
             }
-            if let requestID {
-                requestID.write(to: &out)
+            if writesID {
+                _ = RequestID.write(&requestID, to: &out)
                 out.write("\r\n\r\n")
             }
         }

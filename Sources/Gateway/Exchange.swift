@@ -503,22 +503,22 @@ final class Exchange<Transport: ExchangeTransport> {
         let route = context.route
         let memory = worker.headScratch
         var headCount = -1
-        context.requestID = withSnapshot { current in
+        withSnapshot { current in
             worker.withClientAddress(peer) { address in
                 Self.inPlace(&request) { request in
                     let bound = current.rewriter.upstreamHeadBound(
                         request: request, route: route, clientAddressCount: address.count)
                     if bound <= memory.count {
                         var out = HeadOutput(memory.baseAddress!)
-                        let id = current.rewriter.writeUpstreamHead(
+                        current.rewriter.writeUpstreamHead(
                             request: request, route: route, server: group == nil ? 0 : server,
                             matcher: worker.matcher, clientAddress: address, scheme: .http,
-                            requestIDs: &worker.requestIDs, into: &out)
+                            requestIDs: &worker.requestIDs, requestID: &context.requestID, into: &out)
                         headCount = out.count
-                        return id
+                        return
                     }
                     worker.scratch.removeAll(keepingCapacity: true)
-                    return current.rewriter.writeUpstreamHead(
+                    context.requestID = current.rewriter.writeUpstreamHead(
                         request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
                         clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
                 }
@@ -564,20 +564,21 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// Writes the downstream head of `response` into `worker.headScratch` and returns its byte count, or into
     /// `worker.scratch` when its bound does not fit there and returns -1 (see `withHead`).
-    private func writeResponseHead(keepAlive: Bool, webSocketUpgrade: Bool, requestID: RequestID?) -> Int {
+    /// The request's id (`context.requestID`) is read in place.
+    private func writeResponseHead(keepAlive: Bool, webSocketUpgrade: Bool) -> Int {
         let memory = worker.headScratch
         return Self.inPlace(&response) { response in
             if ResponseRewriter.downstreamHeadBound(response: response) <= memory.count {
                 var out = HeadOutput(memory.baseAddress!)
                 ResponseRewriter.writeDownstreamHead(
                     response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade,
-                    requestID: requestID, into: &out)
+                    requestID: &context.requestID, into: &out)
                 return out.count
             }
             worker.scratch.removeAll(keepingCapacity: true)
             ResponseRewriter.writeDownstreamHead(
-                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade, requestID: requestID,
-                into: &worker.scratch)
+                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade,
+                requestID: context.requestID, into: &worker.scratch)
             return -1
         }
     }
@@ -636,8 +637,7 @@ final class Exchange<Transport: ExchangeTransport> {
             request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
         context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
         context.responseBody.start(response.responseFraming(requestMethod: request.method))
-        let headCount = writeResponseHead(
-            keepAlive: context.keepAliveAfter, webSocketUpgrade: false, requestID: context.requestID)
+        let headCount = writeResponseHead(keepAlive: context.keepAliveAfter, webSocketUpgrade: false)
         phase = .relaying
         context.responseStarted = true
         deadline = now &+ worker.upstreamResponseTimeout
@@ -740,7 +740,7 @@ final class Exchange<Transport: ExchangeTransport> {
         self.upstream = nil
         // The upgrade's access log line is the tunnel's, written when it closes.
         record(status: 101, log: false)
-        let headCount = writeResponseHead(keepAlive: false, webSocketUpgrade: true, requestID: context.requestID)
+        let headCount = writeResponseHead(keepAlive: false, webSocketUpgrade: true)
         let headBytes = withHead(headCount) { head in
             downstream.write(head, rest)
             return head.count
