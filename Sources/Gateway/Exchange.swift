@@ -633,10 +633,14 @@ final class Exchange<Transport: ExchangeTransport> {
             withSnapshot { snapshot in worker.withGroup(group, of: snapshot) { $0.recordSuccess(address) } }
         }
         releaseBody()
+        // From the parsers' values (passed whole from their stored properties, the parsers were copied).
+        let method = request.method
+        let framing = response.responseFraming(requestMethod: method)
         let after = ForwardingDecision.downstream(
-            request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
+            requestKeepAlive: request.keepAlive, forwardedUpgrade: false, responseStatus: response.status,
+            responseFraming: framing, draining: worker.draining)
         context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
-        context.responseBody.start(response.responseFraming(requestMethod: request.method))
+        context.responseBody.start(framing)
         let headCount = writeResponseHead(keepAlive: context.keepAliveAfter, webSocketUpgrade: false)
         phase = .relaying
         context.responseStarted = true
@@ -677,7 +681,9 @@ final class Exchange<Transport: ExchangeTransport> {
             self.upstream = nil
             let reusable =
                 !extraBytes && context.requestBody.isDone
-                && ForwardingDecision.upstreamReusable(response: response, requestMethod: request.method)
+                && Self.inPlace(&response) { [method = request.method] in
+                    ForwardingDecision.upstreamReusable(response: $0, requestMethod: method)
+                }
             if reusable, let address = context.upstreamAddress {
                 let group = context.group
                 let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
