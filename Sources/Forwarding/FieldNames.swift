@@ -115,6 +115,23 @@ enum FieldRole {
     case forwardedProto
     case requestID
 
+    /// Role of a field the parser recognised as `known`, in a request (`request` true) or a response.
+    @inline(__always)
+    init(_ known: KnownField, request: Bool) {
+        switch known {
+        case .other: self = .other
+        case .host: self = .host
+        case .connection: self = .connection
+        case .upgrade, .te, .keepAlive, .proxyConnection, .http2Settings: self = .hopByHop
+        case .proxyAuthorization: self = request ? .hopByHop : .other
+        case .contentLength, .transferEncoding: self = .framing
+        case .xForwardedFor: self = .forwardedFor
+        case .xForwardedProto: self = .forwardedProto
+        case .xRealIP: self = .realIP
+        case .xRequestID: self = .requestID
+        }
+    }
+
     /// Role of the field named `buf[name]` in a request (`request` true) or a response.
     @inline(__always)
     init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
@@ -165,9 +182,16 @@ struct ConnectionTokens {
     }
 
     /// Whether a Connection field of `head` lists the field name `buf[name]` (RFC 9110 §7.6.1).
+    @inline(__always)
     func lists(_ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard namesOtherFields else { return false }
-        for index in 0..<head.fieldCount where equalsLowercase(buf, head.nameRange(at: index), "connection") {
+        // The common head names no other field: decided here, without a call (the call retained the parser).
+        namesOtherFields && Self.connectionLists(name, head, buf)
+    }
+
+    private static func connectionLists(
+        _ name: Range<Int>, _ head: borrowing HeadParser, _ buf: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        for index in 0..<head.fieldCount where head.knownName(at: index) == .connection {
             let completed = forEachListElement(buf, head.valueRange(at: index)) { token in
                 !equalsIgnoringCase(buf, token, name)
             }
@@ -190,17 +214,17 @@ func append(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, to out: inou
 }
 
 /// Field lines kept as received, gathered while each follows the previous one in the head, so that a run of them
-/// is one append. `flush` before anything else is appended.
+/// is one copy. `flush` before anything else is written.
 struct FieldRun {
     /// The gathered lines: `buf[start..<end]` (empty: none).
     private var start = 0
     private var end = 0
 
     /// Adds the field line `name: buf[value]`: to the run when it is written as received (`name: value CRLF`)
-    /// and follows the run; else after the run, on its own.
+    /// and follows the run; else after the run, on its own. Writes at most the line's length as received + 1.
     @inline(__always)
     mutating func add(
-        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]
+        _ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout HeadOutput
     ) {
         let valueEnd = value.upperBound
         guard
@@ -208,7 +232,7 @@ struct FieldRun {
                 && valueEnd &+ 1 < buf.count && buf[valueEnd] == 0x0D && !value.isEmpty
         else {
             flush(buf, to: &out)
-            appendField(buf, name: name, value: value, to: &out)
+            writeField(buf, name: name, value: value, to: &out)
             return
         }
         if name.lowerBound != end || start == end {
@@ -218,31 +242,22 @@ struct FieldRun {
         end = valueEnd &+ 2
     }
 
-    /// Appends the gathered lines.
+    /// Writes the gathered lines.
     @inline(__always)
-    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    mutating func flush(_ buf: UnsafeBufferPointer<UInt8>, to out: inout HeadOutput) {
         guard start != end else { return }
-        append(buf, start..<end, to: &out)
+        out.write(buf, start..<end)
         start = 0
         end = 0
     }
 }
 
-/// Appends `name: buf[value] CRLF` with the name as received.
+/// Writes `name: buf[value] CRLF` with the name as received: at most one byte more than the line as received
+/// (`name:value CRLF` gains the SP).
 @inline(__always)
-func appendField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout [UInt8]) {
-    // The common `name: value CRLF` line as received is what would be written: one copy instead of six appends.
-    let end = value.upperBound
-    if value.lowerBound == name.upperBound &+ 2 && buf[name.upperBound &+ 1] == 0x20 && end &+ 1 < buf.count
-        && buf[end] == 0x0D && !value.isEmpty
-    {
-        append(buf, name.lowerBound..<(end &+ 2), to: &out)
-        return
-    }
-    append(buf, name, to: &out)
-    out.append(0x3A)
-    out.append(0x20)
-    append(buf, value, to: &out)
-    out.append(0x0D)
-    out.append(0x0A)
+func writeField(_ buf: UnsafeBufferPointer<UInt8>, name: Range<Int>, value: Range<Int>, to out: inout HeadOutput) {
+    out.write(buf, name)
+    out.write(0x3A, 0x20)
+    out.write(buf, value)
+    out.write(0x0D, 0x0A)
 }

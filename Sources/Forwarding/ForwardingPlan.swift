@@ -51,8 +51,9 @@ struct Overrides: OptionSet, Sendable {
     static let forwardedProto = Overrides(rawValue: 4)
 }
 
-/// One route's forwarding recipe.
-struct RoutePlan: Sendable {
+/// One route's forwarding recipe. A class: the rewriter reads it in place for every request (a struct this size was
+/// copied out of the array, each of its arrays retained).
+final class RoutePlan: Sendable {
     let host: HostSource
     /// `set_header Host ...`: written in the Host position instead of `host`.
     let hostSetting: Template?
@@ -61,9 +62,12 @@ struct RoutePlan: Sendable {
     let overrides: Overrides
     let websocket: Bool
     let rewrite: Template?
-}
+    /// Most bytes the request rewriter writes for this route beyond the head as received, the client address,
+    /// the request id and the captures: its static text, Host value, and the templates' literal text.
+    let fixedBound: Int
+    /// Capture references in the templates this route renders (each renders at most the whole path).
+    let captureReferences: Int
 
-extension RoutePlan {
     init(route: Route, upstream: (String) -> Upstream?) {
         switch route.action {
         case .respond:
@@ -107,6 +111,31 @@ extension RoutePlan {
         self.overrides = overrides
         websocket = route.websocket
         rewrite = route.rewrite
+        // The static lines (request line version, Connection/Upgrade, X-Forwarded-*, X-Request-ID names, CRLFs)
+        // take under 256 bytes; the rest is per route.
+        var fixed = 256
+        var references = 0
+        func count(_ template: Template?) {
+            guard let template else { return }
+            let literal = template.renderedBound(pathCount: 0)
+            fixed += literal + 4
+            references += template.renderedBound(pathCount: 1) - literal
+        }
+        count(route.rewrite)
+        count(hostSetting)
+        switch host {
+        case .client: break
+        case .named(let values): fixed += values.map(\.count).max() ?? 0
+        case .dynamic(let template, let portSuffix):
+            count(template)
+            fixed += portSuffix.count
+        }
+        for header in headers {
+            fixed += header.name.count + 4
+            count(header.value)
+        }
+        fixedBound = fixed
+        captureReferences = references
     }
 }
 

@@ -72,6 +72,34 @@ public struct RequestID: Sendable, Equatable, CustomStringConvertible {
         withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
+    /// Whether `id` holds an id, read in place.
+    @inline(__always)
+    static func isPresent(_ id: inout RequestID?) -> Bool {
+        switch id {
+        case .none: return false
+        case .some: return true
+        }
+    }
+
+    /// Writes the bytes of `id`, if any, to `out` and returns whether there was one; `id` is read in place (it is
+    /// 136 bytes: passed by value, it was copied several times per response).
+    @inline(__always)
+    static func write(_ id: inout RequestID?, to out: inout HeadOutput) -> Bool {
+        switch id {
+        case .none: return false
+        case .some: break
+        }
+        let count = id!.count
+        Swift.withUnsafeBytes(of: &id!.storage) { out.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        return true
+    }
+
+    /// Writes the id's bytes to `out` (at most `maximumLength`).
+    @inline(__always)
+    func write(to out: inout HeadOutput) {
+        withUnsafeBytes { out.write($0) }
+    }
+
     /// The id as an array (allocates: for logs and tests, not the hot path).
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 

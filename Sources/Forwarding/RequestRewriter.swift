@@ -37,6 +37,20 @@ public struct RequestRewriter: Sendable {
         }
     }
 
+    /// Most bytes `writeUpstreamHead` writes for `request` (a complete request head) on `route` with a client
+    /// address of `clientAddressCount` bytes: the head as received (each field line written at most once, as
+    /// received, one byte longer, or as an `X-Forwarded-For` element with its `, `), the route's fixed text and
+    /// templates (`RoutePlan.fixedBound`, each capture at most the whole path), the client address twice and the
+    /// longest request id.
+    @inline(__always)
+    public func upstreamHeadBound(request: borrowing HeadParser, route: Int, clientAddressCount: Int) -> Int {
+        routes.withUnsafeBufferPointer { plans in
+            request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount
+                &+ RequestID.maximumLength &+ plans[route].fixedBound
+                &+ plans[route].captureReferences &* request.pathRange.count
+        }
+    }
+
     /// Appends the upstream request head of `request` (a complete request head) to `out` and returns the
     /// request id it carries.
     ///
@@ -53,146 +67,174 @@ public struct RequestRewriter: Sendable {
         clientAddress: UnsafeRawBufferPointer,
         scheme: Scheme, requestIDs: inout RequestIDGenerator, into out: inout [UInt8]
     ) -> RequestID {
-        let plan = routes[route]
-        let storage = request.headBytes
-        return storage.withUnsafeBufferPointer { buf -> RequestID in
-            let pathRange = request.pathRange
-            let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
-
-            // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
-            if let rewrite = plan.rewrite {
-                append(buf, request.methodRange, to: &out)
-                out.append(0x20)
-                let mark = out.count
-                rewrite.render(captures: matcher, path: path, into: &out)
-                // An empty request-target is invalid (RFC 9112 §3.2).
-                if out.count == mark { out.append(0x2F) }
-                if let query = request.queryRange {
-                    out.append(0x3F)
-                    append(buf, query, to: &out)
-                }
-            } else {
-                // Method SP target as received, in one piece (the parser allows exactly one SP between them).
-                append(buf, request.startLineRange, to: &out)
-            }
-
-            // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early). The
-            // version and the Host name go out in one append.
-            var keepClientHost = false
-            if let setting = plan.hostSetting {
-                append(" HTTP/1.1\r\n", to: &out)
-                writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
-            } else {
-                switch plan.host {
-                case .client:
-                    append(" HTTP/1.1\r\n", to: &out)
-                    keepClientHost = true
-                case .named(let hosts):
-                    append(" HTTP/1.1\r\nHost: ", to: &out)
-                    out.append(contentsOf: hosts[server])
-                    append("\r\n", to: &out)
-                case .dynamic(let template, let portSuffix):
-                    append(" HTTP/1.1\r\nHost: ", to: &out)
-                    template.render(captures: matcher, path: path, into: &out)
-                    out.append(contentsOf: portSuffix)
-                    append("\r\n", to: &out)
-                }
-            }
-
-            let tokens = ConnectionTokens(request, buf)
-            var forwardedFor = false
-            var clientRequestID: Range<Int>?
-            var run = FieldRun()
-            for index in 0..<request.fieldCount {
-                let name = request.nameRange(at: index)
-                let role = FieldRole(buf, name, request: true)
-                switch role {
-                case .host:
-                    if !keepClientHost { continue }
-                case .connection, .hopByHop:
-                    continue
-                case .framing:
-                    break
-                case .forwardedFor, .realIP, .forwardedProto, .requestID, .other:
-                    if tokens.lists(name, request, buf) { continue }
-                    switch role {
-                    case .forwardedFor:
-                        if !plan.overrides.contains(.forwardedFor) { forwardedFor = true }
-                        continue
-                    case .realIP, .forwardedProto:
-                        continue
-                    case .requestID:
-                        if clientRequestID == nil { clientRequestID = request.valueRange(at: index) }
-                        continue
-                    default:
-                        if isReplaced(name, plan.headers, buf) { continue }
-                    }
-                }
-                run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
-            }
-            run.flush(buf, to: &out)
-
-            // Static text is written in as few appends as it takes: a line whose value was just written owes its
-            // CRLF (`owesCRLF`), which starts the next static piece.
-            let writesForwardedFor = !plan.overrides.contains(.forwardedFor)
-            if plan.websocket && request.isWebSocketUpgrade {
-                append(
-                    writesForwardedFor
-                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Forwarded-For: "
-                        : "Connection: Upgrade\r\nUpgrade: websocket\r\n", to: &out)
-            } else {
-                append(
-                    writesForwardedFor ? "Connection: keep-alive\r\nX-Forwarded-For: " : "Connection: keep-alive\r\n",
-                    to: &out)
-            }
-
-            var owesCRLF = false
-            if writesForwardedFor {
-                if forwardedFor {
-                    // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
-                    for index in 0..<request.fieldCount {
-                        let name = request.nameRange(at: index)
-                        guard equalsLowercase(buf, name, "x-forwarded-for") else { continue }
-                        let value = request.valueRange(at: index)
-                        guard !value.isEmpty else { continue }
-                        append(buf, value, to: &out)
-                        append(", ", to: &out)
-                    }
-                }
-                out.append(contentsOf: clientAddress)
-                owesCRLF = true
-            }
-            if !plan.overrides.contains(.realIP) {
-                append(owesCRLF ? "\r\nX-Real-IP: " : "X-Real-IP: ", to: &out)
-                out.append(contentsOf: clientAddress)
-                owesCRLF = true
-            }
-            let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
-
-            let id: RequestID
-            if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
-                id = received
-            } else {
-                id = requestIDs.next()
-            }
-            if writesForwardedProto {
-                append(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF), to: &out)
-            } else {
-                append(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ", to: &out)
-            }
-            id.append(to: &out)
-            if plan.headers.isEmpty {
-                append("\r\n\r\n", to: &out)
-                return id
-            }
-            append("\r\n", to: &out)
-
-            for setting in plan.headers {
-                writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
-            }
-            append("\r\n", to: &out)
-            return id
+        out.appendHead(
+            bound: upstreamHeadBound(request: request, route: route, clientAddressCount: clientAddress.count)
+        ) { output in
+            var id: RequestID?
+            writeUpstreamHead(
+                request: request, route: route, server: server, matcher: matcher, clientAddress: clientAddress,
+                scheme: scheme, requestIDs: &requestIDs, requestID: &id, into: &output)
+            return id!
         }
+    }
+
+    /// `writeUpstreamHead` into raw memory: `out` must have room for `upstreamHeadBound(...)` bytes. The request id
+    /// the head carries is stored in `requestID` (the 136-byte id is written in place, not returned and copied).
+    public func writeUpstreamHead(
+        request: borrowing HeadParser, route: Int, server: Int = 0, matcher: Matcher,
+        clientAddress: UnsafeRawBufferPointer,
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
+    ) {
+        // The plan is borrowed from the array's memory (bound to a local, it was copied: its arrays retained).
+        routes.withUnsafeBufferPointer { plans in
+            request.withUnsafeHeadBytes { buf in
+                Self.write(
+                    plan: plans[route], buf: buf, request: request, server: server, matcher: matcher,
+                    clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, requestID: &requestID,
+                    into: &out)
+            }
+        }
+    }
+
+    /// `writeUpstreamHead` with the route's plan and the head's bytes (`buf`) in place. No closure captures the
+    /// plan: a captured borrowed plan was copied.
+    private static func write(
+        plan: borrowing RoutePlan, buf: UnsafeBufferPointer<UInt8>, request: borrowing HeadParser, server: Int,
+        matcher: Matcher, clientAddress: UnsafeRawBufferPointer,
+        scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
+    ) {
+        let pathRange = request.pathRange
+        let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buf[pathRange]))
+
+        // Request line (RFC 9112 §3): always HTTP/1.1 upstream (RFC 9110 §2.5).
+        if let rewrite = plan.rewrite {
+            out.write(buf, request.methodRange)
+            out.write(byte: 0x20)
+            let mark = out.count
+            out.write(rewrite, captures: matcher, path: path)
+            // An empty request-target is invalid (RFC 9112 §3.2).
+            if out.count == mark { out.write(byte: 0x2F) }
+            if let query = request.queryRange {
+                out.write(byte: 0x3F)
+                out.write(buf, query)
+            }
+        } else {
+            // Method SP target as received, in one piece (the parser allows exactly one SP between them).
+            out.write(buf, request.startLineRange)
+        }
+
+        // Host first (RFC 9110 §7.2 asks user agents to send it first; upstream servers expect it early). The
+        // version and the Host name go out in one copy.
+        var keepClientHost = false
+        if let setting = plan.hostSetting {
+            out.write(" HTTP/1.1\r\n")
+            writeSetting(name: "Host", value: setting, matcher: matcher, path: path, into: &out)
+        } else {
+            switch plan.host {
+            case .client:
+                out.write(" HTTP/1.1\r\n")
+                keepClientHost = true
+            case .named(let hosts):
+                out.write(" HTTP/1.1\r\nHost: ")
+                out.write(hosts[server])
+                out.write(0x0D, 0x0A)
+            case .dynamic(let template, let portSuffix):
+                out.write(" HTTP/1.1\r\nHost: ")
+                out.write(template, captures: matcher, path: path)
+                out.write(portSuffix)
+                out.write(0x0D, 0x0A)
+            }
+        }
+
+        let tokens = ConnectionTokens(request, buf)
+        var forwardedFor = false
+        var clientRequestID: Range<Int>?
+        var run = FieldRun()
+        for index in 0..<request.fieldCount {
+            let name = request.nameRange(at: index)
+            let role = FieldRole(request.knownName(at: index), request: true)
+            switch role {
+            case .host:
+                if !keepClientHost { continue }
+            case .connection, .hopByHop:
+                continue
+            case .framing:
+                break
+            case .forwardedFor, .realIP, .forwardedProto, .requestID, .other:
+                if tokens.lists(name, request, buf) { continue }
+                switch role {
+                case .forwardedFor:
+                    if !plan.overrides.contains(.forwardedFor) { forwardedFor = true }
+                    continue
+                case .realIP, .forwardedProto:
+                    continue
+                case .requestID:
+                    if clientRequestID == nil { clientRequestID = request.valueRange(at: index) }
+                    continue
+                default:
+                    if isReplaced(name, plan.headers, buf) { continue }
+                }
+            }
+            run.add(buf, name: name, value: request.valueRange(at: index), to: &out)
+        }
+        run.flush(buf, to: &out)
+
+        // Static text is written in as few copies as it takes: a line whose value was just written owes its
+        // CRLF (`owesCRLF`), which starts the next static piece.
+        let writesForwardedFor = !plan.overrides.contains(.forwardedFor)
+        if plan.websocket && request.isWebSocketUpgrade {
+            out.write(
+                writesForwardedFor
+                    ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Forwarded-For: "
+                    : "Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        } else {
+            out.write(
+                writesForwardedFor ? "Connection: keep-alive\r\nX-Forwarded-For: " : "Connection: keep-alive\r\n")
+        }
+
+        var owesCRLF = false
+        if writesForwardedFor {
+            if forwardedFor {
+                // Every received X-Forwarded-For line is one list (RFC 9110 §5.3), in order.
+                for index in 0..<request.fieldCount {
+                    guard request.knownName(at: index) == .xForwardedFor else { continue }
+                    let value = request.valueRange(at: index)
+                    guard !value.isEmpty else { continue }
+                    out.write(buf, value)
+                    out.write(0x2C, 0x20)
+                }
+            }
+            out.write(clientAddress)
+            owesCRLF = true
+        }
+        if !plan.overrides.contains(.realIP) {
+            out.write(owesCRLF ? "\r\nX-Real-IP: " : "X-Real-IP: ")
+            out.write(clientAddress)
+            owesCRLF = true
+        }
+        let writesForwardedProto = !plan.overrides.contains(.forwardedProto)
+
+        if let range = clientRequestID, let received = RequestID(UnsafeBufferPointer(rebasing: buf[range])) {
+            requestID = received
+        } else {
+            requestID = requestIDs.next()
+        }
+        if writesForwardedProto {
+            out.write(scheme.forwardedProtoThenRequestID(afterValue: owesCRLF))
+        } else {
+            out.write(owesCRLF ? "\r\nX-Request-ID: " : "X-Request-ID: ")
+        }
+        _ = RequestID.write(&requestID, to: &out)
+        if plan.headers.isEmpty {
+            out.write("\r\n\r\n")
+            return
+        }
+        out.write(0x0D, 0x0A)
+
+        for setting in plan.headers {
+            writeSetting(name: setting.name, value: setting.value, matcher: matcher, path: path, into: &out)
+        }
+        out.write(0x0D, 0x0A)
     }
 
     /// `writeUpstreamHead` with the client address as an array (tests and cold paths).
@@ -220,26 +262,32 @@ private func isReplaced(_ name: Range<Int>, _ headers: [HeaderPlan], _ buf: Unsa
 /// which the parser already limited to visible bytes, so a rendered value cannot hold CR or LF.
 @inline(__always)
 private func writeSetting(
-    name: some Collection<UInt8>, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer,
-    into out: inout [UInt8]
+    name: [UInt8], value: Template, matcher: Matcher, path: UnsafeRawBufferPointer, into out: inout HeadOutput
 ) {
     let mark = out.count
-    out.append(contentsOf: name)
-    out.append(0x3A)
-    out.append(0x20)
+    out.write(name)
+    out.write(0x3A, 0x20)
     let valueStart = out.count
-    value.render(captures: matcher, path: path, into: &out)
+    out.write(value, captures: matcher, path: path)
     if out.count == valueStart {
-        out.removeLast(out.count - mark)
+        out.truncate(to: mark)
         return
     }
-    out.append(0x0D)
-    out.append(0x0A)
+    out.write(0x0D, 0x0A)
 }
 
 @inline(__always)
 private func writeSetting(
-    name: StaticString, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer, into out: inout [UInt8]
+    name: StaticString, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer, into out: inout HeadOutput
 ) {
-    name.withUTF8Buffer { writeSetting(name: $0, value: value, matcher: matcher, path: path, into: &out) }
+    let mark = out.count
+    out.write(name)
+    out.write(0x3A, 0x20)
+    let valueStart = out.count
+    out.write(value, captures: matcher, path: path)
+    if out.count == valueStart {
+        out.truncate(to: mark)
+        return
+    }
+    out.write(0x0D, 0x0A)
 }

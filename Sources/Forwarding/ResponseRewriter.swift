@@ -19,21 +19,46 @@ public enum ResponseRewriter {
         response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false, requestID: RequestID?,
         into out: inout [UInt8]
     ) {
-        let storage = response.headBytes
-        storage.withUnsafeBufferPointer { buf in
+        var requestID = requestID
+        out.appendHead(bound: downstreamHeadBound(response: response)) { output in
+            writeDownstreamHead(
+                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade, requestID: &requestID,
+                into: &output)
+        }
+    }
+
+    /// Most bytes `writeDownstreamHead` writes for `response`: the head as received (each field line at most one
+    /// byte longer), a rebuilt status line, the gateway's lines and the longest request id.
+    @inline(__always)
+    public static func downstreamHeadBound(response: borrowing HeadParser) -> Int {
+        response.headByteCount &+ response.fieldCount &+ 128 &+ RequestID.maximumLength
+    }
+
+    /// `writeDownstreamHead` into raw memory: `out` must have room for `downstreamHeadBound(response:)` bytes.
+    /// `requestID` is only read (`inout` so that the 136-byte id is read in place, not copied).
+    public static func writeDownstreamHead(
+        response: borrowing HeadParser, keepAlive: Bool, webSocketUpgrade: Bool = false,
+        requestID: inout RequestID?, into out: inout HeadOutput
+    ) {
+        response.withUnsafeHeadBytes { buf in
             let line = response.startLineRange
             let reason = response.reasonRange
             if response.version == .http1_1 && reason.lowerBound > line.lowerBound
                 && buf[reason.lowerBound - 1] == 0x20
             {
                 // `HTTP/1.1 NNN reason CRLF` as received is exactly what would be written: one copy.
-                append(buf, line.lowerBound..<(line.upperBound &+ 2), to: &out)
+                out.write(buf, line.lowerBound..<(line.upperBound &+ 2))
             } else {
-                append("HTTP/1.1 ", to: &out)
-                HeadSerializer.appendDecimal(UInt64(response.status), into: &out)
-                out.append(0x20)
-                append(buf, reason, to: &out)
-                append("\r\n", to: &out)
+                // The received line is at least `HTTP/1.x NNN`: this is at most 2 bytes longer (SP, and CRLF
+                // where the parser accepted a bare CR after the code).
+                out.write("HTTP/1.1 ")
+                let status = response.status
+                out.write(
+                    UInt8(truncatingIfNeeded: 0x30 &+ status / 100), UInt8(truncatingIfNeeded: 0x30 &+ status / 10 % 10)
+                )
+                out.write(UInt8(truncatingIfNeeded: 0x30 &+ status % 10), 0x20)
+                out.write(buf, reason)
+                out.write(0x0D, 0x0A)
             }
 
             let tokens = ConnectionTokens(response, buf)
@@ -41,7 +66,7 @@ public enum ResponseRewriter {
             var run = FieldRun()
             for index in 0..<response.fieldCount {
                 let name = response.nameRange(at: index)
-                switch FieldRole(buf, name, request: false) {
+                switch FieldRole(response.knownName(at: index), request: false) {
                 case .connection, .hopByHop:
                     continue
                 case .framing:
@@ -58,26 +83,24 @@ public enum ResponseRewriter {
 
             let status = response.status
             // The upstream's own X-Request-ID is kept; else this request's id follows the Connection line, and the
-            // blank line ends the head (each variant one append).
-            let requestID = hasRequestID ? nil : requestID
+            // blank line ends the head (each variant one copy).
+            let writesID = !hasRequestID && RequestID.isPresent(&requestID)
             if status == 101 && webSocketUpgrade {
-                append(
-                    requestID == nil
-                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-                        : "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Request-ID: ", to: &out)
+                out.write(
+                    writesID
+                        ? "Connection: Upgrade\r\nUpgrade: websocket\r\nX-Request-ID: "
+                        : "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
             } else if status < 200 && status != 101 {
-                append("\r\n", to: &out)
+                out.write(0x0D, 0x0A)
                 return
             } else if keepAlive {
-                append(
-                    requestID == nil ? "Connection: keep-alive\r\n\r\n" : "Connection: keep-alive\r\nX-Request-ID: ",
-                    to: &out)
+                out.write(writesID ? "Connection: keep-alive\r\nX-Request-ID: " : "Connection: keep-alive\r\n\r\n")
             } else {
-                append(requestID == nil ? "Connection: close\r\n\r\n" : "Connection: close\r\nX-Request-ID: ", to: &out)
+                out.write(writesID ? "Connection: close\r\nX-Request-ID: " : "Connection: close\r\n\r\n")
             }
-            if let requestID {
-                requestID.append(to: &out)
-                append("\r\n\r\n", to: &out)
+            if writesID {
+                _ = RequestID.write(&requestID, to: &out)
+                out.write("\r\n\r\n")
             }
         }
     }

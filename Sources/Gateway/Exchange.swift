@@ -31,7 +31,13 @@ final class Exchange<Transport: ExchangeTransport> {
     // around every call made through it). The cycle with `worker.exchanges` ends when the downstream closes, which
     // the loop's stop also does (`loopStopping` closes every connection).
     let worker: Worker
-    var downstream: Link!
+    var downstream: Link! {
+        didSet { downstreamRef = downstream.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `downstream` without a reference count. Lifetime: `downstream` is set once, before any event reaches the
+    /// exchange, is never replaced or cleared, and holds the link strongly for the exchange's whole life, so the
+    /// link outlives every call made through this (a call through the strong property retains and releases it).
+    private var downstreamRef: Unmanaged<Link>?
     let peer: SocketAddress
     let transport: Transport
     /// Index in `worker.exchanges`.
@@ -93,6 +99,26 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private var now: UInt64 { worker.loop.now }
 
+    /// Calls `body` with the downstream link, not retained around the call (see `downstreamRef`).
+    @inline(__always)
+    private func withDownstream<Result>(_ body: (Link) -> Result) -> Result {
+        downstreamRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Calls `body` with the snapshot this request runs under, not retained around the call. `body` must not reach
+    /// `nextRequest` (the only place `snapshot` is replaced): then the exchange's strong reference keeps the
+    /// snapshot alive throughout.
+    @inline(__always)
+    private func withSnapshot<Result>(_ body: (Snapshot) -> Result) -> Result {
+        Unmanaged.passUnretained(snapshot)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Whether `link` is the downstream link.
+    @inline(__always)
+    private func isDownstream(_ link: Link) -> Bool {
+        Unmanaged.passUnretained(link).toOpaque() == downstreamRef?.toOpaque()
+    }
+
     /// Calls `body` with `parser` (one of this exchange's stored parsers) as an `inout` argument. Passed straight
     /// from the stored property to a function of another module, a parser is copied (its arrays retained and
     /// released), since the compiler cannot prove the call leaves the property alone; an `inout` argument is
@@ -106,7 +132,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// Bytes read from `link` (the downstream, or the current upstream).
     func bytesArrived(on link: Link, _ bytes: UnsafeRawBufferPointer) {
-        if link === downstream {
+        if isDownstream(link) {
             downstreamBytes(bytes)
         } else if link === upstream {
             upstreamBytes(bytes)
@@ -137,7 +163,7 @@ final class Exchange<Transport: ExchangeTransport> {
             switch phase {
             case .idle:
                 // Back-pressure is a level: while the client has not read what it was sent, the next request waits.
-                if downstream.isAboveHighWater { return offset }
+                if withDownstream({ $0.isAboveHighWater }) { return offset }
                 used = consumeHead(rest)
             case .head:
                 used = consumeHead(rest)
@@ -174,15 +200,20 @@ final class Exchange<Transport: ExchangeTransport> {
         let waiting = stashOffset < stash.count
         switch phase {
         case .idle, .head, .body:
-            if waiting || downstream.isAboveHighWater { downstream.pauseReading() } else { downstream.resumeReading() }
+            withDownstream { downstream in
+                if waiting || downstream.isAboveHighWater {
+                    downstream.pauseReading()
+                } else {
+                    downstream.resumeReading()
+                }
+            }
         case .sending:
-            if waiting || (upstream?.isAboveHighWater ?? false) {
-                downstream.pauseReading()
-            } else {
-                downstream.resumeReading()
+            let pause = waiting || (upstream?.isAboveHighWater ?? false)
+            withDownstream { downstream in
+                if pause { downstream.pauseReading() } else { downstream.resumeReading() }
             }
         default:
-            downstream.pauseReading()
+            withDownstream { $0.pauseReading() }
         }
     }
 
@@ -226,16 +257,23 @@ final class Exchange<Transport: ExchangeTransport> {
         context.startedAt = now
         deadline = 0
         let framing = request.bodyFraming
-        if case .contentLength(let length) = framing, length > snapshot.bodySizeLimit {
+        if case .contentLength(let length) = framing, length > withSnapshot({ $0.bodySizeLimit }) {
             answer(.contentTooLarge, closing: true)
             return
         }
         context.requestBody.start(framing)
         let isUpgrade = request.isWebSocketUpgrade
-        // Through a local reference: `snapshot.routes` read in the closure was copied (each of its arrays retained).
-        let current = snapshot
-        let decision = request.path.withUnsafeBytes { path in
-            current.routes.decide(path: path, isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+        // Through an unretained reference (`snapshot.routes` read in the closure was copied, each of its arrays
+        // retained) and the head in place (a `path` slice retained the parser's storage).
+        let decision = withSnapshot { current in
+            Self.inPlace(&request) { request in
+                let pathRange = request.pathRange
+                return request.withUnsafeHeadBytes { head in
+                    current.routes.decide(
+                        path: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: head[pathRange])),
+                        isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+                }
+            }
         }
         worker.matcherHolder = ObjectIdentifier(self)
         switch decision {
@@ -249,7 +287,7 @@ final class Exchange<Transport: ExchangeTransport> {
             answerRoute(index)
         case .proxy(let index):
             context.route = index
-            let buffering = index < snapshot.requestBuffering.count ? snapshot.requestBuffering[index] : true
+            let buffering = withSnapshot { index < $0.requestBuffering.count ? $0.requestBuffering[index] : true }
             context.streaming = !buffering
             if context.requestBody.isDone || context.streaming {
                 proxy()
@@ -351,12 +389,18 @@ final class Exchange<Transport: ExchangeTransport> {
     /// A named upstream: the next server in turn, and one of its addresses not skipped by passive health.
     private func pickAndConnect() {
         guard let group = context.group else { return }
-        let upstreamGroup = worker.group(group, of: snapshot)
-        context.server = upstreamGroup.pickServer()
-        if let address = upstreamGroup.address(server: context.server, now: now) {
+        let time = now
+        let (server, address) = withSnapshot { snapshot in
+            worker.withGroup(group, of: snapshot) { upstreamGroup -> (Int, SocketAddress?) in
+                let server = upstreamGroup.pickServer()
+                return (server, upstreamGroup.address(server: server, now: time))
+            }
+        }
+        context.server = server
+        if let address {
             connect(to: address)
         } else {
-            resolve(upstreamGroup.servers[context.server].host)
+            resolve(withSnapshot { worker.group(group, of: $0) }.servers[server].host)
         }
     }
 
@@ -454,22 +498,36 @@ final class Exchange<Transport: ExchangeTransport> {
             _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
             worker.matcherHolder = ObjectIdentifier(self)
         }
-        worker.scratch.removeAll(keepingCapacity: true)
         let group = context.group
         let server = context.server
         let route = context.route
-        let current = snapshot
-        context.requestID = worker.withClientAddress(peer) { address in
-            Self.inPlace(&request) { request in
-                current.rewriter.writeUpstreamHead(
-                    request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
-                    clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
+        let memory = worker.headScratch
+        var headCount = -1
+        withSnapshot { current in
+            worker.withClientAddress(peer) { address in
+                Self.inPlace(&request) { request in
+                    let bound = current.rewriter.upstreamHeadBound(
+                        request: request, route: route, clientAddressCount: address.count)
+                    if bound <= memory.count {
+                        var out = HeadOutput(memory.baseAddress!)
+                        current.rewriter.writeUpstreamHead(
+                            request: request, route: route, server: group == nil ? 0 : server,
+                            matcher: worker.matcher, clientAddress: address, scheme: .http,
+                            requestIDs: &worker.requestIDs, requestID: &context.requestID, into: &out)
+                        headCount = out.count
+                        return
+                    }
+                    worker.scratch.removeAll(keepingCapacity: true)
+                    context.requestID = current.rewriter.writeUpstreamHead(
+                        request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
+                        clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
+                }
             }
         }
         if body.isEmpty {
-            worker.scratch.withUnsafeBytes { upstream.write($0) }
+            withHead(headCount) { upstream.write($0) }
         } else {
-            worker.scratch.withUnsafeBytes { head in body.withUnsafeBytes { upstream.write(head, $0) } }
+            withHead(headCount) { head in body.withUnsafeBytes { upstream.write(head, $0) } }
             worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(body.count))
         }
         if lentResponse {
@@ -493,7 +551,36 @@ final class Exchange<Transport: ExchangeTransport> {
     /// The level check: the upstream is read only while the client's unsent bytes are below the high-water mark.
     private func applyBackPressure() {
         guard let upstream else { return }
-        if downstream.isAboveHighWater { upstream.pauseReading() } else { upstream.resumeReading() }
+        if withDownstream({ $0.isAboveHighWater }) { upstream.pauseReading() } else { upstream.resumeReading() }
+    }
+
+    /// Calls `body` with the head just written: the first `count` bytes of `worker.headScratch`, or
+    /// `worker.scratch` when `count` is -1 (the head's bound did not fit the raw memory).
+    @inline(__always)
+    private func withHead<Result>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if count >= 0 { return body(UnsafeRawBufferPointer(rebasing: worker.headScratch[0..<count])) }
+        return worker.scratch.withUnsafeBytes(body)
+    }
+
+    /// Writes the downstream head of `response` into `worker.headScratch` and returns its byte count, or into
+    /// `worker.scratch` when its bound does not fit there and returns -1 (see `withHead`).
+    /// The request's id (`context.requestID`) is read in place.
+    private func writeResponseHead(keepAlive: Bool, webSocketUpgrade: Bool) -> Int {
+        let memory = worker.headScratch
+        return Self.inPlace(&response) { response in
+            if ResponseRewriter.downstreamHeadBound(response: response) <= memory.count {
+                var out = HeadOutput(memory.baseAddress!)
+                ResponseRewriter.writeDownstreamHead(
+                    response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade,
+                    requestID: &context.requestID, into: &out)
+                return out.count
+            }
+            worker.scratch.removeAll(keepingCapacity: true)
+            ResponseRewriter.writeDownstreamHead(
+                response: response, keepAlive: keepAlive, webSocketUpgrade: webSocketUpgrade,
+                requestID: context.requestID, into: &worker.scratch)
+            return -1
+        }
     }
 
     // MARK: Response downstream
@@ -543,32 +630,31 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func startResponse(_ rest: UnsafeRawBufferPointer) {
         if let group = context.group, let address = context.upstreamAddress {
-            worker.group(group, of: snapshot).recordSuccess(address)
+            withSnapshot { snapshot in worker.withGroup(group, of: snapshot) { $0.recordSuccess(address) } }
         }
         releaseBody()
+        // From the parsers' values (passed whole from their stored properties, the parsers were copied).
+        let method = request.method
+        let framing = response.responseFraming(requestMethod: method)
         let after = ForwardingDecision.downstream(
-            request: request, forwardedUpgrade: false, response: response, draining: worker.draining)
+            requestKeepAlive: request.keepAlive, forwardedUpgrade: false, responseStatus: response.status,
+            responseFraming: framing, draining: worker.draining)
         context.keepAliveAfter = after == .keepAlive && context.requestBody.isDone && !downstreamEOF
-        context.responseBody.start(response.responseFraming(requestMethod: request.method))
-        worker.scratch.removeAll(keepingCapacity: true)
-        let keepAlive = context.keepAliveAfter
-        let requestID = context.requestID
-        Self.inPlace(&response) { response in
-            ResponseRewriter.writeDownstreamHead(
-                response: response, keepAlive: keepAlive, requestID: requestID, into: &worker.scratch)
-        }
+        context.responseBody.start(framing)
+        let headCount = writeResponseHead(keepAlive: context.keepAliveAfter, webSocketUpgrade: false)
         phase = .relaying
         context.responseStarted = true
         deadline = now &+ worker.upstreamResponseTimeout
-        pendingAtDeadline = downstream.pendingByteCount
+        pendingAtDeadline = withDownstream { $0.pendingByteCount }
         switch context.responseBody.take(rest) {
         case .invalid:
             abort(.badResponse)
         case .body(let count, let ended):
-            worker.scratch.withUnsafeBytes { head in
-                downstream.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count]))
+            let headBytes = withHead(headCount) { head in
+                withDownstream { $0.write(head, UnsafeRawBufferPointer(rebasing: rest[0..<count])) }
+                return head.count
             }
-            context.bytesOut &+= UInt64(worker.scratch.count + count)
+            context.bytesOut &+= UInt64(headBytes + count)
             worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
             if ended { finishResponse(extraBytes: count < rest.count) }
         }
@@ -580,7 +666,7 @@ final class Exchange<Transport: ExchangeTransport> {
             abort(.badResponse)
         case .body(let count, let ended):
             if count > 0 {
-                downstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+                withDownstream { $0.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) }
                 context.bytesOut &+= UInt64(count)
                 worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
                 deadline = now &+ worker.upstreamResponseTimeout
@@ -595,7 +681,9 @@ final class Exchange<Transport: ExchangeTransport> {
             self.upstream = nil
             let reusable =
                 !extraBytes && context.requestBody.isDone
-                && ForwardingDecision.upstreamReusable(response: response, requestMethod: request.method)
+                && Self.inPlace(&response) { [method = request.method] in
+                    ForwardingDecision.upstreamReusable(response: $0, requestMethod: method)
+                }
             if reusable, let address = context.upstreamAddress {
                 let group = context.group
                 let capacity = group.map { snapshot.groupKeepalive[$0] } ?? worker.dynamicKeepalive
@@ -620,7 +708,8 @@ final class Exchange<Transport: ExchangeTransport> {
         // The parsers stay lent while requests keep coming; the worker's sweep takes them back once idle.
         if lentRequest { request.reset() }
         if lentResponse { response.reset() }
-        snapshot = worker.snapshot
+        // Replaced only after a reload (assigning the same one retained and released it).
+        if snapshot !== worker.snapshot { snapshot = worker.snapshot }
         generation &+= 1
         context = RequestContext()
         releaseBody()
@@ -657,11 +746,11 @@ final class Exchange<Transport: ExchangeTransport> {
         self.upstream = nil
         // The upgrade's access log line is the tunnel's, written when it closes.
         record(status: 101, log: false)
-        worker.scratch.removeAll(keepingCapacity: true)
-        ResponseRewriter.writeDownstreamHead(
-            response: response, keepAlive: false, webSocketUpgrade: true, requestID: context.requestID,
-            into: &worker.scratch)
-        worker.scratch.withUnsafeBytes { head in downstream.write(head, rest) }
+        let headCount = writeResponseHead(keepAlive: false, webSocketUpgrade: true)
+        let headBytes = withHead(headCount) { head in
+            downstream.write(head, rest)
+            return head.count
+        }
         worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(rest.count))
         returnParsers()
         let group = context.group
@@ -672,7 +761,7 @@ final class Exchange<Transport: ExchangeTransport> {
             log = TunnelLogFields(
                 route: route >= 0 && route < snapshot.routeLabels.count ? snapshot.routeLabels[route] : "-",
                 upstream: context.upstreamAddress, startedAt: context.startedAt, bytesIn: context.bytesIn,
-                bytesOut: UInt64(worker.scratch.count + rest.count))
+                bytesOut: UInt64(headBytes + rest.count))
         }
         // Bytes the client sent after its upgrade request are the tunnel's first.
         if stashOffset < stash.count {
@@ -826,7 +915,8 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func record(status: Int, log: Bool = true) {
         context.status = status
-        worker.countRequest(route: context.route, status: status, snapshot: snapshot)
+        let route = context.route
+        withSnapshot { worker.countRequest(route: route, status: status, snapshot: $0) }
         let duration = now &- context.startedAt
         worker.metrics.requestDuration.observe(shard: worker.index, Double(duration) / 1e9)
         if log && worker.accessLog != nil {
@@ -879,7 +969,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link` sent EOF.
     func eofArrived(on link: Link) {
-        if link === downstream {
+        if isDownstream(link) {
             switch PhaseRules.clientEOF(phaseKind) {
             case .close:
                 phase = .closing
@@ -901,7 +991,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link`'s unsent bytes crossed the high-water mark (up: not writable; down: writable).
     func writabilityChanged(on link: Link, writable: Bool) {
-        if link === downstream {
+        if isDownstream(link) {
             if writable {
                 // The client read what it was sent: responses (and answers to pipelined requests) go on.
                 upstream?.resumeReading()
@@ -924,7 +1014,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// `link` closed (by either side).
     func linkClosed(_ link: Link, error: Errno?) {
-        if link === downstream {
+        if isDownstream(link) {
             if error == .noBufferSpace { worker.metrics.cut.labels("unsent_limit").increment(shard: worker.index) }
             closeUpstream()
             phase = .closed

@@ -19,7 +19,10 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     private var idle: [SocketAddress: Bucket] = [:]
     /// The bucket used last and its address: a gateway proxying to a few addresses finds it without hashing.
     private var lastAddress: SocketAddress?
-    private var lastBucket: Bucket?
+    /// The bucket of `lastAddress`, unretained: a bucket stays in `idle` from its creation until `closeAll`, which
+    /// clears this too, so it is alive whenever this is set (a strong reference was retained and released on
+    /// every take and put).
+    private var lastBucket: Unmanaged<Bucket>?
     private(set) var count = 0
     /// Fires at `expiryAt`, the earliest keep-alive time of a pooled connection (`.max`: not armed).
     private var expiry = Deadline()
@@ -29,25 +32,36 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
 
     /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
     func take(_ address: SocketAddress) -> Connection? {
-        guard let bucket = bucket(address), let connection = bucket.connections.popLast() else { return nil }
-        bucket.deadlines.removeLast()
-        count -= 1
-        return connection
+        guard let bucket = bucket(address) else { return nil }
+        return bucket._withUnsafeGuaranteedRef { bucket in
+            guard let connection = bucket.connections.popLast() else { return nil }
+            bucket.deadlines.removeLast()
+            count -= 1
+            return connection
+        }
     }
 
     /// Keeps `connection` for reuse until `deadline` if fewer than `capacity` connections to `address` are idle;
     /// closes it otherwise.
     func put(_ connection: Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
         guard !connection.isClosed else { return }
-        let bucket: Bucket
+        let reference: Unmanaged<Bucket>
         if let existing = self.bucket(address) {
-            bucket = existing
+            reference = existing
         } else {
-            bucket = Bucket()
+            let bucket = Bucket()
             bucket.connections.reserveCapacity(capacity)
             bucket.deadlines.reserveCapacity(capacity)
             idle[address] = bucket
+            reference = Unmanaged.passUnretained(bucket)
         }
+        reference._withUnsafeGuaranteedRef { bucket in
+            put(connection, deadline: deadline, capacity: capacity, into: bucket)
+        }
+    }
+
+    @inline(__always)
+    private func put(_ connection: Connection, deadline: UInt64, capacity: Int, into bucket: Bucket) {
         guard bucket.connections.count < capacity else {
             connection.close()
             return
@@ -68,12 +82,13 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
 
     /// The bucket of `address`, if any.
     @inline(__always)
-    private func bucket(_ address: SocketAddress) -> Bucket? {
+    private func bucket(_ address: SocketAddress) -> Unmanaged<Bucket>? {
         if let lastBucket, lastAddress == address { return lastBucket }
         guard let bucket = idle[address] else { return nil }
+        let reference = Unmanaged.passUnretained(bucket)
         lastAddress = address
-        lastBucket = bucket
-        return bucket
+        lastBucket = reference
+        return reference
     }
 
     func timerFired(tag: UInt64) {

@@ -26,6 +26,9 @@ final class Worker: AcceptHandler, TimerHandler {
     var requestIDs = RequestIDGenerator()
     /// Reused for every head the worker writes (one at a time: the loop is single-threaded).
     var scratch: [UInt8] = []
+    /// Raw memory the proxied heads are written into when their upper bound fits (else `scratch`); owned by the
+    /// worker for its whole life and used by one head at a time.
+    let headScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16384, alignment: 8)
     /// The client address text of the exchange being forwarded.
     var clientAddress: [UInt8] = []
     let pool = UpstreamPool()
@@ -74,6 +77,8 @@ final class Worker: AcceptHandler, TimerHandler {
         install(snapshot)
         loop.schedule(after: Self.sweepInterval, handler: self)
     }
+
+    deinit { headScratch.deallocate() }
 
     /// Binds this loop's listeners (SO_REUSEPORT: every worker binds the same addresses).
     func listen(on addresses: [SocketAddress]) throws(Errno) -> [SocketAddress] {
@@ -130,6 +135,14 @@ final class Worker: AcceptHandler, TimerHandler {
         let name = snapshot.groups[index].name
         if let current = groups.first(where: { $0.plan.name == name }) { return current }
         return UpstreamGroup(plan: snapshot.groups[index])
+    }
+
+    /// Calls `body` with `group(index, of: snapshot)`, not retained around the call when `snapshot` is the current
+    /// one: `groups` holds it, and is replaced only by `install` (a reload), which `body` must not reach.
+    @inline(__always)
+    func withGroup<Result>(_ index: Int, of snapshot: Snapshot, _ body: (UpstreamGroup) -> Result) -> Result {
+        if snapshot === self.snapshot { return Unmanaged.passUnretained(groups[index])._withUnsafeGuaranteedRef(body) }
+        return body(group(index, of: snapshot))
     }
 
     func countRequest(route: Int, status: Int, snapshot: Snapshot) {

@@ -13,10 +13,10 @@ extension HeadParser {
             for index in 0..<fields.count {
                 let field = fields[index]
                 let (start, end) = (field.valueStart, field.valueEnd)
-                switch field.nameEnd - field.nameStart {
-                case 4 where equalsKnownName(buf, field.nameStart, field.nameEnd, "host"):
+                switch field.known {
+                case .host:
                     hosts += 1
-                case 7 where equalsKnownName(buf, field.nameStart, field.nameEnd, "upgrade"):
+                case .upgrade:
                     if upgradeField < 0 { upgradeField = index }
                     forEachListElement(buf, start, end) { s, e in
                         // protocol-name ["/" protocol-version] (RFC 9110 §7.8)
@@ -25,7 +25,7 @@ extension HeadParser {
                         if equalsKnownName(buf, s, nameEnd, "websocket") { websocketToken = true }
                         return true
                     }
-                case 10 where equalsKnownName(buf, field.nameStart, field.nameEnd, "connection"):
+                case .connection:
                     forEachListElement(buf, start, end) { s, e in
                         if equalsKnownName(buf, s, e, "close") {
                             connectionClose = true
@@ -38,7 +38,7 @@ extension HeadParser {
                         }
                         return true
                     }
-                case 14 where equalsKnownName(buf, field.nameStart, field.nameEnd, "content-length"):
+                case .contentLength:
                     var failure: HeadError?
                     // Content-Length = 1*DIGIT; a list of identical values is one value (RFC 9110 §8.6).
                     forEachListElement(buf, start, end) { s, e in
@@ -54,7 +54,7 @@ extension HeadParser {
                         return true
                     }
                     if let failure { return failure }
-                case 17 where equalsKnownName(buf, field.nameStart, field.nameEnd, "transfer-encoding"):
+                case .transferEncoding:
                     transferEncodingPresent = true
                     var invalid = false
                     forEachListElement(buf, start, end) { s, e in
@@ -136,6 +136,15 @@ extension HeadParser {
     /// The whole head as received, start line to final CRLF (leading empty lines included).
     @inlinable public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
 
+    /// Calls `body` with the bytes of `headBytes` in place (no slice is made, so nothing is retained).
+    @inlinable
+    public func withUnsafeHeadBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        storage.withUnsafeBufferPointer(body)
+    }
+
+    /// Number of bytes of `headBytes`.
+    @inlinable public var headByteCount: Int { storage.count }
+
     /// Bytes of storage the parser keeps across `reset()`.
     public var retainedBytes: Int { storage.capacity }
 
@@ -187,6 +196,8 @@ extension HeadParser {
     @inlinable public var reasonRange: Range<Int> { reasonStart..<reasonEnd }
     /// Offsets of `name(at:)`.
     @inlinable public func nameRange(at index: Int) -> Range<Int> { fields[index].nameStart..<fields[index].nameEnd }
+    /// Which known name field `index` has (any case); `.other` for the rest.
+    @inlinable public func knownName(at index: Int) -> KnownField { fields[index].known }
     /// Offsets of `value(at:)`.
     @inlinable public func valueRange(at index: Int) -> Range<Int> { fields[index].valueStart..<fields[index].valueEnd }
 

@@ -7,6 +7,8 @@ struct FieldSpan: Sendable {
     @usableFromInline var nameEnd: Int
     @usableFromInline var valueStart: Int
     @usableFromInline var valueEnd: Int
+    /// The name, when it is one the parser or the rewriters act on.
+    @usableFromInline var known: KnownField
 }
 
 /// Incremental parser of a request head (RFC 9112 §3) or a response head (RFC 9112 §4) and its header section.
@@ -177,7 +179,15 @@ public struct HeadParser: Sendable {
                     if offset == startLineStart { return fail(.invalidMethod) }
                     methodEnd = offset
                     state = .targetStart
-                } else if !ByteClass.isTchar(byte) {
+                } else if ByteClass.isTchar(byte) {
+                    // Fast scan over the rest of the method (tchars) within the request-line and head limits; the
+                    // byte it stops at is handled by the loop like any other.
+                    let end = min(count, limits.maxHeaderBytes - base, startLineStart + limits.maxRequestLine - base)
+                    var j = Self.commonTokenRunEnd(bytes, from: i + 1, to: end)
+                    while j < end && ByteClass.isTchar(bytes[j]) { j += 1 }
+                    i = max(j, i + 1)
+                    continue
+                } else {
                     return fail(.invalidMethod)
                 }
             case .targetStart:
@@ -242,6 +252,23 @@ public struct HeadParser: Sendable {
                     return fail(.invalidVersion)
                 }
             case .statusCode:
+                // `NNN SP` whole in this input, within both limits, with no digit read yet: the code at once.
+                if statusDigits == 0 && i &+ 4 <= min(count, limits.maxHeaderBytes - base)
+                    && offset &+ 3 &- startLineStart < limits.maxRequestLine
+                    && ByteClass.isDigit(byte) && ByteClass.isDigit(bytes[i &+ 1])
+                    && ByteClass.isDigit(bytes[i &+ 2]) && bytes[i &+ 3] == ByteClass.sp
+                {
+                    let code =
+                        Int(byte &- 0x30) &* 100 &+ Int(bytes[i &+ 1] &- 0x30) &* 10 &+ Int(bytes[i &+ 2] &- 0x30)
+                    guard code >= 100, code <= 599 else { return fail(.invalidStatusCode) }
+                    parsedStatus = code
+                    statusDigits = 3
+                    reasonStart = offset &+ 4
+                    reasonEnd = reasonStart
+                    state = .reason
+                    i &+= 4
+                    continue
+                }
                 if ByteClass.isDigit(byte) {
                     guard statusDigits < 3 else { return fail(.invalidStatusCode) }
                     parsedStatus = parsedStatus * 10 + Int(byte &- 0x30)
@@ -258,6 +285,12 @@ public struct HeadParser: Sendable {
                     return fail(.invalidStatusCode)
                 }
             case .reason:
+                if ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte) {
+                    // Fast scan over the reason's bytes within the status-line and head limits.
+                    let end = min(count, limits.maxHeaderBytes - base, startLineStart + limits.maxRequestLine - base)
+                    i = max(Self.valueRunEnd(bytes, from: i, to: end), i + 1)
+                    continue
+                }
                 if byte == ByteClass.cr {
                     reasonEnd = offset
                     state = .startLineLF
@@ -289,7 +322,7 @@ public struct HeadParser: Sendable {
                 // handled below like any other.
                 if ByteClass.isTchar(byte) {
                     let end = min(count, limits.maxHeaderBytes - base)
-                    var j = i + 1
+                    var j = Self.commonTokenRunEnd(bytes, from: i + 1, to: end)
                     while j < end && ByteClass.isTchar(bytes[j]) { j += 1 }
                     i = j
                     continue
@@ -333,7 +366,9 @@ public struct HeadParser: Sendable {
             case .valueLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
                 fields.append(
-                    FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+                    FieldSpan(
+                        nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd,
+                        known: knownField(from: nameStart, to: nameEnd, bytes: bytes, base: base)))
                 state = .lineStart
             case .endLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
@@ -356,7 +391,7 @@ public struct HeadParser: Sendable {
     @inline(__always)
     mutating func scanFieldLine(_ bytes: UnsafeRawBufferPointer, from start: Int, base: Int) -> Int {
         let end = min(bytes.count, limits.maxHeaderBytes - base)
-        var j = start
+        var j = Self.commonTokenRunEnd(bytes, from: start, to: end)
         while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
         guard j < end && bytes[j] == ByteClass.colon else { return j }
         nameEnd = base + j
@@ -373,7 +408,10 @@ public struct HeadParser: Sendable {
         guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
             return runEnd
         }
-        fields.append(FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd))
+        // The whole name is in this input.
+        let known = KnownField(bytes.assumingMemoryBound(to: UInt8.self), nameStart &- base, nameEnd &- base)
+        fields.append(
+            FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, known: known))
         state = .lineStart
         return runEnd &+ 2
     }
@@ -402,6 +440,51 @@ public struct HeadParser: Sendable {
             let byte = bytes[j]
             guard ByteClass.isFieldVchar(byte) || ByteClass.isWhitespace(byte) else { break }
             j &+= 1
+        }
+        return j
+    }
+
+    /// Which known name the field name at offsets `start..<end` of the head is: its bytes are in this input
+    /// (`bytes`, from offset `base`) or began in `storage`.
+    @inline(__always)
+    func knownField(from start: Int, to end: Int, bytes: UnsafeRawBufferPointer, base: Int) -> KnownField {
+        let length = end &- start
+        guard length >= 2 && length <= KnownField.longest else { return .other }
+        if start >= base { return KnownField(bytes.assumingMemoryBound(to: UInt8.self), start &- base, end &- base) }
+        // The name began in an earlier input: gathered on the stack (it is short).
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: KnownField.longest) { name in
+            for index in 0..<length {
+                let offset = start &+ index
+                name[index] = offset < base ? storage[offset] : bytes[offset &- base]
+            }
+            return KnownField(UnsafeBufferPointer(name), 0, length)
+        }
+    }
+
+    /// The end of the run of letters, digits and `-` (the usual field-name and method bytes, all tchars) of
+    /// `bytes[start..<end]`, eight bytes at a time: the caller goes on from there byte by byte with the full tchar
+    /// test, so a rarer tchar only ends the fast part.
+    @inline(__always)
+    static func commonTokenRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var j = start
+        guard let base = bytes.baseAddress else { return j }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while j &+ 8 <= end {
+            let word = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+            // For bytes below 0x80, x + (0x80 - lo) has its high bit set exactly when x >= lo and x + (0x7F - hi)
+            // exactly when x > hi, and neither sum carries into the next byte. A byte of 0x80 or more is no match
+            // (its high bit is cleared from the result).
+            let lower = word | (0x20 &* ones)
+            let letter = (lower &+ (0x80 - 0x61) &* ones) & ~(lower &+ (0x7F - 0x7A) &* ones)
+            let digit = (word &+ (0x80 - 0x30) &* ones) & ~(word &+ (0x7F - 0x39) &* ones)
+            let dash = (word &+ (0x80 - 0x2D) &* ones) & ~(word &+ (0x7F - 0x2D) &* ones)
+            let matches = (letter | digit | dash) & ~word & highs
+            if matches != highs {
+                // Bytes are in memory order from the low end: the matching ones before the first other byte.
+                return j &+ (~matches & highs).trailingZeroBitCount >> 3
+            }
+            j &+= 8
         }
         return j
     }

@@ -21,6 +21,8 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     let parts: [Part]
     /// The template as written.
     public let source: String
+    /// How many parts are capture references.
+    let captureReferences: Int
 
     /// Parses `text`, resolving capture references against `pattern` (nil: the route has no regex, so any
     /// capture reference is an error).
@@ -86,6 +88,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         self.literals = literals
         self.parts = parts
         self.source = text
+        captureReferences = parts.count { if case .capture = $0 { return true } else { return false } }
     }
 
     /// Capture group numbers referenced, in order of appearance.
@@ -112,6 +115,37 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
                 }
             }
         }
+    }
+
+    /// Most bytes `render` writes for a path of `pathCount` bytes: the literal text, and the whole path for each
+    /// capture reference (a capture is a span of the path).
+    @inline(__always)
+    public func renderedBound(pathCount: Int) -> Int {
+        literals.count &+ captureReferences &* pathCount
+    }
+
+    /// `render` into raw memory holding at least `renderedBound(pathCount: path.count)` bytes; returns the
+    /// number of bytes written.
+    @inline(__always)
+    public func render(
+        captures: Matcher, path: UnsafeRawBufferPointer, intoMemory output: UnsafeMutableRawPointer
+    ) -> Int {
+        var count = 0
+        literals.withUnsafeBytes { text in
+            for part in parts {
+                switch part {
+                case .literal(let range):
+                    (output + count).copyMemory(from: text.baseAddress! + range.lowerBound, byteCount: range.count)
+                    count &+= range.count
+                case .capture(let group):
+                    if let span = captures.span(group), span.upperBound <= path.count, let source = path.baseAddress {
+                        (output + count).copyMemory(from: source + span.lowerBound, byteCount: span.count)
+                        count &+= span.count
+                    }
+                }
+            }
+        }
+        return count
     }
 
     /// The rendering of a template without captures (for host names and headers known at load).

@@ -75,6 +75,17 @@ extension EndToEnd {
             #expect(try stack.upstreamCount() == 4)
         }
 
+        /// A head whose upper bound does not fit the worker's raw head memory (16 KiB) goes upstream whole through
+        /// the array path, under the default 32k head limit.
+        @Test func headLargerThanTheRawHeadMemoryIsForwardedWhole() throws {
+            let stack = try Stack(StackSettings(echo: false))
+            defer { stack.stop() }
+            let big = String(repeating: "b", count: 20000)
+            let (answer, _) = try Self.exchange(stack, "GET /ws/connect HTTP/1.1\r\nHost: gw\r\nX-Big: \(big)\r\n\r\n")
+            #expect(answer.status == 200)
+            #expect(try SeenRequest(answer).header("X-Big") == big)
+        }
+
         /// Refusals that happen before any route is chosen (431, 414, 413 on the declared length, 400) must not be
         /// charged to the first route of the file (the balancer's) but to route "none", like other unrouted answers.
         @Test func refusalsBeforeRoutingAreNotChargedToARoute() throws {
