@@ -67,6 +67,8 @@ public final class Connection: EventHandler {
         static let receiveArmed = State(rawValue: 1024)
         /// Its cancel was asked for (bytes arrived while reading was paused).
         static let receiveCancelling = State(rawValue: 2048)
+        /// Its pending bytes are sent just before the loop's next wait.
+        static let sendQueued = State(rawValue: 4096)
     }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -233,6 +235,18 @@ public final class Connection: EventHandler {
     /// Whether I/O is by completion (`receiveByCompletion`).
     public var readsByCompletion: Bool { state.contains(.completionReads) }
 
+    /// The pending bytes leave with the loop's next wait: what is written until then goes in the same send.
+    private func queueSend() {
+        guard sending == 0, !state.contains(.sendQueued) else { return }
+        state.insert(.sendQueued)
+        loop.sendBeforeWait(token)
+    }
+
+    public func beforeWait() {
+        state.remove(.sendQueued)
+        if !state.contains(.closed) { submitSend() }
+    }
+
     /// Submits the pending bytes as one send (nothing in flight before).
     private func submitSend() {
         guard let buffer = pending, sending == 0, pendingStart < pendingEnd else { return }
@@ -262,7 +276,7 @@ public final class Connection: EventHandler {
         }
         pendingStart += receipt.result
         if pendingStart < pendingEnd {
-            submitSend()
+            queueSend()
             return
         }
         drained()
@@ -312,7 +326,7 @@ public final class Connection: EventHandler {
         }
         if state.contains(.completionReads) {
             append(bytes)
-            submitSend()
+            queueSend()
             return
         }
         if pending != nil {
@@ -337,7 +351,7 @@ public final class Connection: EventHandler {
         if pending != nil || state.contains(.completionReads) {
             append(head)
             append(body)
-            if state.contains(.completionReads) { submitSend() }
+            if state.contains(.completionReads) { queueSend() }
             return
         }
         var sent = 0

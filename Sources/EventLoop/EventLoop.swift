@@ -12,11 +12,14 @@ public protocol EventHandler: AnyObject {
     func completed(_ receipt: Receipt)
     /// A completion of this registration's send (io_uring loops, after `receiveByCompletion`).
     func sent(_ receipt: Receipt)
+    /// The loop is about to wait: submit what was queued with `sendBeforeWait`.
+    func beforeWait()
 }
 
 extension EventHandler {
     public func completed(_ receipt: Receipt) {}
     public func sent(_ receipt: Receipt) {}
+    public func beforeWait() {}
 }
 
 /// A single-threaded event loop.
@@ -55,6 +58,9 @@ public final class EventLoop: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let loopThread = Atomic<UInt>(0)
     private var deferred: [UInt64] = []
+    /// Registrations whose output goes out with the next wait (completion I/O): everything they were given during
+    /// this turn leaves in one send.
+    private var sendsBeforeWait: [UInt64] = []
     private var deferredRunning: [UInt64] = []
     private let wake: FileDescriptor
     private var wakeToken: UInt64 = 0
@@ -81,6 +87,7 @@ public final class EventLoop: @unchecked Sendable {
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         now = monotonicNanoseconds()
         deferred.reserveCapacity(1024)
+        sendsBeforeWait.reserveCapacity(1024)
         deferredRunning.reserveCapacity(1024)
         tasks.withLock { $0.reserveCapacity(1024) }
         runningTasks.reserveCapacity(1024)
@@ -142,6 +149,11 @@ public final class EventLoop: @unchecked Sendable {
     func cancelReceive(_ token: UInt64) {
         guard case .ioURing(let selector) = selector else { return }
         try? selector.cancelReceive(token)
+    }
+
+    /// Calls the registration's `beforeWait` just before the loop's next wait (once per call).
+    func sendBeforeWait(_ token: UInt64) {
+        sendsBeforeWait.append(token)
     }
 
     /// Submits a send for a registration doing completion I/O (io_uring only).
@@ -282,6 +294,10 @@ public final class EventLoop: @unchecked Sendable {
             runDeferred()
             runTimers()
             if stopRequested.load(ordering: .acquiring) { break }
+            if !sendsBeforeWait.isEmpty {
+                for token in sendsBeforeWait { handlers.lookup(token)?.beforeWait() }
+                sendsBeforeWait.removeAll(keepingCapacity: true)
+            }
             var timeout = timeoutMilliseconds()
             sleeping.store(true, ordering: .sequentiallyConsistent)
             if timeout != 0 && tasks.withLock({ !$0.isEmpty }) { timeout = 0 }
