@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every side-by-side scenario in one go (item 6 of the performance issue): HTTP proxying, HTTP latency at half the
-# better peer's maximum rate (TAIL=1, the default; TAIL=0 leaves it out), WebSocket relay at 100 × 4 × 64 B and at
+# better peer's maximum rate (TAIL=1, the default; TAIL=0 leaves it out; HTTP=0 leaves out both HTTP scenarios), WebSocket relay at 100 × 4 × 64 B and at
 # 1,000 × 2 × 1 KiB, new upgrades, and idle tunnels; each with nginx, HAProxy, the relay floors (not for idle
 # tunnels: their memory is a fixed table; not for the latency run) and rtc-gateway on epoll and on io_uring.
 # Release builds; ROUNDS (5) alternated rounds per scenario; OUT (bench/out/compare-<UTC time>.md) collects the
@@ -45,8 +45,10 @@ scenario() {
 
 HTTP_RAW=$(mktemp /tmp/compare-http.XXXXXX)
 trap 'rm -f "$HTTP_RAW"' EXIT
-scenario "HTTP proxying" RAW_OUT="$HTTP_RAW" -- bench/http-proxy.sh
-if [[ "$TAIL" == 1 ]]; then
+if [[ "${HTTP:-1}" == 1 ]]; then
+  scenario "HTTP proxying" RAW_OUT="$HTTP_RAW" -- bench/http-proxy.sh
+fi
+if [[ "${HTTP:-1}" == 1 && "$TAIL" == 1 ]]; then
   # The better peer's maximum rate is the one just measured: http-tail.sh takes it as RATE and skips its own step 1
   # (it measures it itself when the HTTP run left no nginx or HAProxy row).
   rate=$(best_peer_rate "$HTTP_RAW" nginx,haproxy) || rate=""
