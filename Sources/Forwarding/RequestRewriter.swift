@@ -266,14 +266,7 @@ private func writeSetting(
 ) {
     let mark = out.count
     out.write(name)
-    out.write(0x3A, 0x20)
-    let valueStart = out.count
-    out.write(value, captures: matcher, path: path)
-    if out.count == valueStart {
-        out.truncate(to: mark)
-        return
-    }
-    out.write(0x0D, 0x0A)
+    finishSetting(from: mark, value: value, matcher: matcher, path: path, into: &out)
 }
 
 @inline(__always)
@@ -282,6 +275,15 @@ private func writeSetting(
 ) {
     let mark = out.count
     out.write(name)
+    finishSetting(from: mark, value: value, matcher: matcher, path: path, into: &out)
+}
+
+/// The rest of a setting whose name was written from `mark`: `: <rendered value> CRLF`, or back to `mark` when the
+/// value renders empty.
+@inline(__always)
+private func finishSetting(
+    from mark: Int, value: Template, matcher: Matcher, path: UnsafeRawBufferPointer, into out: inout HeadOutput
+) {
     out.write(0x3A, 0x20)
     let valueStart = out.count
     out.write(value, captures: matcher, path: path)

@@ -24,8 +24,8 @@ final class CompletionEchoServer: AcceptHandler, ConnectionHandler, @unchecked S
     func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
         guard let connection = try? Connection(loop: listener.loop, fd: fd, handler: self) else { return }
         connections.append(connection)
-        let result = connection.receiveByCompletion()
-        switched.withLock { $0.append(result && connection.readsByCompletion) }
+        let result = connection.switchToCompletionIO()
+        switched.withLock { $0.append(result && connection.usesCompletionIO) }
     }
 
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) { connection.write(bytes) }
@@ -75,19 +75,25 @@ func echoRoundTrip(
     }
     defer { writer.join() }
     guard waitUntil(startReading) else { return false }
-    var received = 0
+    let read = readPattern(fd, stream: stream)
+    return read.intact && read.count == count
+}
+
+/// Reads `fd` until its end, `chunk` bytes at a time, checking every byte against stream `stream`'s pattern: how many
+/// came, whether all matched, and the last recv result (0: end of file) with its errno.
+func readPattern(_ fd: Int32, stream: Int, chunk: Int = 65536) -> (count: Int, intact: Bool, last: Int, error: Int32) {
+    var buffer = [UInt8](repeating: 0, count: chunk)
+    var count = 0
     var intact = true
-    var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
         let result = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         if result < 0 && errno == EINTR { continue }
-        if result <= 0 { break }
-        for index in 0..<result where buffer[index] != patternByte(stream: stream, offset: received + index) {
+        if result <= 0 { return (count, intact, result, result < 0 ? errno : 0) }
+        for index in 0..<result where buffer[index] != patternByte(stream: stream, offset: count + index) {
             intact = false
         }
-        received += result
+        count += result
     }
-    return intact && received == count
 }
 
 @Suite(.enabled(if: EventsBackend.ioURingUnavailability == nil, "io_uring is not available here"))
@@ -191,7 +197,7 @@ final class BlastThenClose: AcceptHandler, ConnectionHandler, @unchecked Sendabl
 
     func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
         guard let connection = try? Connection(loop: listener.loop, fd: fd, handler: self) else { return }
-        guard connection.receiveByCompletion() else { return connection.close() }
+        guard connection.switchToCompletionIO() else { return connection.close() }
         var bytes = [UInt8](repeating: 0, count: size)
         for index in 0..<size { bytes[index] = patternByte(stream: 5, offset: index) }
         bytes.withUnsafeBytes { connection.write($0) }
@@ -234,21 +240,9 @@ extension CompletionReadTests {
         }
         #expect(waitUntil { orphansLeft() == 0 })
         // What was sent before the cut can be read, then the end (FIN, or a reset for bytes never taken).
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        var total = 0
-        var intact = true
-        var last = 0
-        while true {
-            last = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-            if last < 0 && errno == EINTR { continue }
-            if last <= 0 { break }
-            for index in 0..<last where buffer[index] != patternByte(stream: 5, offset: total + index) {
-                intact = false
-            }
-            total += last
-        }
-        #expect(intact && total < size)
-        #expect(last == 0 || errno == ECONNRESET)
+        let read = readPattern(fd, stream: 5)
+        #expect(read.intact && read.count < size)
+        #expect(read.last == 0 || read.error == ECONNRESET)
     }
 
     /// `closeWhenFlushed` with 3 MiB in flight to a slow reader: every byte arrives, in order, then the FIN.
@@ -261,20 +255,8 @@ extension CompletionReadTests {
         }
         let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
         defer { Glibc.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var total = 0
-        var intact = true
-        var last = 0
-        while true {
-            last = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-            if last < 0 && errno == EINTR { continue }
-            if last <= 0 { break }
-            for index in 0..<last where buffer[index] != patternByte(stream: 5, offset: total + index) {
-                intact = false
-            }
-            total += last
-        }
-        #expect(intact && total == 3 << 20 && last == 0)
+        let read = readPattern(fd, stream: 5, chunk: 4096)
+        #expect(read.intact && read.count == 3 << 20 && read.last == 0)
         #expect(waitUntil { server.closed.load(ordering: .relaxed) == 1 })
     }
 }
