@@ -62,7 +62,7 @@ public final class Connection: EventHandler {
         static let edgeWhilePaused = State(rawValue: 256)
         /// Completion I/O: reads are a multishot receive into the loop's provided buffers, writes are sends submitted
         /// with the loop's wait; no readiness, read(2) or send(2).
-        static let completionReads = State(rawValue: 512)
+        static let completionIO = State(rawValue: 512)
         /// A multishot receive is armed (until a receipt without `more`).
         static let receiveArmed = State(rawValue: 1024)
         /// Its cancel was asked for (bytes arrived while reading was paused).
@@ -125,7 +125,7 @@ public final class Connection: EventHandler {
     // MARK: Reading
 
     public func pauseReading() {
-        if state.contains(.completionReads) {
+        if state.contains(.completionIO) {
             // The receive stays armed until bytes arrive while paused (a pause lifted before that costs nothing);
             // then it is cancelled, and bytes it completes before the cancel takes effect are still delivered.
             state.insert(.readingPaused)
@@ -138,7 +138,7 @@ public final class Connection: EventHandler {
 
     public func resumeReading() {
         guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
-        if state.contains(.completionReads) {
+        if state.contains(.completionIO) {
             state.remove(.readingPaused)
             // A receive still armed (its cancel not completed yet) is armed again when its ECANCELED comes.
             if state.isDisjoint(with: [.receiveArmed, .sawEOF, .closed]) { armReceive() }
@@ -167,7 +167,7 @@ public final class Connection: EventHandler {
             if state.contains(.closed) { return }
         }
         // Reading by completion: bytes, end of file and read errors come as receipts.
-        if state.contains(.completionReads) { return }
+        if state.contains(.completionIO) { return }
         if !state.isDisjoint(with: [.readingPaused, .sawEOF]) {
             if state.contains(.readingPaused) && !events.isDisjoint(with: [.readable, .readHangup, .hangup]) {
                 state.insert(.edgeWhilePaused)
@@ -222,18 +222,18 @@ public final class Connection: EventHandler {
     /// read(2) and no send(2) per message. For long-lived streams (a tunnel). Returns false, changing nothing, on an
     /// epoll loop or when the ring cannot (the connection stays on readiness then).
     @discardableResult
-    public func receiveByCompletion() -> Bool {
-        if state.contains(.completionReads) { return true }
-        guard !state.contains(.closed), loop.receiveByCompletion(fd, token: token) else { return false }
-        state.insert(.completionReads)
+    public func switchToCompletionIO() -> Bool {
+        if state.contains(.completionIO) { return true }
+        guard !state.contains(.closed), loop.switchToCompletionIO(fd, token: token) else { return false }
+        state.insert(.completionIO)
         if state.isDisjoint(with: [.readingPaused, .sawEOF]) { armReceive() }
         // Bytes left from before the switch: no writability event will come for them any more.
         if pending != nil { submitSend() }
         return true
     }
 
-    /// Whether I/O is by completion (`receiveByCompletion`).
-    public var readsByCompletion: Bool { state.contains(.completionReads) }
+    /// Whether I/O is by completion (`switchToCompletionIO`).
+    public var usesCompletionIO: Bool { state.contains(.completionIO) }
 
     /// The pending bytes leave with the loop's next wait: what is written until then goes in the same send.
     private func queueSend() {
@@ -324,7 +324,7 @@ public final class Connection: EventHandler {
         guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
             return
         }
-        if state.contains(.completionReads) {
+        if state.contains(.completionIO) {
             append(bytes)
             queueSend()
             return
@@ -348,10 +348,10 @@ public final class Connection: EventHandler {
         guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
             return
         }
-        if pending != nil || state.contains(.completionReads) {
+        if pending != nil || state.contains(.completionIO) {
             append(head)
             append(body)
-            if state.contains(.completionReads) { queueSend() }
+            if state.contains(.completionIO) { queueSend() }
             return
         }
         var sent = 0
@@ -384,7 +384,7 @@ public final class Connection: EventHandler {
         state.remove(.shutdownRequested)
         // Completion I/O: submitted with the loop's wait, after every send (none is in flight now). A failure there
         // (the peer gone) shows in the receive.
-        if state.contains(.completionReads) && loop.shutdownWriteByCompletion(fd) { return }
+        if state.contains(.completionIO) && loop.shutdownWriteByCompletion(fd) { return }
         do { try fd.shutdown(.write) } catch { fail(error) }
     }
 
@@ -428,7 +428,7 @@ public final class Connection: EventHandler {
     }
 
     private func flush() {
-        guard let buffer = pending, !state.contains(.completionReads) else { return }
+        guard let buffer = pending, !state.contains(.completionIO) else { return }
         while pendingStart < pendingEnd {
             let slice = UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(pendingEnd - pendingStart))
             do {
@@ -491,7 +491,7 @@ public final class Connection: EventHandler {
             sending = 0
         }
         loop.deregister(fd, token: token, willClose: true)
-        if state.contains(.completionReads) {
+        if state.contains(.completionIO) {
             loop.closeByCompletion(fd)
         } else {
             fd.close()

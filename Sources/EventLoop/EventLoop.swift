@@ -8,9 +8,9 @@ public protocol EventHandler: AnyObject {
     func ready(_ events: ReadyEvents)
     /// The loop is stopping: release the descriptor and tell your owner.
     func loopStopping()
-    /// A completion of this registration's multishot receive (io_uring loops, after `receiveByCompletion`).
+    /// A completion of this registration's multishot receive (io_uring loops, after `switchToCompletionIO`).
     func completed(_ receipt: Receipt)
-    /// A completion of this registration's send (io_uring loops, after `receiveByCompletion`).
+    /// A completion of this registration's send (io_uring loops, after `switchToCompletionIO`).
     func sent(_ receipt: Receipt)
     /// The loop is about to wait: submit what was queued with `sendBeforeWait`.
     func beforeWait()
@@ -132,10 +132,10 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Switches a registration to completion reads (io_uring loops only; false on epoll or when the loop cannot):
-    /// see `Connection.receiveByCompletion`.
-    func receiveByCompletion(_ fd: FileDescriptor, token: UInt64) -> Bool {
+    /// see `Connection.switchToCompletionIO`.
+    func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) -> Bool {
         guard case .ioURing(let selector) = selector else { return false }
-        do { try selector.receiveByCompletion(fd, token: token) } catch { return false }
+        do { try selector.switchToCompletionIO(fd, token: token) } catch { return false }
         return true
     }
 

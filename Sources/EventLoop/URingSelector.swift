@@ -16,7 +16,7 @@ import Sys
 /// `deregister` always queues a removal, and the socket is released when that removal is submitted, at the end of
 /// the same loop turn. Completions of removed polls (ECANCELED, or any event carrying a stale token) are dropped.
 ///
-/// Completion I/O: a registration switched by `receiveByCompletion` has no poll any more. It reads with a multishot
+/// Completion I/O: a registration switched by `switchToCompletionIO` has no poll any more. It reads with a multishot
 /// receive into the loop's ring of provided buffers (one completion per arrival, no read(2)) and writes with sends
 /// submitted with the loop's wait (no send(2)). Its completions are reported as `.received` and `.sent` events with
 /// a `Receipt`; the buffers delivered in one wait go back to the kernel at the start of the next (handlers use the
@@ -155,7 +155,7 @@ public final class URingSelector: Selector {
 
     /// Switches a live registration to completion I/O: its poll is removed; it reads with `armReceive` and writes
     /// with `send`. Makes the provided-buffer ring on first use.
-    public func receiveByCompletion(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+    public func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         guard isLive(token) else { throw Errno.badFileDescriptor }
         let index = Self.index(token)
         guard registrations[index].pollData & Self.completionTag == 0 else { return }

@@ -108,8 +108,8 @@ struct LoopTransport: ExchangeTransport {
         upstream.resumeReading()
         // On io_uring, a tunnel does its I/O by completion (multishot receive into the loop's buffers, sends submitted
         // with the loop's wait): no readiness event, read(2) or send(2) per relayed message. Nothing changes on epoll.
-        downstream.receiveByCompletion()
-        upstream.receiveByCompletion()
+        downstream.switchToCompletionIO()
+        upstream.switchToCompletionIO()
     }
 
     func remove(_ exchange: LoopExchange) {
