@@ -9,52 +9,6 @@ func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 @inline(__always)
 func lowercased(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
 
-/// Whether `buf[range]` equals the lowercase `literal`, ignoring ASCII case (field names: RFC 9110 §5.1).
-@inline(__always)
-func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {
-    guard range.count == literal.utf8CodeUnitCount else { return false }
-    let bytes = literal.utf8Start
-    var offset = 0
-    for index in range {
-        if lowercased(buf[index]) != bytes[offset] { return false }
-        offset += 1
-    }
-    return true
-}
-
-/// Whether `buf[range]` equals `literal`, ignoring ASCII case, eight bytes at a time: for literals of `a`–`z`, `0`–`9`
-/// and `-` only, compared with bytes the parser accepted in a field name or value. Then `byte | 0x20` equals a literal
-/// byte exactly when the byte equals it ignoring case: the other bytes that map onto `-` and the digits (CR and
-/// controls 0x10–0x19) never pass the parser, and every other byte maps outside the literal's alphabet.
-@inline(__always)
-func equalsKnownName(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {
-    let count = range.count
-    guard count == literal.utf8CodeUnitCount, let base = buf.baseAddress else { return false }
-    let bytes = UnsafeRawPointer(base + range.lowerBound)
-    let lit = UnsafeRawPointer(literal.utf8Start)
-    let lower: UInt64 = 0x2020_2020_2020_2020
-    if count >= 8 {
-        var offset = 0
-        while offset &+ 8 <= count {
-            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) | lower
-            guard word == lit.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
-            offset &+= 8
-        }
-        // The last bytes as one word ending at the end (it overlaps bytes already compared).
-        if offset < count {
-            let word = bytes.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) | lower
-            return word == lit.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
-        }
-        return true
-    }
-    for offset in 0..<count
-    where bytes.load(fromByteOffset: offset, as: UInt8.self) | 0x20 != lit.load(fromByteOffset: offset, as: UInt8.self)
-    {
-        return false
-    }
-    return true
-}
-
 /// Whether `buf[range]` equals `lowercase` (already lowercase), ignoring ASCII case.
 @inline(__always)
 func equalsLowercase(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercase: [UInt8]) -> Bool {
@@ -129,43 +83,6 @@ enum FieldRole {
         case .xForwardedProto: self = .forwardedProto
         case .xRealIP: self = .realIP
         case .xRequestID: self = .requestID
-        }
-    }
-
-    /// Role of the field named `buf[name]` in a request (`request` true) or a response.
-    @inline(__always)
-    init(_ buf: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, request: Bool) {
-        switch name.count {
-        case 2 where equalsKnownName(buf, name, "te"):
-            self = .hopByHop
-        case 4 where equalsKnownName(buf, name, "host"):
-            self = .host
-        case 7 where equalsKnownName(buf, name, "upgrade"):
-            self = .hopByHop
-        case 9 where equalsKnownName(buf, name, "x-real-ip"):
-            self = .realIP
-        case 10 where equalsKnownName(buf, name, "connection"):
-            self = .connection
-        case 10 where equalsKnownName(buf, name, "keep-alive"):
-            self = .hopByHop
-        case 12 where equalsKnownName(buf, name, "x-request-id"):
-            self = .requestID
-        case 14 where equalsKnownName(buf, name, "content-length"):
-            self = .framing
-        case 14 where equalsKnownName(buf, name, "http2-settings"):
-            self = .hopByHop
-        case 15 where equalsKnownName(buf, name, "x-forwarded-for"):
-            self = .forwardedFor
-        case 16 where equalsKnownName(buf, name, "proxy-connection"):
-            self = .hopByHop
-        case 17 where equalsKnownName(buf, name, "transfer-encoding"):
-            self = .framing
-        case 17 where equalsKnownName(buf, name, "x-forwarded-proto"):
-            self = .forwardedProto
-        case 19 where request && equalsKnownName(buf, name, "proxy-authorization"):
-            self = .hopByHop
-        default:
-            self = .other
         }
     }
 }
