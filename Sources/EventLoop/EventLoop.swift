@@ -67,7 +67,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// A loop on `backend` (`.processDefault`: `RTC_EVENTS` from the environment, else epoll). `.auto` takes
     /// io_uring when this machine allows it and epoll otherwise; an explicit `.ioURing` that cannot run throws.
-    /// `receiveBuffers`: the io_uring loop's provided buffers for connections that read by completion (made when
+    /// `receiveBuffers`: the io_uring loop's provided buffers for connections doing completion I/O (made when
     /// the first one switches; count a power of two).
     public init(
         readBufferSize: Int = 64 * 1024, eventCapacity: Int = 1024, backend: EventsBackend = .processDefault,
@@ -131,7 +131,7 @@ public final class EventLoop: @unchecked Sendable {
         try? selector.deregister(fd, token: token, willClose: willClose)
     }
 
-    /// Switches a registration to completion reads (io_uring loops only; false on epoll or when the loop cannot):
+    /// Switches a registration to completion I/O (io_uring loops only; false on epoll or when the loop cannot):
     /// see `Connection.switchToCompletionIO`.
     func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) -> Bool {
         guard case .ioURing(let selector) = selector else { return false }
@@ -139,7 +139,7 @@ public final class EventLoop: @unchecked Sendable {
         return true
     }
 
-    /// Arms the multishot receive of a registration that reads by completion.
+    /// Arms the multishot receive of a registration doing completion I/O.
     func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         guard case .ioURing(let selector) = selector else { return }
         try selector.armReceive(fd, token: token)

@@ -35,7 +35,7 @@ public struct ReadyEvents: OptionSet, Sendable {
     public static let readHangup = ReadyEvents(rawValue: 4)
     public static let hangup = ReadyEvents(rawValue: 8)
     public static let error = ReadyEvents(rawValue: 16)
-    /// Not readiness: a completed receive of a connection that reads by completion (io_uring only); its result
+    /// Not readiness: a completed receive of a connection doing completion I/O (io_uring only); its result
     /// and bytes are the selector's `receipt(at:)`, delivered as `EventHandler.completed`.
     public static let received = ReadyEvents(rawValue: 32)
     /// Not readiness: a completed send of a connection doing completion I/O; its result is in `receipt(at:)`.

@@ -39,7 +39,7 @@ public final class URingSelector: Selector {
     /// Marks the user data of a registration's send.
     static let sendTag: UInt64 = 1 << 59
     static let tags: UInt64 = removalTag | receiveTag | cancelTag | completionTag | sendTag
-    /// The provided-buffer group of completion reads, and its size: buffers × bytes per buffer, made on first use.
+    /// The provided-buffer group of completion I/O, and its size: buffers × bytes per buffer, made on first use.
     static let bufferGroup: UInt16 = 0
     let receiveBufferCount: Int
     let receiveBufferSize: Int
@@ -204,7 +204,7 @@ public final class URingSelector: Selector {
         orphans.removeLast()
     }
 
-    /// Arms a multishot receive for a registration that reads by completion.
+    /// Arms a multishot receive for a registration doing completion I/O.
     public func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         try ring.receiveMultishot(fd, group: Self.bufferGroup, userData: token | Self.receiveTag)
     }
