@@ -62,4 +62,41 @@ static inline int rtc_io_uring_enable_rings(struct io_uring *ring) {
     return result < 0 ? -errno : 0;
 }
 
+// The socket calls of the per-event path, made without libc's wrappers: read(2), write(2) and the rest are POSIX
+// cancellation points, and glibc brackets each with two atomic updates of the thread's cancellation state (1.3 % of
+// the gateway's CPU under HTTP load). No thread here is ever cancelled. Each returns the result, or -errno.
+#if defined(__x86_64__)
+static inline long rtc_raw_syscall6(long number, long a, long b, long c, long d, long e, long f) {
+    long result;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(result)
+                     : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return result;
+}
+#else
+static inline long rtc_raw_syscall6(long number, long a, long b, long c, long d, long e, long f) {
+    long result = syscall(number, a, b, c, d, e, f);
+    return result < 0 ? -errno : result;
+}
+#endif
+static inline long rtc_read(int fd, void *buffer, size_t count) {
+    return rtc_raw_syscall6(__NR_read, fd, (long)buffer, (long)count, 0, 0, 0);
+}
+static inline long rtc_write(int fd, const void *bytes, size_t count) {
+    return rtc_raw_syscall6(__NR_write, fd, (long)bytes, (long)count, 0, 0, 0);
+}
+static inline long rtc_writev(int fd, const struct iovec *vectors, int count) {
+    return rtc_raw_syscall6(__NR_writev, fd, (long)vectors, count, 0, 0, 0);
+}
+static inline long rtc_recv(int fd, void *buffer, size_t count, int flags) {
+    return rtc_raw_syscall6(__NR_recvfrom, fd, (long)buffer, (long)count, flags, 0, 0);
+}
+static inline long rtc_send(int fd, const void *bytes, size_t count, int flags) {
+    return rtc_raw_syscall6(__NR_sendto, fd, (long)bytes, (long)count, flags, 0, 0);
+}
+
 #endif

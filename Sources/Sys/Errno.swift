@@ -73,7 +73,7 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// Runs `call` until it does not fail with `EINTR`; returns its result, or `-errno` when it failed.
 ///
-/// Every system call in `Sys` goes through here, so interrupted calls are retried in exactly one place and the
+/// Every system call in `Sys` goes through here (or `retryingRawEINTR`), so interrupted calls are retried in exactly one place and the
 /// hot paths branch on an integer instead of unwinding a thrown error for `EAGAIN`.
 @inline(__always)
 func retryingEINTR(_ call: () -> Int) -> Int {
@@ -82,6 +82,15 @@ func retryingEINTR(_ call: () -> Int) -> Int {
         if result >= 0 { return result }
         let code = rtc_errno()
         if code != EINTR { return -Int(code) }
+    }
+}
+
+/// `retryingEINTR` for the shim's raw system calls (`rtc_read`, `rtc_send`, ...), which return `-errno` themselves.
+@inline(__always)
+func retryingRawEINTR(_ call: () -> Int) -> Int {
+    while true {
+        let result = call()
+        if result != -Int(EINTR) { return result }
     }
 }
 

@@ -83,13 +83,13 @@ extension FileDescriptor {
     /// read(2).
     @inline(__always)
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> IOResult {
-        try ioResult(retryingEINTR { Glibc.read(rawValue, buffer.baseAddress, buffer.count) })
+        try ioResult(retryingRawEINTR { rtc_read(rawValue, buffer.baseAddress, buffer.count) })
     }
 
     /// write(2); `.count` may be short.
     @inline(__always)
     public func write(_ bytes: UnsafeRawBufferPointer) throws(Errno) -> IOResult {
-        try writeResult(retryingEINTR { Glibc.write(rawValue, bytes.baseAddress, bytes.count) })
+        try writeResult(retryingRawEINTR { rtc_write(rawValue, bytes.baseAddress, bytes.count) })
     }
 
     /// writev(2) of two buffers (a head and a body slice), without copying them together.
@@ -101,14 +101,14 @@ extension FileDescriptor {
         )
         return try withUnsafeBytes(of: &vectors) { (raw) throws(Errno) -> IOResult in
             let pointer = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
-            return try writeResult(retryingEINTR { Glibc.writev(rawValue, pointer, 2) })
+            return try writeResult(retryingRawEINTR { rtc_writev(rawValue, pointer, 2) })
         }
     }
 
     /// writev(2) of any number of buffers. `vectors` is caller-owned so the hot path allocates nothing.
     public func write(vectors: UnsafeBufferPointer<IOVector>) throws(Errno) -> IOResult {
         try vectors.withMemoryRebound(to: iovec.self) { (raw) throws(Errno) -> IOResult in
-            try writeResult(retryingEINTR { Glibc.writev(rawValue, raw.baseAddress, Int32(raw.count)) })
+            try writeResult(retryingRawEINTR { rtc_writev(rawValue, raw.baseAddress, Int32(raw.count)) })
         }
     }
 
@@ -119,13 +119,13 @@ extension FileDescriptor {
     ) throws(Errno)
         -> IOResult
     {
-        try ioResult(retryingEINTR { Glibc.recv(rawValue, buffer.baseAddress, buffer.count, flags.rawValue) })
+        try ioResult(retryingRawEINTR { rtc_recv(rawValue, buffer.baseAddress, buffer.count, flags.rawValue) })
     }
 
     /// send(2); add `.noSignal` on sockets (the loop's `Connection` does).
     @inline(__always)
     public func send(_ bytes: UnsafeRawBufferPointer, flags: MessageFlags = .noSignal) throws(Errno) -> IOResult {
-        try writeResult(retryingEINTR { Glibc.send(rawValue, bytes.baseAddress, bytes.count, flags.rawValue) })
+        try writeResult(retryingRawEINTR { rtc_send(rawValue, bytes.baseAddress, bytes.count, flags.rawValue) })
     }
 
     /// sendto(2) for UDP.
