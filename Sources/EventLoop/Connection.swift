@@ -25,14 +25,18 @@ extension ConnectionHandler {
 /// An idle connection owns no buffer: reads go to `loop.readBuffer`; `write` sends at once and copies only the
 /// unsent remainder into a pending buffer that is freed as soon as it drains.
 public final class Connection: EventHandler {
-    // Invariant: the loop outlives its connections (it closes them all when it stops and is released after), so
-    // the reference needs no reference counting on every event.
-    public unowned(unsafe) let loop: EventLoop
+    // Strong and `let`: a call through it borrows the reference, where a call through an `unowned(unsafe)` one is
+    // retained and released around it (once per queued send, for instance). The cycle with the loop's registrations
+    // ends when the connection closes, which the loop's stop also does.
+    public let loop: EventLoop
     public let fd: FileDescriptor
     private var handler: (any ConnectionHandler)?
     private var token: UInt64 = 0
     // Pending output: bytes [pendingStart, pendingEnd) of a buffer of pendingCapacity bytes; nil when empty.
     // Invariant: pending == nil ⇔ pendingCapacity == 0; pendingStart ≤ pendingEnd ≤ pendingCapacity.
+    // Completion I/O: a negative pendingCapacity, -1 - id, means the bytes are where the loop received them, in its
+    // provided buffer `id`, lent to this connection's send until it completes (no copy); writing more moves them
+    // into a buffer of the connection's own.
     private var pending: UnsafeMutableRawPointer?
     private var pendingStart: Int32 = 0
     private var pendingEnd: Int32 = 0
@@ -325,6 +329,17 @@ public final class Connection: EventHandler {
             return
         }
         if state.contains(.completionIO) {
+            if pending == nil && bytes.count > 0 && bytes.count <= loop.highWaterMark {
+                let id = loop.lendReceiveBuffer(bytes)
+                if id >= 0 {
+                    pending = UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
+                    pendingStart = 0
+                    pendingEnd = Int32(bytes.count)
+                    pendingCapacity = -1 - id
+                    queueSend()
+                    return
+                }
+            }
             append(bytes)
             queueSend()
             return
@@ -460,7 +475,9 @@ public final class Connection: EventHandler {
     }
 
     private func releaseBuffer(_ buffer: UnsafeMutableRawPointer, capacity: Int32) {
-        if Int(capacity) == EventLoop.outputBufferSize {
+        if capacity < 0 {
+            loop.giveBackReceiveBuffer(-1 - capacity)
+        } else if Int(capacity) == EventLoop.outputBufferSize {
             loop.giveBackOutputBuffer(buffer)
         } else {
             buffer.deallocate()
@@ -505,6 +522,6 @@ public final class Connection: EventHandler {
     public func loopStopping() { close(error: nil) }
 
     deinit {
-        if let buffer = pending, buffer != sendingFrom { buffer.deallocate() }
+        if let buffer = pending, buffer != sendingFrom, pendingCapacity > 0 { buffer.deallocate() }
     }
 }

@@ -175,6 +175,18 @@ public final class EventLoop: @unchecked Sendable {
         return selector.shutdownWrite(fd)
     }
 
+    /// Lends the provided buffer that `bytes` (received by completion) lie in to a send of them: its id, or -1 when
+    /// they are elsewhere, the loop is on epoll, or too many buffers are lent. Ended by `giveBackReceiveBuffer`.
+    func lendReceiveBuffer(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard case .ioURing(let selector) = selector else { return -1 }
+        return selector.lend(bytes)
+    }
+
+    func giveBackReceiveBuffer(_ id: Int32) {
+        guard case .ioURing(let selector) = selector else { return }
+        selector.giveBack(id)
+    }
+
     /// Hands over the memory of a send still in flight whose connection closed (freed when the send completes).
     func orphanSend(_ memory: UnsafeMutableRawPointer, token: UInt64) {
         guard case .ioURing(let selector) = selector else { return }

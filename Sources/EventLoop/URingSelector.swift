@@ -96,7 +96,7 @@ public final class URingSelector: Selector {
         receipts.deallocate()
         delivered.deallocate()
         // Closed with the ring: nothing reads them any more.
-        for (_, memory) in orphans { memory.deallocate() }
+        for (_, memory) in orphans where buffers?.id(containing: memory) == nil { memory.deallocate() }
     }
 
     @inline(__always)
@@ -194,12 +194,34 @@ public final class URingSelector: Selector {
         orphans.append((token | Self.sendTag, memory))
     }
 
+    /// Lends the provided buffer `bytes` lie in to a send that reads them in place (see `ProvidedBufferRing.lend`):
+    /// its id, or -1 when they are not in one or half the ring is lent already.
+    public func lend(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard let buffers, let base = bytes.baseAddress, let id = buffers.id(containing: base) else { return -1 }
+        return buffers.lend(id) ? Int32(id) : -1
+    }
+
+    /// Ends a `lend`.
+    public func giveBack(_ id: Int32) {
+        buffers?.giveBack(UInt16(truncatingIfNeeded: id))
+    }
+
+    /// Provided buffers lent to sends in flight or queued; lends made; the most buffers lent at once.
+    var lentBufferCount: Int { buffers?.lentBuffers ?? 0 }
+    var lendCount: Int { buffers?.lendCount ?? 0 }
+    var mostLentBuffers: Int { buffers?.mostLentBuffers ?? 0 }
+
     /// Send buffers of closed connections still waiting for their send's completion.
     var orphanCount: Int { orphans.count }
 
     private func adoptOrphan(_ data: UInt64) {
         guard let position = orphans.firstIndex(where: { $0.0 == data }) else { return }
-        orphans[position].1.deallocate()
+        let memory = orphans[position].1
+        if let buffers, let id = buffers.id(containing: memory) {
+            buffers.giveBack(id)
+        } else {
+            memory.deallocate()
+        }
         orphans.swapAt(position, orphans.count - 1)
         orphans.removeLast()
     }
@@ -231,10 +253,11 @@ public final class URingSelector: Selector {
 
     public func wait(timeoutMilliseconds: Int32) throws(Errno) -> Int {
         if !ring.enabled { try ring.enable() }
-        if deliveredCount > 0, let buffers {
-            for position in 0..<deliveredCount { buffers.recycle(delivered[position]) }
-            buffers.commit()
+        if let buffers {
+            for position in 0..<deliveredCount { buffers.release(delivered[position]) }
             deliveredCount = 0
+            // With what sends gave back since the last wait.
+            buffers.commit()
         }
         if ring.ready > 0 {
             // Completion work already ran on one of this turn's system calls (cooperative task running): reap

@@ -346,7 +346,7 @@ final class Exchange<Transport: ExchangeTransport> {
             }
             if count > 0 {
                 upstream.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
-                worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(count))
+                worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(count))
                 context.bytesIn &+= UInt64(count)
                 deadline = now &+ worker.clientHeaderTimeout
             }
@@ -442,8 +442,9 @@ final class Exchange<Transport: ExchangeTransport> {
     private func connect(to address: SocketAddress) {
         context.upstreamAddress = address
         context.attempts += 1
-        if let pooled = transport.takeIdle(address, for: self) {
-            upstream = pooled
+        // Stored straight from the call: a local binding was retained and released once more.
+        upstream = transport.takeIdle(address, for: self)
+        if upstream != nil {
             context.reusedUpstream = true
             sendRequest()
             return
@@ -478,7 +479,7 @@ final class Exchange<Transport: ExchangeTransport> {
         case .connected(let link):
             upstream = link
             worker.metrics.connectDuration.observe(
-                shard: worker.index, Double(now &- context.connectStartedAt) / 1e9)
+                ownShard: worker.index, Double(now &- context.connectStartedAt) / 1e9)
             sendRequest()
         case .refused:
             upstreamFailed(.connectRefused)
@@ -528,7 +529,7 @@ final class Exchange<Transport: ExchangeTransport> {
             withHead(headCount) { upstream.write($0) }
         } else {
             withHead(headCount) { head in body.withUnsafeBytes { upstream.write(head, $0) } }
-            worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(body.count))
+            worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(body.count))
         }
         if lentResponse {
             response.reset()
@@ -655,7 +656,7 @@ final class Exchange<Transport: ExchangeTransport> {
                 return head.count
             }
             context.bytesOut &+= UInt64(headBytes + count)
-            worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
+            worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(count))
             if ended { finishResponse(extraBytes: count < rest.count) }
         }
     }
@@ -668,7 +669,7 @@ final class Exchange<Transport: ExchangeTransport> {
             if count > 0 {
                 withDownstream { $0.write(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) }
                 context.bytesOut &+= UInt64(count)
-                worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(count))
+                worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(count))
                 deadline = now &+ worker.upstreamResponseTimeout
             }
             if ended { finishResponse(extraBytes: count < bytes.count) }
@@ -677,8 +678,7 @@ final class Exchange<Transport: ExchangeTransport> {
 
     private func finishResponse(extraBytes: Bool) {
         record(status: response.status)
-        if let upstream {
-            self.upstream = nil
+        if let upstream = upstream.take() {
             let reusable =
                 !extraBytes && context.requestBody.isDone
                 && Self.inPlace(&response) { [method = request.method] in
@@ -751,7 +751,7 @@ final class Exchange<Transport: ExchangeTransport> {
             downstream.write(head, rest)
             return head.count
         }
-        worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(rest.count))
+        worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(rest.count))
         returnParsers()
         let group = context.group
         let label = context.upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : context.upstreamHost
@@ -918,7 +918,7 @@ final class Exchange<Transport: ExchangeTransport> {
         let route = context.route
         withSnapshot { worker.countRequest(route: route, status: status, snapshot: $0) }
         let duration = now &- context.startedAt
-        worker.metrics.requestDuration.observe(shard: worker.index, Double(duration) / 1e9)
+        worker.metrics.requestDuration.observe(ownShard: worker.index, Double(duration) / 1e9)
         if log && worker.accessLog != nil {
             worker.logRequest(
                 peer: peer, request: request, context: context, snapshot: snapshot, durationNanoseconds: duration)

@@ -81,7 +81,7 @@ struct LoopTransport: ExchangeTransport {
     }
 
     func takeIdle(_ address: SocketAddress, for exchange: LoopExchange) -> Connection? {
-        guard let pooled = exchange.worker.pool.take(address) else { return nil }
+        guard let pooled = exchange.worker.withPool({ $0.take(address) }) else { return nil }
         pooled.setHandler(exchange)
         return pooled
     }
@@ -90,7 +90,7 @@ struct LoopTransport: ExchangeTransport {
         _ link: Connection, address: SocketAddress, capacity: Int, deadline: UInt64, from exchange: LoopExchange
     ) {
         // The pool resumes reading: a connection is never pooled paused.
-        exchange.worker.pool.put(link, address: address, capacity: capacity, deadline: deadline)
+        exchange.worker.withPool { $0.put(link, address: address, capacity: capacity, deadline: deadline) }
     }
 
     func handOver(

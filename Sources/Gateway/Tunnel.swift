@@ -15,9 +15,10 @@ import WebSocket
 /// The tunnel stays in the worker's books until both sockets are closed (not when it decides to end): a tunnel
 /// flushing its last bytes is still counted, and its deadline cuts it when a peer does not take them in time.
 final class Tunnel: ConnectionHandler, TimerHandler {
-    // Invariant: a worker outlives its exchanges and tunnels (they end when its loop stops), so the reference
-    // needs no reference counting.
-    unowned(unsafe) let worker: Worker
+    // Strong and `let`: a call through it borrows the reference, where one through an `unowned(unsafe)` reference
+    // retains and releases what it reaches (the byte counters, once per relayed message). The cycle with the
+    // worker's tunnels ends when the tunnel leaves them (both sockets closed; the loop's stop closes them all).
+    let worker: Worker
     let downstream: Connection
     let upstream: Connection
     /// The upstream host (pod) for `rtc_gateway_tunnels_by_upstream`.
@@ -70,7 +71,7 @@ final class Tunnel: ConnectionHandler, TimerHandler {
             if closingClient { return }
             log?.bytesIn &+= UInt64(bytes.count)
             upstream.write(bytes)
-            worker.metrics.bytesUpstream.increment(shard: worker.index, by: UInt64(bytes.count))
+            worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(bytes.count))
         } else if drainRequested {
             // Relay up to the next frame boundary, then the Close; the rest is dropped.
             guard let cut = serverFrames.advance(bytes, stopAtBoundary: true) else {
@@ -83,7 +84,7 @@ final class Tunnel: ConnectionHandler, TimerHandler {
             _ = serverFrames.advance(bytes)
             log?.bytesOut &+= UInt64(bytes.count)
             downstream.write(bytes)
-            worker.metrics.bytesDownstream.increment(shard: worker.index, by: UInt64(bytes.count))
+            worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(bytes.count))
         }
     }
 

@@ -32,6 +32,13 @@ final class Worker: AcceptHandler, TimerHandler {
     /// The client address text of the exchange being forwarded.
     var clientAddress: [UInt8] = []
     let pool = UpstreamPool()
+
+    /// Calls `body` with `pool`, not retained around the call (a call through the property retained and released
+    /// it once per request); the worker holds the pool for its whole life.
+    @inline(__always)
+    func withPool<Result>(_ body: (UpstreamPool) -> Result) -> Result {
+        Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef(body)
+    }
     let resolver: Resolver
     private var exchanges: [LoopExchange] = []
     private(set) var tunnels: [Tunnel] = []
@@ -148,12 +155,12 @@ final class Worker: AcceptHandler, TimerHandler {
     func countRequest(route: Int, status: Int, snapshot: Snapshot) {
         let statusClass = min(max(status / 100, 1), 5) - 1
         if snapshot === self.snapshot, route >= 0, route < requestCounters.count {
-            requestCounters[route][statusClass].increment(shard: index)
+            requestCounters[route][statusClass].increment(ownShard: index)
         } else if route >= 0 && route < snapshot.routeLabels.count {
             let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
             metrics.requests.labels(snapshot.routeLabels[route], classes[statusClass]).increment(shard: index)
         } else {
-            unroutedCounters[statusClass].increment(shard: index)
+            unroutedCounters[statusClass].increment(ownShard: index)
         }
     }
 

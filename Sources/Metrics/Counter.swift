@@ -8,14 +8,25 @@
 /// shard 0) stay exact too; they merely share a cache line.
 public final class Counter: Sendable {
     private let slots: AtomicSlots
+    /// `slots`' memory, for `increment(shard:by:)` (alive as long as `slots`, which this object holds).
+    @usableFromInline let writer: SlotWriter
 
     init(shards: Int) {
         slots = AtomicSlots(shards: shards, slotsPerShard: 1)
+        writer = slots.writer
     }
 
     /// Adds `amount` on the caller's shard (its event-loop index, `0..<registry.shards`).
+    @inlinable @inline(__always)
     public func increment(shard: Int, by amount: UInt64 = 1) {
-        slots.add(shard: shard, slot: 0, amount)
+        writer.add(shard: shard, slot: 0, amount)
+    }
+
+    /// `increment(shard:by:)` for a shard of this counter that only the calling thread writes (a loop's own shard,
+    /// never written by another thread): no locked instruction.
+    @inlinable @inline(__always)
+    public func increment(ownShard shard: Int, by amount: UInt64 = 1) {
+        writer.addOwned(shard: shard, slot: 0, amount)
     }
 
     /// Adds `amount` on shard 0; safe from any thread.

@@ -10,11 +10,14 @@ public final class Histogram: Sendable {
     /// Bucket upper bounds, strictly increasing, without the implicit `+Inf`.
     public let upperBounds: [Double]
     private let slots: AtomicSlots
+    /// `slots`' memory, for `observe(shard:_:)` (alive as long as `slots`, which this object holds).
+    @usableFromInline let writer: SlotWriter
     private let boundLabels: [[UInt8]]
 
     init(shards: Int, upperBounds: [Double]) {
         self.upperBounds = upperBounds
         slots = AtomicSlots(shards: shards, slotsPerShard: upperBounds.count + 2)
+        writer = slots.writer
         boundLabels = (upperBounds + [.infinity]).map { bound in
             var text: [UInt8] = Array("le=\"".utf8)
             TextFormat.appendDouble(bound, to: &text)
@@ -23,11 +26,11 @@ public final class Histogram: Sendable {
         }
     }
 
-    private var sumSlot: Int { upperBounds.count + 1 }
+    @inlinable var sumSlot: Int { upperBounds.count + 1 }
 
-    /// Records `value` on the caller's shard (its event-loop index, `0..<registry.shards`).
-    /// A bucket counts values `<=` its bound; NaN lands in `+Inf` only and makes the sum NaN.
-    public func observe(shard: Int, _ value: Double) {
+    /// The slot of the bucket `value` falls in: a binary search over the bounds.
+    @inlinable @inline(__always)
+    func bucket(_ value: Double) -> Int {
         var low = 0
         var high = upperBounds.count
         while low < high {
@@ -38,8 +41,23 @@ public final class Histogram: Sendable {
                 low = middle + 1
             }
         }
-        slots.add(shard: shard, slot: low, 1)
-        slots.addDouble(shard: shard, slot: sumSlot, value)
+        return low
+    }
+
+    /// Records `value` on the caller's shard (its event-loop index, `0..<registry.shards`).
+    /// A bucket counts values `<=` its bound; NaN lands in `+Inf` only and makes the sum NaN.
+    @inlinable @inline(__always)
+    public func observe(shard: Int, _ value: Double) {
+        writer.add(shard: shard, slot: bucket(value), 1)
+        writer.addDouble(shard: shard, slot: sumSlot, value)
+    }
+
+    /// `observe(shard:_:)` for a shard of this histogram that only the calling thread writes (a loop's own shard,
+    /// never written by another thread): no locked instruction.
+    @inlinable @inline(__always)
+    public func observe(ownShard shard: Int, _ value: Double) {
+        writer.addOwned(shard: shard, slot: bucket(value), 1)
+        writer.addDoubleOwned(shard: shard, slot: sumSlot, value)
     }
 
     /// Records `value` on shard 0; safe from any thread.

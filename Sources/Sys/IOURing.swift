@@ -297,6 +297,16 @@ public final class ProvidedBufferRing {
     private let buffers: UnsafeMutableRawPointer
     private let mask: Int32
     private var pending: Int32 = 0
+    /// Sends reading from each buffer (`lend`), and whether the kernel was done with it meanwhile (then it is
+    /// recycled when the last of those sends completes).
+    private let lends: UnsafeMutablePointer<Int32>
+    private let heldBack: UnsafeMutablePointer<Bool>
+    /// Buffers with a lend out: at most half the ring, so that sends stuck on peers that do not read cannot take
+    /// every buffer from the receives.
+    public private(set) var lentBuffers = 0
+    /// Lends made, and the most buffers lent at once (for tests and diagnostics).
+    public private(set) var lendCount = 0
+    public private(set) var mostLentBuffers = 0
 
     /// `count` must be a power of two ≤ 32768. `incremental`: ask for incremental consumption, and fall back to
     /// whole buffers where the kernel does not have it.
@@ -330,6 +340,10 @@ public final class ProvidedBufferRing {
         self.incremental = registration.pad != 0
         consumed = .allocate(capacity: count)
         consumed.initialize(repeating: 0, count: count)
+        lends = .allocate(capacity: count)
+        lends.initialize(repeating: 0, count: count)
+        heldBack = .allocate(capacity: count)
+        heldBack.initialize(repeating: false, count: count)
         buffers = .allocate(byteCount: count * bufferSize, alignment: 64)
         mask = Int32(count - 1)
         let bufRing = memory.assumingMemoryBound(to: io_uring_buf_ring.self)
@@ -345,6 +359,55 @@ public final class ProvidedBufferRing {
         munmap(ringMemory, ringBytes)
         buffers.deallocate()
         consumed.deallocate()
+        lends.deallocate()
+        heldBack.deallocate()
+    }
+
+    /// The buffer `pointer` points into, if it is one of this ring's.
+    @inline(__always)
+    public func id(containing pointer: UnsafeRawPointer) -> UInt16? {
+        let offset = pointer - UnsafeRawPointer(buffers)
+        guard offset >= 0 && offset < count * bufferSize else { return nil }
+        return UInt16(truncatingIfNeeded: offset / bufferSize)
+    }
+
+    /// Keeps buffer `id` from being recycled until `giveBack(id)`: a send reads received bytes where they are.
+    /// False (nothing changes) when half the ring is lent already.
+    @inline(__always)
+    public func lend(_ id: UInt16) -> Bool {
+        let index = Int(id)
+        if lends[index] == 0 {
+            guard lentBuffers < count / 2 else { return false }
+            lentBuffers += 1
+            mostLentBuffers = max(mostLentBuffers, lentBuffers)
+        }
+        lends[index] += 1
+        lendCount &+= 1
+        return true
+    }
+
+    /// Ends a `lend`: the last one recycles the buffer if the kernel is done with it (`release`).
+    @inline(__always)
+    public func giveBack(_ id: UInt16) {
+        let index = Int(id)
+        lends[index] -= 1
+        guard lends[index] == 0 else { return }
+        lentBuffers -= 1
+        if heldBack[index] {
+            heldBack[index] = false
+            recycle(id)
+        }
+    }
+
+    /// The kernel is done with buffer `id` (`take` said `released`) and so are its bytes' readers: recycled now, or
+    /// when its last lend comes back.
+    @inline(__always)
+    public func release(_ id: UInt16) {
+        if lends[Int(id)] > 0 {
+            heldBack[Int(id)] = true
+        } else {
+            recycle(id)
+        }
     }
 
     /// The bytes a completion with buffer `id` received.

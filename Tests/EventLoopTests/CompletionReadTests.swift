@@ -274,3 +274,78 @@ extension CompletionReadTests {
         #expect(server.switched.withLock { $0 } == [false])
     }
 }
+
+extension CompletionReadTests {
+    /// The provided buffers lent to sends (on the server's loop): -1 off io_uring.
+    func lentBuffers(_ running: RunningLoop) -> Int {
+        (try? running.sync {
+            guard case .ioURing(let selector) = running.loop.selector else { return -1 }
+            return selector.lentBufferCount
+        }) ?? -1
+    }
+
+    /// An echo sends received bytes from the provided buffer they arrived in (lent to the send, no copy) while the
+    /// peer is slow: at most half of an 8-buffer ring is lent at once, later writes are copied, every byte comes back
+    /// in order, and every lent buffer comes back once the sends complete.
+    @Test func sendsReadReceivedBytesInPlaceAndGiveTheBuffersBack() throws {
+        let server = CompletionEchoServer()
+        let (running, port) = try serve(server, receiveBuffers: (8, 4096), highWaterMark: 16 * 1024)
+        defer { running.stop() }
+        #expect(
+            try echoRoundTrip(port: port, count: 8 << 20, stream: 3, chunk: 3000) {
+                server.pauses.load(ordering: .relaxed) > 0
+            })
+        let (lends, most) = try running.sync { () -> (Int, Int) in
+            guard case .ioURing(let selector) = running.loop.selector else { return (-1, -1) }
+            return (selector.lendCount, selector.mostLentBuffers)
+        }
+        #expect(lends > 0 && most >= 1 && most <= 4)
+        #expect(waitUntil { lentBuffers(running) == 0 })
+    }
+
+    /// Connections cut while their echo is stuck on peers that read nothing: whatever their sends read from (lent
+    /// provided buffers or their own), it is given back or freed when the cancelled sends complete.
+    @Test func cuttingStuckEchoesGivesEveryBufferBack() throws {
+        let server = CompletionEchoServer()
+        let (running, port) = try serve(server, receiveBuffers: (8, 4096), highWaterMark: 16 * 1024)
+        defer { running.stop() }
+        var sockets: [Int32] = []
+        var writers: [Sys.Thread] = []
+        defer {
+            for writer in writers { writer.join() }
+            for fd in sockets { Glibc.close(fd) }
+        }
+        for stream in 0..<4 {
+            let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+            sockets.append(fd)
+            // Sends until the server is gone (the cut), reading nothing.
+            writers.append(
+                try Sys.Thread {
+                    var buffer = [UInt8](repeating: 0, count: 3000)
+                    var offset = 0
+                    while true {
+                        for index in 0..<buffer.count {
+                            buffer[index] = patternByte(stream: stream, offset: offset + index)
+                        }
+                        let result = buffer.withUnsafeBytes {
+                            Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                        }
+                        if result <= 0 { return }
+                        offset += result
+                    }
+                })
+        }
+        // Every echo is stuck: each connection paused its reading above the high-water mark.
+        #expect(waitUntil { server.pauses.load(ordering: .relaxed) >= 4 })
+        try running.sync { for connection in server.connections { connection.close() } }
+        for fd in sockets { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        let orphans = {
+            (try? running.sync {
+                guard case .ioURing(let selector) = running.loop.selector else { return -1 }
+                return selector.orphanCount
+            }) ?? -1
+        }
+        #expect(waitUntil { orphans() == 0 && lentBuffers(running) == 0 })
+        #expect(server.closedWith.withLock { $0.count } == 4)
+    }
+}
