@@ -113,6 +113,14 @@ final class Exchange<Transport: ExchangeTransport> {
         Unmanaged.passUnretained(snapshot)._withUnsafeGuaranteedRef(body)
     }
 
+    /// Calls `body` with the upstream link, which must be set, not retained around the call. `body` must not
+    /// replace or clear `upstream` (nor reach what does): then the exchange's strong reference keeps the link alive
+    /// throughout. (A `Connection`'s writes and pauses never call back into a close: errors close it a turn later.)
+    @inline(__always)
+    private func withUpstream<Result>(_ body: (Link) -> Result) -> Result {
+        Unmanaged.passUnretained(upstream.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Whether `link` is the downstream link.
     @inline(__always)
     private func isDownstream(_ link: Link) -> Bool {
@@ -266,12 +274,14 @@ final class Exchange<Transport: ExchangeTransport> {
         // Through an unretained reference (`snapshot.routes` read in the closure was copied, each of its arrays
         // retained) and the head in place (a `path` slice retained the parser's storage).
         let decision = withSnapshot { current in
-            Self.inPlace(&request) { request in
-                let pathRange = request.pathRange
-                return request.withUnsafeHeadBytes { head in
-                    current.routes.decide(
-                        path: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: head[pathRange])),
-                        isWebSocketUpgrade: isUpgrade, matcher: worker.matcher)
+            worker.withMatcher { matcher in
+                Self.inPlace(&request) { request in
+                    let pathRange = request.pathRange
+                    return request.withUnsafeHeadBytes { head in
+                        current.routes.decide(
+                            path: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: head[pathRange])),
+                            isWebSocketUpgrade: isUpgrade, matcher: matcher)
+                    }
                 }
             }
         }
@@ -442,9 +452,9 @@ final class Exchange<Transport: ExchangeTransport> {
     private func connect(to address: SocketAddress) {
         context.upstreamAddress = address
         context.attempts += 1
-        // Stored straight from the call: a local binding was retained and released once more.
-        upstream = transport.takeIdle(address, for: self)
-        if upstream != nil {
+        if let pooled = transport.takeIdle(address, for: self) {
+            // Moved in: a copy retained it and released the binding.
+            upstream = consume pooled
             context.reusedUpstream = true
             sendRequest()
             return
@@ -492,7 +502,7 @@ final class Exchange<Transport: ExchangeTransport> {
     // MARK: Request upstream
 
     private func sendRequest() {
-        guard let upstream else { return }
+        guard upstream != nil else { return }
         // The matcher is shared by the loop: if another request matched since this one's `dispatch` (while this
         // one waited for DNS or a connect), match again so it holds this request's captures.
         if worker.matcherHolder != ObjectIdentifier(self) {
@@ -505,30 +515,33 @@ final class Exchange<Transport: ExchangeTransport> {
         let memory = worker.headScratch
         var headCount = -1
         withSnapshot { current in
-            worker.withClientAddress(peer) { address in
-                Self.inPlace(&request) { request in
-                    let bound = current.rewriter.upstreamHeadBound(
-                        request: request, route: route, clientAddressCount: address.count)
-                    if bound <= memory.count {
-                        var out = HeadOutput(memory.baseAddress!)
-                        current.rewriter.writeUpstreamHead(
-                            request: request, route: route, server: group == nil ? 0 : server,
-                            matcher: worker.matcher, clientAddress: address, scheme: .http,
-                            requestIDs: &worker.requestIDs, requestID: &context.requestID, into: &out)
-                        headCount = out.count
-                        return
+            worker.withMatcher { matcher in
+                worker.withClientAddress(peer) { address in
+                    Self.inPlace(&request) { request in
+                        let bound = current.rewriter.upstreamHeadBound(
+                            request: request, route: route, clientAddressCount: address.count)
+                        if bound <= memory.count {
+                            var out = HeadOutput(memory.baseAddress!)
+                            current.rewriter.writeUpstreamHead(
+                                request: request, route: route, server: group == nil ? 0 : server,
+                                matcher: matcher, clientAddress: address, scheme: .http,
+                                requestIDs: &worker.requestIDs, requestID: &context.requestID, into: &out)
+                            headCount = out.count
+                            return
+                        }
+                        worker.scratch.removeAll(keepingCapacity: true)
+                        context.requestID = current.rewriter.writeUpstreamHead(
+                            request: request, route: route, server: group == nil ? 0 : server, matcher: matcher,
+                            clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch
+                        )
                     }
-                    worker.scratch.removeAll(keepingCapacity: true)
-                    context.requestID = current.rewriter.writeUpstreamHead(
-                        request: request, route: route, server: group == nil ? 0 : server, matcher: worker.matcher,
-                        clientAddress: address, scheme: .http, requestIDs: &worker.requestIDs, into: &worker.scratch)
                 }
             }
         }
         if body.isEmpty {
-            withHead(headCount) { upstream.write($0) }
+            withHead(headCount) { head in withUpstream { $0.write(head) } }
         } else {
-            withHead(headCount) { head in body.withUnsafeBytes { upstream.write(head, $0) } }
+            withHead(headCount) { head in body.withUnsafeBytes { bytes in withUpstream { $0.write(head, bytes) } } }
             worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(body.count))
         }
         if lentResponse {
@@ -551,8 +564,9 @@ final class Exchange<Transport: ExchangeTransport> {
 
     /// The level check: the upstream is read only while the client's unsent bytes are below the high-water mark.
     private func applyBackPressure() {
-        guard let upstream else { return }
-        if withDownstream({ $0.isAboveHighWater }) { upstream.pauseReading() } else { upstream.resumeReading() }
+        guard upstream != nil else { return }
+        let pause = withDownstream { $0.isAboveHighWater }
+        withUpstream { if pause { $0.pauseReading() } else { $0.resumeReading() } }
     }
 
     /// Calls `body` with the head just written: the first `count` bytes of `worker.headScratch`, or

@@ -118,17 +118,19 @@ final class UpstreamGroup {
     }
 
     private func nextAddress(server index: Int, now: UInt64 = 0) -> SocketAddress {
-        let server = servers[index]
-        let count = server.addresses.count
-        var candidate = SocketAddress(server.addresses[server.turn % count], port: server.port)
-        servers[index].turn &+= 1
+        // Field by field: a copy of the `Server` retained and released its host and addresses.
+        let count = servers[index].addresses.count
+        let turn = servers[index].turn
+        let port = servers[index].port
+        var candidate = SocketAddress(servers[index].addresses[turn % count], port: port)
+        servers[index].turn = turn &+ 1
         // Skip addresses in their fail_timeout; when all are, the round-robin one is used anyway.
         if !health.isEmpty {
             for step in 0..<count {
-                let address = SocketAddress(server.addresses[(server.turn &+ step) % count], port: server.port)
+                let address = SocketAddress(servers[index].addresses[(turn &+ step) % count], port: port)
                 if !isDown(address, now: now) {
                     candidate = address
-                    servers[index].turn = server.turn &+ step &+ 1
+                    servers[index].turn = turn &+ step &+ 1
                     break
                 }
             }

@@ -33,6 +33,13 @@ final class Worker: AcceptHandler, TimerHandler {
     var clientAddress: [UInt8] = []
     let pool = UpstreamPool()
 
+    /// Calls `body` with `matcher`, not retained around the call (passed from the property, it was retained and
+    /// released once per use); the worker holds it for its whole life.
+    @inline(__always)
+    func withMatcher<Result>(_ body: (Matcher) -> Result) -> Result {
+        Unmanaged.passUnretained(matcher)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Calls `body` with `pool`, not retained around the call (a call through the property retained and released
     /// it once per request); the worker holds the pool for its whole life.
     @inline(__always)

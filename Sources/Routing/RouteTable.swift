@@ -81,7 +81,9 @@ public struct RouteTable: Sendable {
         guard let index = match(path: path, matcher: matcher) else { return .notFound }
         // The route is read in place: a copy of `Route` would retain and release each of its arrays.
         return routes.withUnsafeBufferPointer { routes in
-            for group in routes[index].hostCaptureGroups {
+            // By position: iterating the array retained and released it, even empty (the usual case).
+            for position in 0..<routes[index].hostCaptureGroups.count {
+                let group = routes[index].hostCaptureGroups[position]
                 guard let span = matcher.span(group), isHostLabel(UnsafeRawBufferPointer(rebasing: path[span])) else {
                     return .notFound
                 }
