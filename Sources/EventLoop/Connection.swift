@@ -500,6 +500,7 @@ public final class Connection: EventHandler {
     private func close(error: Errno?) {
         guard !state.contains(.closed) else { return }
         state.insert(.closed)
+        let sendInFlight = sending > 0
         // A send in flight still reads its buffer: the loop frees it when the (cancelled) send completes.
         if let from = sendingFrom {
             loop.orphanSend(from, token: token)
@@ -507,10 +508,12 @@ public final class Connection: EventHandler {
             sendingFrom = nil
             sending = 0
         }
-        loop.deregister(fd, token: token, willClose: true)
         if state.contains(.completionIO) {
+            loop.deregisterCompletion(
+                fd, token: token, receiveArmed: state.contains(.receiveArmed), sendInFlight: sendInFlight)
             loop.closeByCompletion(fd)
         } else {
+            loop.deregister(fd, token: token, willClose: true)
             fd.close()
         }
         releasePending()

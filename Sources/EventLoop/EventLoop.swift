@@ -131,6 +131,16 @@ public final class EventLoop: @unchecked Sendable {
         try? selector.deregister(fd, token: token, willClose: willClose)
     }
 
+    /// `deregister` for a registration doing completion I/O, closed right after: cancels only what is in flight.
+    func deregisterCompletion(_ fd: FileDescriptor, token: UInt64, receiveArmed: Bool, sendInFlight: Bool) {
+        guard handlers.remove(token) else { return }
+        if case .ioURing(let selector) = selector {
+            try? selector.deregister(fd, token: token, receiveArmed: receiveArmed, sendInFlight: sendInFlight)
+        } else {
+            try? selector.deregister(fd, token: token, willClose: true)
+        }
+    }
+
     /// Switches a registration to completion I/O (io_uring loops only; false on epoll or when the loop cannot):
     /// see `Connection.switchToCompletionIO`.
     func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) -> Bool {

@@ -135,6 +135,12 @@ public final class URingSelector: Selector {
     }
 
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) throws(Errno) {
+        try deregister(fd, token: token, receiveArmed: true, sendInFlight: true)
+    }
+
+    /// `deregister`, told which of a completion-I/O registration's receive and send are still in flight: only those
+    /// are cancelled (a cancel that finds nothing costs a submission and a completion).
+    public func deregister(_ fd: FileDescriptor, token: UInt64, receiveArmed: Bool, sendInFlight: Bool) throws(Errno) {
         var pollData = token
         if isLive(token) {
             let index = Self.index(token)
@@ -144,8 +150,8 @@ public final class URingSelector: Selector {
         if pollData & Self.completionTag != 0 {
             // A receive or a send, like a poll, holds the socket's file until it ends; a send to a peer that does
             // not read would never end.
-            try cancelReceive(token)
-            try ring.cancel(token | Self.sendTag, userData: token | Self.sendTag | Self.cancelTag)
+            if receiveArmed { try cancelReceive(token) }
+            if sendInFlight { try ring.cancel(token | Self.sendTag, userData: token | Self.sendTag | Self.cancelTag) }
         } else {
             try ring.pollRemove(pollData, userData: pollData | Self.removalTag)
         }
