@@ -20,6 +20,47 @@ extension ConnectionHandler {
     public func writabilityChanged(_ connection: Connection, writable: Bool) {}
 }
 
+/// A connection's handler, called without reference counting: its dynamic type (a metatype, which needs none) and
+/// the object's address. A call through a stored existential retains and releases the handler around it (two
+/// locked instructions per read). Valid while the handler is alive: the connection holds it, and one it lets go
+/// is kept by its loop until the next turn begins (`EventLoop.retire`), so a handler that replaces or closes
+/// itself from inside one of its callbacks is not freed under that callback.
+struct HandlerCallee {
+    let type: any ConnectionHandler.Type
+    let object: UnsafeMutableRawPointer
+
+    init(_ handler: any ConnectionHandler) {
+        type = Swift.type(of: handler)
+        object = Unmanaged.passUnretained(handler as AnyObject).toOpaque()
+    }
+
+    @inline(__always)
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        type.calling(object) { $0.received(connection, bytes) }
+    }
+
+    @inline(__always)
+    func readEOF(_ connection: Connection) { type.calling(object) { $0.readEOF(connection) } }
+
+    @inline(__always)
+    func writabilityChanged(_ connection: Connection, writable: Bool) {
+        type.calling(object) { $0.writabilityChanged(connection, writable: writable) }
+    }
+
+    @inline(__always)
+    func closed(_ connection: Connection, error: Errno?) {
+        type.calling(object) { $0.closed(connection, error: error) }
+    }
+}
+
+extension ConnectionHandler {
+    /// Calls `body` with the handler at `object` (an instance of `Self`), not retained around the call.
+    @inline(__always)
+    static func calling(_ object: UnsafeMutableRawPointer, _ body: (Self) -> Void) {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef(body)
+    }
+}
+
 /// A nonblocking stream socket registered once (edge-triggered, both directions) with one loop.
 ///
 /// An idle connection owns no buffer: reads go to `loop.readBuffer`; `write` sends at once and copies only the
@@ -30,7 +71,9 @@ public final class Connection: EventHandler {
     // ends when the connection closes, which the loop's stop also does.
     public let loop: EventLoop
     public let fd: FileDescriptor
-    private var handler: (any ConnectionHandler)?
+    /// Owns the handler; calls go through `callee` (see `HandlerCallee`).
+    private var handler: AnyObject?
+    private var callee: HandlerCallee?
     private var token: UInt64 = 0
     // Pending output: bytes [pendingStart, pendingEnd) of a buffer of pendingCapacity bytes; nil when empty.
     // Invariant: pending == nil ⇔ pendingCapacity == 0; pendingStart ≤ pendingEnd ≤ pendingCapacity.
@@ -80,11 +123,13 @@ public final class Connection: EventHandler {
         self.loop = loop
         self.fd = fd
         self.handler = handler
+        callee = HandlerCallee(handler)
         do {
             token = try loop.register(fd, interest: [.readable, .writable], handler: self)
         } catch {
             fd.close()
             self.handler = nil
+            callee = nil
             throw error
         }
     }
@@ -94,6 +139,7 @@ public final class Connection: EventHandler {
         self.loop = loop
         self.fd = fd
         self.handler = handler
+        callee = HandlerCallee(handler)
         self.token = token
         _ = loop.replaceHandler(token, with: self)
     }
@@ -103,7 +149,10 @@ public final class Connection: EventHandler {
     /// Hands the connection to another handler (e.g. an upstream connection going back to a keep-alive pool).
     public func setHandler(_ handler: any ConnectionHandler) {
         guard !state.contains(.closed) else { return }
+        // The one replaced may be running (this is called from its own callbacks): kept until the next turn.
+        if let old = self.handler.take() { loop.retire(old) }
         self.handler = handler
+        callee = HandlerCallee(handler)
     }
 
     /// Closes once every pending byte is sent (at once when none is pending); reading stops now. The handler's
@@ -196,7 +245,7 @@ public final class Connection: EventHandler {
             switch result {
             case .count(let count):
                 let wasPaused = state.contains(.readingPaused)
-                handler?.received(self, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                callee?.received(self, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 if !state.isDisjoint(with: [.closed, .readingPaused]) {
                     // Paused by this callback after a short read (and no pending hang-up): the socket is empty.
                     if !wasPaused && state.contains(.readingPaused) && count < buffer.count && !drain {
@@ -211,7 +260,7 @@ public final class Connection: EventHandler {
                 return
             case .endOfFile:
                 state.insert(.sawEOF)
-                handler?.readEOF(self)
+                callee?.readEOF(self)
                 return
             }
         }
@@ -301,14 +350,14 @@ public final class Connection: EventHandler {
         let result = receipt.result
         if result > 0 {
             // Reading stopped for good (`closeWhenFlushed`): what was in flight has nowhere to go.
-            if !state.contains(.closeWhenFlushed) { handler?.received(self, receipt.bytes) }
+            if !state.contains(.closeWhenFlushed) { callee?.received(self, receipt.bytes) }
             if state.contains([.readingPaused, .receiveArmed]) && !state.contains(.receiveCancelling) {
                 state.insert(.receiveCancelling)
                 loop.cancelReceive(token)
             }
         } else if result == 0 {
             state.insert(.sawEOF)
-            handler?.readEOF(self)
+            callee?.readEOF(self)
             return
         } else if result != -Errno.noBufferSpace.code && result != -Errno.cancelled.code {
             close(error: Errno(-result))
@@ -438,7 +487,7 @@ public final class Connection: EventHandler {
         pendingEnd += Int32(bytes.count)
         if needed > loop.highWaterMark && !state.contains(.aboveHighWater) {
             state.insert(.aboveHighWater)
-            handler?.writabilityChanged(self, writable: false)
+            callee?.writabilityChanged(self, writable: false)
         }
     }
 
@@ -468,7 +517,7 @@ public final class Connection: EventHandler {
         }
         if state.contains(.aboveHighWater) {
             state.remove(.aboveHighWater)
-            handler?.writabilityChanged(self, writable: true)
+            callee?.writabilityChanged(self, writable: true)
         }
         // The callback above may have written again (and asked for shutdown): FIN only after those bytes too.
         if state.contains(.shutdownRequested) && !state.contains(.closed) && pending == nil { shutWriteNow() }
@@ -517,9 +566,10 @@ public final class Connection: EventHandler {
             fd.close()
         }
         releasePending()
-        let handler = self.handler
-        self.handler = nil
-        handler?.closed(self, error: error)
+        let callee = self.callee
+        if let handler = handler.take() { loop.retire(handler) }
+        self.callee = nil
+        callee?.closed(self, error: error)
     }
 
     public func loopStopping() { close(error: nil) }

@@ -37,6 +37,11 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
     var handlers = SlotTable<any EventHandler>()
+    /// The same handlers by slot index, for dispatch without reference counting (see `EventCallee`).
+    private var callees: [EventCallee] = []
+    /// Handlers deregistered or replaced, and connections' handlers let go, during this turn: released when the next
+    /// turn begins, so that none is freed under one of its own callbacks (dispatch does not retain them).
+    private var retired = RetiredObjects()
     var timers = TimerQueue()
     /// Monotonic nanoseconds, refreshed once per iteration (after each wait).
     public private(set) var now: UInt64
@@ -89,6 +94,7 @@ public final class EventLoop: @unchecked Sendable {
         deferred.reserveCapacity(1024)
         sendsBeforeWait.reserveCapacity(1024)
         deferredRunning.reserveCapacity(1024)
+        callees.reserveCapacity(1024)
         tasks.withLock { $0.reserveCapacity(1024) }
         runningTasks.reserveCapacity(1024)
         outputBuffers.reserveCapacity(Self.outputBufferCacheLimit)
@@ -96,6 +102,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        retired.free()
         for buffer in outputBuffers { buffer.deallocate() }
         readBuffer.deallocate()
         wake.close()
@@ -110,10 +117,16 @@ public final class EventLoop: @unchecked Sendable {
     /// Registers `fd` (edge-triggered) and returns its token. The handler is retained until `deregister`.
     public func register(_ fd: FileDescriptor, interest: Interest, handler: any EventHandler) throws(Errno) -> UInt64 {
         let token = handlers.insert(handler)
+        let index = SlotTable<any EventHandler>.index(token)
+        if index == callees.count {
+            callees.append(EventCallee(handler))
+        } else {
+            callees[index] = EventCallee(handler)
+        }
         do {
             try selector.register(fd, interest: interest, token: token)
         } catch {
-            handlers.remove(token)
+            if let removed = handlers.take(token) { retired.keep(removed) }
             throw error
         }
         return token
@@ -127,13 +140,15 @@ public final class EventLoop: @unchecked Sendable {
     /// Forgets a registration; later events carrying `token` are dropped. Pass `willClose: true` when the caller
     /// closes `fd` right after (closing removes it from epoll, saving the `epoll_ctl` call).
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) {
-        guard handlers.remove(token) else { return }
+        guard let removed = handlers.take(token) else { return }
+        retired.keep(removed)
         try? selector.deregister(fd, token: token, willClose: willClose)
     }
 
     /// `deregister` for a registration doing completion I/O, closed right after: cancels only what is in flight.
     func deregisterCompletion(_ fd: FileDescriptor, token: UInt64, receiveArmed: Bool, sendInFlight: Bool) {
-        guard handlers.remove(token) else { return }
+        guard let removed = handlers.take(token) else { return }
+        retired.keep(removed)
         if case .ioURing(let selector) = selector {
             try? selector.deregister(fd, token: token, receiveArmed: receiveArmed, sendInFlight: sendInFlight)
         } else {
@@ -226,7 +241,21 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Gives a live registration to another handler (same fd, interest and token): no `epoll_ctl` needed.
     func replaceHandler(_ token: UInt64, with handler: any EventHandler) -> Bool {
-        handlers.replace(token, with: handler)
+        guard let old = handlers.replace(token, with: handler) else { return false }
+        callees[SlotTable<any EventHandler>.index(token)] = EventCallee(handler)
+        retired.keep(old)
+        return true
+    }
+
+    /// Keeps `object` alive until the next turn begins: a reference let go while the object may be running.
+    func retire(_ object: consuming AnyObject) {
+        retired.keep(object)
+    }
+
+    /// The live registration of `token`, to call without reference counting.
+    @inline(__always)
+    private func callee(_ token: UInt64) -> EventCallee? {
+        handlers.contains(token) ? callees[SlotTable<any EventHandler>.index(token)] : nil
     }
 
     /// Delivers `ready([.readable, .readHangup])` to the registration on the next iteration, if it is still
@@ -307,17 +336,25 @@ public final class EventLoop: @unchecked Sendable {
         selector.flush()
         timers = TimerQueue(capacity: 0)
         deferred.removeAll()
+        releaseRetired()
+    }
+
+    /// Releases what was retired (one by one, outside any access to the list: a deinitializer may retire more).
+    @inline(__always)
+    private func releaseRetired() {
+        while retired.takeLast() != nil {}
     }
 
     /// Loop turns until `stop()`: tasks, deferred retries, timers, then the wait and its events.
     private func turns<S: Selector>(_ source: S) throws(Errno) {
         while !stopRequested.load(ordering: .acquiring) {
+            releaseRetired()
             runTasks()
             runDeferred()
             runTimers()
             if stopRequested.load(ordering: .acquiring) { break }
             if !sendsBeforeWait.isEmpty {
-                for token in sendsBeforeWait { handlers.lookup(token)?.beforeWait() }
+                for token in sendsBeforeWait { callee(token)?.beforeWait() }
                 sendsBeforeWait.removeAll(keepingCapacity: true)
             }
             var timeout = timeoutMilliseconds()
@@ -329,7 +366,7 @@ public final class EventLoop: @unchecked Sendable {
             for index in 0..<count {
                 let (token, events) = source.event(at: index)
                 // A token whose generation no longer matches belongs to a closed (maybe reused) fd: dropped.
-                guard let handler = handlers.lookup(token) else { continue }
+                guard let handler = callee(token) else { continue }
                 if events.contains(.received) {
                     handler.completed(source.receipt(at: index))
                 } else if events.contains(.sent) {
@@ -361,7 +398,7 @@ public final class EventLoop: @unchecked Sendable {
         guard !deferred.isEmpty else { return }
         swap(&deferred, &deferredRunning)
         for token in deferredRunning {
-            handlers.lookup(token)?.ready([.readable, .readHangup])
+            callee(token)?.ready([.readable, .readHangup])
         }
         deferredRunning.removeAll(keepingCapacity: true)
     }
@@ -375,6 +412,65 @@ public final class EventLoop: @unchecked Sendable {
             case .closure(let body): body()
             }
         }
+    }
+}
+
+/// The loop's `retired` objects: references kept until the next turn begins, in memory of the loop's own (an array's
+/// `removeAll(keepingCapacity:)` went through its generic range replacement once per turn).
+struct RetiredObjects {
+    private var objects = UnsafeMutablePointer<AnyObject>.allocate(capacity: 64)
+    private var count = 0
+    private var capacity = 64
+
+    mutating func keep(_ object: consuming AnyObject) {
+        if count == capacity {
+            let larger = UnsafeMutablePointer<AnyObject>.allocate(capacity: capacity * 2)
+            larger.moveInitialize(from: objects, count: count)
+            objects.deallocate()
+            objects = larger
+            capacity *= 2
+        }
+        (objects + count).initialize(to: object)
+        count += 1
+    }
+
+    /// The object kept last, now the caller's.
+    @inline(__always)
+    mutating func takeLast() -> AnyObject? {
+        guard count > 0 else { return nil }
+        count -= 1
+        return (objects + count).move()
+    }
+
+    func free() {
+        objects.deinitialize(count: count)
+        objects.deallocate()
+    }
+}
+
+/// A registration's handler, called without reference counting: its dynamic type (a metatype, which needs none) and
+/// the object's address. Valid while the registration is live, and until the next turn begins once it is not (the
+/// loop keeps what it let go in `retired`): dispatch retained and released every handler before.
+struct EventCallee {
+    let type: any EventHandler.Type
+    let object: UnsafeMutableRawPointer
+
+    init(_ handler: any EventHandler) {
+        type = Swift.type(of: handler)
+        object = Unmanaged.passUnretained(handler as AnyObject).toOpaque()
+    }
+
+    @inline(__always) func ready(_ events: ReadyEvents) { type.calling(object) { $0.ready(events) } }
+    @inline(__always) func completed(_ receipt: Receipt) { type.calling(object) { $0.completed(receipt) } }
+    @inline(__always) func sent(_ receipt: Receipt) { type.calling(object) { $0.sent(receipt) } }
+    @inline(__always) func beforeWait() { type.calling(object) { $0.beforeWait() } }
+}
+
+extension EventHandler {
+    /// Calls `body` with the handler at `object` (an instance of `Self`), not retained around the call.
+    @inline(__always)
+    static func calling(_ object: UnsafeMutableRawPointer, _ body: (Self) -> Void) {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef(body)
     }
 }
 

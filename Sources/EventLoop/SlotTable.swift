@@ -40,27 +40,38 @@ struct SlotTable<Value> {
 
     /// Removes the value; a stale token (already removed, or reused) is a no-op. Returns whether it removed.
     @discardableResult
-    mutating func remove(_ token: UInt64) -> Bool {
+    mutating func remove(_ token: UInt64) -> Bool { take(token) != nil }
+
+    /// Removes the value and returns it (nil for a stale token).
+    mutating func take(_ token: UInt64) -> Value? {
         let index = Self.index(token)
-        guard index < values.count, generations[index] == Self.generation(token), values[index] != nil else {
-            return false
+        guard index < values.count, generations[index] == Self.generation(token), let value = values[index] else {
+            return nil
         }
         values[index] = nil
         generations[index] &+= 1
         free.append(UInt32(index))
         count -= 1
-        return true
+        return value
     }
 
-    /// Puts `value` in the slot of a live token (same token, same generation); false for a stale token.
-    @discardableResult
-    mutating func replace(_ token: UInt64, with value: Value) -> Bool {
+    /// Whether `token` is live (inserted, not removed since).
+    @inline(__always)
+    func contains(_ token: UInt64) -> Bool {
         let index = Self.index(token)
-        guard index < values.count, generations[index] == Self.generation(token), values[index] != nil else {
-            return false
+        return index < values.count && generations[index] == Self.generation(token)
+    }
+
+    /// Puts `value` in the slot of a live token (same token, same generation) and returns the value it replaced;
+    /// nil for a stale token.
+    @discardableResult
+    mutating func replace(_ token: UInt64, with value: Value) -> Value? {
+        let index = Self.index(token)
+        guard index < values.count, generations[index] == Self.generation(token), let old = values[index] else {
+            return nil
         }
         values[index] = value
-        return true
+        return old
     }
 
     /// Every live value (for shutdown).
