@@ -36,9 +36,17 @@ final class Dummy: EventHandler, @unchecked Sendable {
         #expect(reused != token)
         #expect(table.lookup(token) == nil)
         #expect(table.lookup(reused) === second)
+        // `contains` is what dispatch asks (it calls through its own unretained copy of the handler).
+        #expect(!table.contains(token) && table.contains(reused))
         let removedAgain = table.remove(token)
         #expect(!removedAgain)
         #expect(table.count == 1)
+        // `replace` and `take` hand back what they displace, for the loop to keep until its next turn.
+        let third = Dummy()
+        #expect(table.replace(reused, with: third) === second)
+        #expect(table.replace(token, with: third) == nil)
+        #expect(table.take(reused) === third)
+        #expect(!table.contains(reused) && table.count == 0)
     }
 }
 
