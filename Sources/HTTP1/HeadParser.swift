@@ -16,6 +16,8 @@ struct FieldSpan: Sendable {
 /// Feed bytes as they arrive with `parse(_:)`; every byte is validated when it arrives, so limits are reported as
 /// soon as they are crossed. Head bytes are copied into storage owned by the parser whose capacity survives
 /// `reset()`: a parser reused across the requests of a connection allocates nothing in steady state.
+/// `reset()` only sets the counts of used storage bytes and field spans back to zero; what lies past them is stale
+/// and is overwritten by the next head, so no accessor reads past the counts.
 /// Slices returned by the accessors share that storage; drop them before the next `parse` or `reset` or the
 /// storage is copied on write.
 public struct HeadParser: Sendable {
@@ -54,8 +56,13 @@ public struct HeadParser: Sendable {
     public let kind: Kind
     public var limits: Limits
 
+    /// The head's bytes are `storage[0..<headLength]`; the array only grows (to the largest head seen).
     @usableFromInline var storage: [UInt8] = []
+    @usableFromInline var headLength = 0
+    /// The head's fields are `fields[0..<fieldCount]`; the array only grows (to the most fields seen).
     @usableFromInline var fields: [FieldSpan] = []
+    /// Number of header fields, in the order received.
+    public internal(set) var fieldCount = 0
     @usableFromInline var state: State = .start
     var failure: HeadError = .invalidMethod
     var emptyLines = 0
@@ -101,9 +108,9 @@ public struct HeadParser: Sendable {
     public mutating func reset() {
         // Nothing was parsed since the last reset (the gateway resets a response parser both when a request ends
         // and before the next response): every field still holds its reset value.
-        if state == .start && storage.isEmpty && fields.isEmpty && emptyLines == 0 { return }
-        storage.removeAll(keepingCapacity: true)
-        fields.removeAll(keepingCapacity: true)
+        if state == .start && headLength == 0 && fieldCount == 0 && emptyLines == 0 { return }
+        headLength = 0
+        fieldCount = 0
         state = .start
         emptyLines = 0
         queryMark = -1
@@ -138,7 +145,7 @@ public struct HeadParser: Sendable {
         case .failed: return .failure(failure)
         default: break
         }
-        let base = storage.count
+        let base = headLength
         let count = bytes.count
         var i = 0
         while i < count {
@@ -305,7 +312,7 @@ public struct HeadParser: Sendable {
                 if byte == ByteClass.cr {
                     state = .endLF
                 } else if ByteClass.isTchar(byte) {
-                    guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
+                    guard fieldCount < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
                     nameStart = offset
                     state = .name
                     // The common `name: value CRLF` line in one go, within this input and the head limit; where it
@@ -313,7 +320,7 @@ public struct HeadParser: Sendable {
                     i = scanFieldLine(bytes, from: i &+ 1, base: base)
                     continue
                 } else if ByteClass.isWhitespace(byte) {
-                    return fail(fields.isEmpty ? .whitespaceBeforeFirstField : .obsFold)
+                    return fail(fieldCount == 0 ? .whitespaceBeforeFirstField : .obsFold)
                 } else {
                     return fail(.invalidFieldName)
                 }
@@ -365,14 +372,14 @@ public struct HeadParser: Sendable {
                 }
             case .valueLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
-                fields.append(
+                appendField(
                     FieldSpan(
                         nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd,
                         known: knownField(from: nameStart, to: nameEnd, bytes: bytes, base: base)))
                 state = .lineStart
             case .endLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
-                storage.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<(i + 1)]))
+                appendToStorage(UnsafeRawBufferPointer(rebasing: bytes[0..<(i + 1)]))
                 if let error = interpretFields() { return fail(error) }
                 state = .complete
                 return .complete(consumed: i + 1)
@@ -381,7 +388,7 @@ public struct HeadParser: Sendable {
             }
             i += 1
         }
-        storage.append(contentsOf: bytes)
+        appendToStorage(bytes)
         return .needMore
     }
 
@@ -410,7 +417,7 @@ public struct HeadParser: Sendable {
         }
         // The whole name is in this input.
         let known = KnownField(bytes.assumingMemoryBound(to: UInt8.self), nameStart &- base, nameEnd &- base)
-        fields.append(
+        appendField(
             FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, known: known))
         state = .lineStart
         return runEnd &+ 2
@@ -487,6 +494,34 @@ public struct HeadParser: Sendable {
             j &+= 8
         }
         return j
+    }
+
+    /// Copies `bytes` after the head's bytes so far: over stale bytes of an earlier head first, then by appending.
+    @inline(__always)
+    mutating func appendToStorage(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        let reused = min(bytes.count, storage.count &- headLength)
+        if reused > 0 {
+            let at = headLength
+            storage.withUnsafeMutableBytes {
+                $0.baseAddress!.advanced(by: at).copyMemory(from: source, byteCount: reused)
+            }
+        }
+        if reused < bytes.count {
+            storage.append(contentsOf: UnsafeRawBufferPointer(start: source + reused, count: bytes.count &- reused))
+        }
+        headLength &+= bytes.count
+    }
+
+    /// Records the next field: over a stale span of an earlier head first, then by appending.
+    @inline(__always)
+    mutating func appendField(_ span: FieldSpan) {
+        if fieldCount < fields.count {
+            fields[fieldCount] = span
+        } else {
+            fields.append(span)
+        }
+        fieldCount &+= 1
     }
 
     mutating func fail(_ error: HeadError) -> ParseStep {
