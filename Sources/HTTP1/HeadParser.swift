@@ -313,11 +313,9 @@ public struct HeadParser: Sendable {
                     state = .endLF
                 } else if ByteClass.isTchar(byte) {
                     guard fieldCount < limits.maxHeaderCount else { return fail(.tooManyHeaders) }
-                    nameStart = offset
-                    state = .name
-                    // The common `name: value CRLF` line in one go, within this input and the head limit; where it
-                    // departs from that shape, the loop goes on from that byte in the state reached.
-                    i = scanFieldLine(bytes, from: i &+ 1, base: base)
+                    // Common `name: value CRLF` lines in one go, within this input and the head limit; where they
+                    // depart from that shape, the loop goes on from that byte in the state reached.
+                    i = scanFieldLines(bytes, at: i, base: base)
                     continue
                 } else if ByteClass.isWhitespace(byte) {
                     return fail(fieldCount == 0 ? .whitespaceBeforeFirstField : .obsFold)
@@ -392,35 +390,83 @@ public struct HeadParser: Sendable {
         return .needMore
     }
 
-    /// From just after a field name's first byte: the rest of the name, the colon, OWS, the value and its CRLF, as
-    /// far as they have the common shape; updates the state and offsets as the byte-at-a-time loop would, and
-    /// returns the index of the first byte that loop has to look at.
+    /// Where `scanFieldLines` stopped: the index the byte-at-a-time loop goes on from, the state it is in there and
+    /// the offsets (into this input) of the field line begun, as far as that state has them.
+    struct FieldRunExit {
+        var index: Int
+        var state: State
+        var nameStart = 0
+        var nameEnd = 0
+        var valueStart = 0
+        var valueEnd = 0
+    }
+
+    /// From the first byte of a field name (a tchar, with room for one more field): whole `name: value CRLF` lines
+    /// one after another, as long as they have the common shape within this input and the head limit, then the CR
+    /// of the final CRLF. Sets the state and offsets the byte-at-a-time loop would have reached and returns the
+    /// index of the first byte it has to look at.
     @inline(__always)
-    mutating func scanFieldLine(_ bytes: UnsafeRawBufferPointer, from start: Int, base: Int) -> Int {
-        let end = min(bytes.count, limits.maxHeaderBytes - base)
-        var j = Self.commonTokenRunEnd(bytes, from: start, to: end)
-        while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
-        guard j < end && bytes[j] == ByteClass.colon else { return j }
-        nameEnd = base + j
-        state = .valueOWS
-        j &+= 1
-        while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
-        guard j < end && ByteClass.isFieldVchar(bytes[j]) else { return j }
-        valueStart = base + j
-        let runEnd = Self.valueRunEnd(bytes, from: j, to: end)
-        var last = runEnd
-        while last > j && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
-        valueEnd = base + last
-        state = .value
-        guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
-            return runEnd
+    mutating func scanFieldLines(_ bytes: UnsafeRawBufferPointer, at first: Int, base: Int) -> Int {
+        if fieldCount == fields.count { addFieldSlots() }
+        let end = min(bytes.count, limits.maxHeaderBytes &- base)
+        let maxCount = limits.maxHeaderCount
+        var count = fieldCount
+        // Spans go straight into the slots past `fieldCount`: one uniqueness check for the run, not one per line.
+        // `count < slots.count` holds at every write (checked before each further line).
+        let exit = fields.withUnsafeMutableBufferPointer { slots -> FieldRunExit in
+            var line = first
+            while true {
+                var j = Self.commonTokenRunEnd(bytes, from: line &+ 1, to: end)
+                while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+                guard j < end && bytes[j] == ByteClass.colon else {
+                    return FieldRunExit(index: j, state: .name, nameStart: line)
+                }
+                let nameEnd = j
+                j &+= 1
+                while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
+                guard j < end && ByteClass.isFieldVchar(bytes[j]) else {
+                    return FieldRunExit(index: j, state: .valueOWS, nameStart: line, nameEnd: nameEnd)
+                }
+                let valueStart = j
+                let runEnd = Self.valueRunEnd(bytes, from: j, to: end)
+                var last = runEnd
+                while last > j && ByteClass.isWhitespace(bytes[last &- 1]) { last &-= 1 }
+                guard runEnd &+ 1 < end && bytes[runEnd] == ByteClass.cr && bytes[runEnd &+ 1] == ByteClass.lf else {
+                    return FieldRunExit(
+                        index: runEnd, state: .value, nameStart: line, nameEnd: nameEnd, valueStart: valueStart,
+                        valueEnd: last)
+                }
+                // The whole name is in this input.
+                let known = KnownField(bytes.assumingMemoryBound(to: UInt8.self), line, nameEnd)
+                slots[count] = FieldSpan(
+                    nameStart: base &+ line, nameEnd: base &+ nameEnd, valueStart: base &+ valueStart,
+                    valueEnd: base &+ last, known: known)
+                count &+= 1
+                line = runEnd &+ 2
+                guard line &+ 1 < end else { return FieldRunExit(index: line, state: .lineStart) }
+                let next = bytes[line]
+                // A CR at the start of a line is the final CRLF's (`.lineStart` takes it so, whatever follows).
+                if next == ByteClass.cr { return FieldRunExit(index: line &+ 1, state: .endLF) }
+                guard ByteClass.isTchar(next) && count < maxCount && count < slots.count else {
+                    return FieldRunExit(index: line, state: .lineStart)
+                }
+            }
         }
-        // The whole name is in this input.
-        let known = KnownField(bytes.assumingMemoryBound(to: UInt8.self), nameStart &- base, nameEnd &- base)
-        appendField(
-            FieldSpan(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, known: known))
-        state = .lineStart
-        return runEnd &+ 2
+        fieldCount = count
+        state = exit.state
+        nameStart = base &+ exit.nameStart
+        nameEnd = base &+ exit.nameEnd
+        valueStart = base &+ exit.valueStart
+        valueEnd = base &+ exit.valueEnd
+        return exit.index
+    }
+
+    /// Blank span slots past `fieldCount` for `scanFieldLines` to write into: the array's spare capacity, or more.
+    mutating func addFieldSlots() {
+        let spare = fields.capacity &- fields.count
+        let more = min(spare > 0 ? spare : max(16, fields.count), limits.maxHeaderCount &- fields.count)
+        let blank = FieldSpan(nameStart: 0, nameEnd: 0, valueStart: 0, valueEnd: 0, known: .other)
+        fields.append(contentsOf: repeatElement(blank, count: max(more, 1)))
     }
 
     /// The end of the run of field-value bytes (field-vchar, SP, HTAB) of `bytes[start..<end]`: eight bytes at a
