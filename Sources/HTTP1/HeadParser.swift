@@ -170,6 +170,13 @@ public struct HeadParser: Sendable {
                     if emptyLines == HeadParser.maxLeadingEmptyLines { return fail(.tooManyLeadingEmptyLines) }
                     state = .leadingLF
                 } else {
+                    // The common request line or status line whole in this input, within both limits: in one go.
+                    if let next = kind == .request
+                        ? scanRequestLine(bytes, at: i, base: base) : scanStatusLine(bytes, at: i, base: base)
+                    {
+                        i = next
+                        continue
+                    }
                     startLineStart = offset
                     versionStart = offset
                     state = kind == .request ? .method : .responseVersion
@@ -390,6 +397,77 @@ public struct HeadParser: Sendable {
         return .needMore
     }
 
+    /// From the first byte of a request line: `method SP target SP HTTP/1.1 CRLF` whole in this input, every byte
+    /// within the head limit and all but the CR within the request-line limit. Sets what the byte-at-a-time loop
+    /// would have set by the end of that line and returns the index after its LF; nil (nothing set) for any other
+    /// line, which the loop then reads byte by byte.
+    @inline(__always)
+    mutating func scanRequestLine(_ bytes: UnsafeRawBufferPointer, at first: Int, base: Int) -> Int? {
+        let headEnd = min(bytes.count, limits.maxHeaderBytes &- base)
+        // Bytes before `lineEnd` are within both limits (the CR is exempt from the request-line limit).
+        let lineEnd = min(headEnd, first &+ min(limits.maxRequestLine, headEnd))
+        guard ByteClass.isTchar(bytes[first]) else { return nil }
+        var j = Self.commonTokenRunEnd(bytes, from: first &+ 1, to: lineEnd)
+        while j < lineEnd && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+        guard j &+ 1 < lineEnd && bytes[j] == ByteClass.sp else { return nil }
+        let methodEnd = j
+        j &+= 1
+        let targetStart = j
+        var query = -1
+        while j < lineEnd {
+            let byte = bytes[j]
+            guard byte > 0x20 && byte < 0x7F && byte != 0x23 else { break }
+            if byte == ByteClass.question && query < 0 { query = j }
+            j &+= 1
+        }
+        let version = j &+ 1
+        guard
+            j > targetStart && j < lineEnd && bytes[j] == ByteClass.sp && version &+ 10 <= headEnd
+                && version &+ 8 &- first <= limits.maxRequestLine
+                && Self.isHTTP11(bytes, at: version, then: ByteClass.cr)
+                && bytes[version &+ 9] == ByteClass.lf
+        else { return nil }
+        startLineStart = base &+ first
+        self.methodEnd = base &+ methodEnd
+        self.targetStart = base &+ targetStart
+        targetEnd = base &+ j
+        queryMark = query < 0 ? -1 : base &+ query
+        versionStart = base &+ version
+        parsedVersion = .http1_1
+        state = .lineStart
+        return version &+ 10
+    }
+
+    /// From the first byte of a status line: `HTTP/1.1 SP NNN SP reason CRLF` whole in this input, every byte within
+    /// the head limit and all but the CR within the status-line limit, with a code of 100...599. Sets what the
+    /// byte-at-a-time loop would have set by the end of that line and returns the index after its LF; nil (nothing
+    /// set) for any other line, which the loop then reads byte by byte.
+    @inline(__always)
+    mutating func scanStatusLine(_ bytes: UnsafeRawBufferPointer, at first: Int, base: Int) -> Int? {
+        let headEnd = min(bytes.count, limits.maxHeaderBytes &- base)
+        let lineEnd = min(headEnd, first &+ min(limits.maxRequestLine, headEnd))
+        let reasonStart = first &+ 13
+        guard reasonStart <= lineEnd && Self.isHTTP11(bytes, at: first, then: ByteClass.sp) else { return nil }
+        let d0 = bytes[first &+ 9] &- 0x30
+        let d1 = bytes[first &+ 10] &- 0x30
+        let d2 = bytes[first &+ 11] &- 0x30
+        guard d0 <= 9 && d1 <= 9 && d2 <= 9 && bytes[first &+ 12] == ByteClass.sp else { return nil }
+        let code = Int(d0) &* 100 &+ Int(d1) &* 10 &+ Int(d2)
+        guard code >= 100 && code <= 599 else { return nil }
+        let reasonEnd = Self.valueRunEnd(bytes, from: reasonStart, to: lineEnd)
+        guard reasonEnd &+ 1 < headEnd && bytes[reasonEnd] == ByteClass.cr && bytes[reasonEnd &+ 1] == ByteClass.lf
+        else { return nil }
+        startLineStart = base &+ first
+        versionStart = base &+ first
+        parsedVersion = .http1_1
+        parsedStatus = code
+        statusDigits = 3
+        self.reasonStart = base &+ reasonStart
+        self.reasonEnd = base &+ reasonEnd
+        state = .lineStart
+        return reasonEnd &+ 2
+    }
+
     /// Where `scanFieldLines` stopped: the index the byte-at-a-time loop goes on from, the state it is in there and
     /// the offsets (into this input) of the field line begun, as far as that state has them.
     struct FieldRunExit {
@@ -417,7 +495,9 @@ public struct HeadParser: Sendable {
             var line = first
             while true {
                 var j = Self.commonTokenRunEnd(bytes, from: line &+ 1, to: end)
-                while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+                if j < end && bytes[j] != ByteClass.colon {
+                    while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+                }
                 guard j < end && bytes[j] == ByteClass.colon else {
                     return FieldRunExit(index: j, state: .name, nameStart: line)
                 }
@@ -476,8 +556,9 @@ public struct HeadParser: Sendable {
         var j = start
         if let base = bytes.baseAddress {
             // A word has a byte below 0x20 when (w - 0x20…) & ~w & 0x80… is not zero, and a DEL byte when the same
-            // test for zero holds for w ^ 0x7F…: both are exact as to whether such a byte exists (a borrow reaches
-            // a higher byte only from a lower one that matched), which is all this needs.
+            // test for zero holds for w ^ 0x7F…: both are exact as to whether such a byte exists and as to which is
+            // the first (a borrow reaches a higher byte only from a lower one that matched). HTAB is the one byte
+            // below 0x20 a value holds: the scan steps over it and goes on.
             let ones: UInt64 = 0x0101_0101_0101_0101
             let highs: UInt64 = 0x8080_8080_8080_8080
             while j &+ 8 <= end {
@@ -485,7 +566,14 @@ public struct HeadParser: Sendable {
                 let del = word ^ (0x7F &* ones)
                 let control = (word &- 0x20 &* ones) & ~word & highs
                 let isDel = (del &- ones) & ~del & highs
-                if control | isDel != 0 { break }
+                let stops = control | isDel
+                if stops != 0 {
+                    // Bytes are in memory order from the low end.
+                    j &+= stops.trailingZeroBitCount &>> 3
+                    guard base.load(fromByteOffset: j, as: UInt8.self) == ByteClass.htab else { return j }
+                    j &+= 1
+                    continue
+                }
                 j &+= 8
             }
         }
