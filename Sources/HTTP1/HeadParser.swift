@@ -527,7 +527,9 @@ public struct HeadParser: Sendable {
                 let next = bytes[line]
                 // A CR at the start of a line is the final CRLF's (`.lineStart` takes it so, whatever follows).
                 if next == ByteClass.cr { return FieldRunExit(index: line &+ 1, state: .endLF) }
-                guard ByteClass.isTchar(next) && count < maxCount && count < slots.count else {
+                // Letters first: most names begin with one.
+                guard (next | 0x20) &- 0x61 < 26 || ByteClass.isTchar(next), count < maxCount && count < slots.count
+                else {
                     return FieldRunExit(index: line, state: .lineStart)
                 }
             }
@@ -634,12 +636,11 @@ public struct HeadParser: Sendable {
     @inline(__always)
     mutating func appendToStorage(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-        let reused = min(bytes.count, storage.count &- headLength)
-        if reused > 0 {
-            let at = headLength
-            storage.withUnsafeMutableBytes {
-                $0.baseAddress!.advanced(by: at).copyMemory(from: source, byteCount: reused)
-            }
+        let at = headLength
+        let reused = storage.withUnsafeMutableBytes { stored -> Int in
+            let reused = min(bytes.count, stored.count &- at)
+            if reused > 0 { stored.baseAddress!.advanced(by: at).copyMemory(from: source, byteCount: reused) }
+            return reused
         }
         if reused < bytes.count {
             storage.append(contentsOf: UnsafeRawBufferPointer(start: source + reused, count: bytes.count &- reused))
