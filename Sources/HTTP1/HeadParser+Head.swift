@@ -26,6 +26,15 @@ extension HeadParser {
                         return true
                     }
                 case .connection:
+                    // The usual single token first; any other value as the list it is (RFC 9110 §7.6.1).
+                    if equalsKnownName(buf, start, end, "keep-alive") {
+                        connectionKeepAlive = true
+                        continue
+                    }
+                    if equalsKnownName(buf, start, end, "close") {
+                        connectionClose = true
+                        continue
+                    }
                     forEachListElement(buf, start, end) { s, e in
                         if equalsKnownName(buf, s, e, "close") {
                             connectionClose = true
@@ -39,6 +48,12 @@ extension HeadParser {
                         return true
                     }
                 case .contentLength:
+                    // The usual single number first (all digits: a list of one).
+                    if let value = parseDecimal(buf, start, end) {
+                        if let previous = contentLength, previous != value { return .conflictingContentLength }
+                        contentLength = value
+                        continue
+                    }
                     var failure: HeadError?
                     // Content-Length = 1*DIGIT; a list of identical values is one value (RFC 9110 §8.6).
                     forEachListElement(buf, start, end) { s, e in
