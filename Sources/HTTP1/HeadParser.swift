@@ -175,6 +175,14 @@ public struct HeadParser: Sendable {
                         ? scanRequestLine(bytes, at: i, base: base) : scanStatusLine(bytes, at: i, base: base)
                     {
                         i = next
+                        // Straight on to the field lines when a name begins the next line and the loop's checks of
+                        // that byte hold; straight to the end when they run to the final LF.
+                        if i < count && base &+ i < limits.maxHeaderBytes && fieldCount < limits.maxHeaderCount
+                            && ByteClass.isTchar(bytes[i])
+                        {
+                            i = scanFieldLines(bytes, at: i, base: base)
+                            if endsAt(bytes, i, base: base) { return finish(bytes, through: i) }
+                        }
                         continue
                     }
                     startLineStart = offset
@@ -323,6 +331,7 @@ public struct HeadParser: Sendable {
                     // Common `name: value CRLF` lines in one go, within this input and the head limit; where they
                     // depart from that shape, the loop goes on from that byte in the state reached.
                     i = scanFieldLines(bytes, at: i, base: base)
+                    if endsAt(bytes, i, base: base) { return finish(bytes, through: i) }
                     continue
                 } else if ByteClass.isWhitespace(byte) {
                     return fail(fieldCount == 0 ? .whitespaceBeforeFirstField : .obsFold)
@@ -384,10 +393,7 @@ public struct HeadParser: Sendable {
                 state = .lineStart
             case .endLF:
                 guard byte == ByteClass.lf else { return fail(.bareCR) }
-                appendToStorage(UnsafeRawBufferPointer(rebasing: bytes[0..<(i + 1)]))
-                if let error = interpretFields() { return fail(error) }
-                state = .complete
-                return .complete(consumed: i + 1)
+                return finish(bytes, through: i)
             case .complete, .failed:
                 preconditionFailure("parse loop entered in a final state")
             }
@@ -630,6 +636,21 @@ public struct HeadParser: Sendable {
             j &+= 8
         }
         return j
+    }
+
+    /// Whether `scanFieldLines` stopped on the final LF, with the loop's checks of that byte holding.
+    @inline(__always)
+    func endsAt(_ bytes: UnsafeRawBufferPointer, _ index: Int, base: Int) -> Bool {
+        state == .endLF && index < bytes.count && base &+ index < limits.maxHeaderBytes && bytes[index] == ByteClass.lf
+    }
+
+    /// The head ends with the LF at `index`: its bytes are kept and its fields interpreted.
+    @inline(__always)
+    mutating func finish(_ bytes: UnsafeRawBufferPointer, through index: Int) -> ParseStep {
+        appendToStorage(UnsafeRawBufferPointer(rebasing: bytes[0..<(index &+ 1)]))
+        if let error = interpretFields() { return fail(error) }
+        state = .complete
+        return .complete(consumed: index &+ 1)
     }
 
     /// Copies `bytes` after the head's bytes so far: over stale bytes of an earlier head first, then by appending.
