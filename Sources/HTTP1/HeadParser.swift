@@ -501,15 +501,19 @@ public struct HeadParser: Sendable {
             var line = first
             while true {
                 var j = Self.commonTokenRunEnd(bytes, from: line &+ 1, to: end)
-                if j < end && bytes[j] != ByteClass.colon {
+                if j >= end || bytes[j] != ByteClass.colon {
                     while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
-                }
-                guard j < end && bytes[j] == ByteClass.colon else {
-                    return FieldRunExit(index: j, state: .name, nameStart: line)
+                    guard j < end && bytes[j] == ByteClass.colon else {
+                        return FieldRunExit(index: j, state: .name, nameStart: line)
+                    }
                 }
                 let nameEnd = j
                 j &+= 1
-                while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
+                // Mostly one SP before the value.
+                if j < end && bytes[j] == ByteClass.sp { j &+= 1 }
+                if j < end && ByteClass.isWhitespace(bytes[j]) {
+                    while j < end && ByteClass.isWhitespace(bytes[j]) { j &+= 1 }
+                }
                 guard j < end && ByteClass.isFieldVchar(bytes[j]) else {
                     return FieldRunExit(index: j, state: .valueOWS, nameStart: line, nameEnd: nameEnd)
                 }
