@@ -205,9 +205,7 @@ public struct HeadParser: Sendable {
                     // Fast scan over the rest of the method (tchars) within the request-line and head limits; the
                     // byte it stops at is handled by the loop like any other.
                     let end = min(count, limits.maxHeaderBytes - base, startLineStart + limits.maxRequestLine - base)
-                    var j = Self.commonTokenRunEnd(bytes, from: i + 1, to: end)
-                    while j < end && ByteClass.isTchar(bytes[j]) { j += 1 }
-                    i = max(j, i + 1)
+                    i = max(Self.tokenEnd(bytes, from: i + 1, to: end), i + 1)
                     continue
                 } else {
                     return fail(.invalidMethod)
@@ -343,9 +341,7 @@ public struct HeadParser: Sendable {
                 // handled below like any other.
                 if ByteClass.isTchar(byte) {
                     let end = min(count, limits.maxHeaderBytes - base)
-                    var j = Self.commonTokenRunEnd(bytes, from: i + 1, to: end)
-                    while j < end && ByteClass.isTchar(bytes[j]) { j += 1 }
-                    i = j
+                    i = Self.tokenEnd(bytes, from: i + 1, to: end)
                     continue
                 }
                 if byte == ByteClass.colon {
@@ -413,8 +409,7 @@ public struct HeadParser: Sendable {
         // Bytes before `lineEnd` are within both limits (the CR is exempt from the request-line limit).
         let lineEnd = min(headEnd, first &+ min(limits.maxRequestLine, headEnd))
         guard ByteClass.isTchar(bytes[first]) else { return nil }
-        var j = Self.commonTokenRunEnd(bytes, from: first &+ 1, to: lineEnd)
-        while j < lineEnd && ByteClass.isTchar(bytes[j]) { j &+= 1 }
+        var j = Self.tokenEnd(bytes, from: first &+ 1, to: lineEnd)
         guard j &+ 1 < lineEnd && bytes[j] == ByteClass.sp else { return nil }
         let methodEnd = j
         j &+= 1
@@ -500,12 +495,15 @@ public struct HeadParser: Sendable {
         let exit = fields.withUnsafeMutableBufferPointer { slots -> FieldRunExit in
             var line = first
             while true {
-                var j = Self.commonTokenRunEnd(bytes, from: line &+ 1, to: end)
-                if j >= end || bytes[j] != ByteClass.colon {
-                    while j < end && ByteClass.isTchar(bytes[j]) { j &+= 1 }
-                    guard j < end && bytes[j] == ByteClass.colon else {
-                        return FieldRunExit(index: j, state: .name, nameStart: line)
-                    }
+                // The name: runs of letters and `-` a word at a time, any other tchar stepped over, up to the colon.
+                var j = line &+ 1
+                while true {
+                    j = Self.commonTokenRunEnd(bytes, from: j, to: end)
+                    guard j < end else { return FieldRunExit(index: j, state: .name, nameStart: line) }
+                    let byte = bytes[j]
+                    if byte == ByteClass.colon { break }
+                    guard ByteClass.isTchar(byte) else { return FieldRunExit(index: j, state: .name, nameStart: line) }
+                    j &+= 1
                 }
                 let nameEnd = j
                 j &+= 1
@@ -614,9 +612,21 @@ public struct HeadParser: Sendable {
         }
     }
 
-    /// The end of the run of letters, digits and `-` (the usual field-name and method bytes, all tchars) of
-    /// `bytes[start..<end]`, eight bytes at a time: the caller goes on from there byte by byte with the full tchar
-    /// test, so a rarer tchar only ends the fast part.
+    /// The end of the token (tchars) that goes on at `bytes[start]`, or `end`: word runs of letters and `-` with any
+    /// other tchar stepped over.
+    @inline(__always)
+    static func tokenEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var j = start
+        while true {
+            j = commonTokenRunEnd(bytes, from: j, to: end)
+            guard j < end && ByteClass.isTchar(bytes[j]) else { return j }
+            j &+= 1
+        }
+    }
+
+    /// The end of the run of letters and `-` (the usual field-name and method bytes, all tchars) of
+    /// `bytes[start..<end]`, eight bytes at a time, or where fewer than eight bytes are left: the caller goes on
+    /// from there with the full tchar test, so a rarer tchar only ends a fast part.
     @inline(__always)
     static func commonTokenRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
         var j = start
@@ -627,12 +637,11 @@ public struct HeadParser: Sendable {
             let word = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
             // For bytes below 0x80, x + (0x80 - lo) has its high bit set exactly when x >= lo and x + (0x7F - hi)
             // exactly when x > hi, and neither sum carries into the next byte. A byte of 0x80 or more is no match
-            // (its high bit is cleared from the result).
+            // (its high bit is cleared from the result); a carry out of it reaches only bytes after it.
             let lower = word | (0x20 &* ones)
             let letter = (lower &+ (0x80 - 0x61) &* ones) & ~(lower &+ (0x7F - 0x7A) &* ones)
-            let digit = (word &+ (0x80 - 0x30) &* ones) & ~(word &+ (0x7F - 0x39) &* ones)
             let dash = (word &+ (0x80 - 0x2D) &* ones) & ~(word &+ (0x7F - 0x2D) &* ones)
-            let matches = (letter | digit | dash) & ~word & highs
+            let matches = (letter | dash) & ~word & highs
             if matches != highs {
                 // Bytes are in memory order from the low end: the matching ones before the first other byte.
                 return j &+ (~matches & highs).trailingZeroBitCount >> 3
