@@ -5,7 +5,8 @@ extension HeadParser {
     mutating func interpretFields() -> HeadError? {
         let head = storage  // a second reference, so `self` can be mutated while the bytes are read
         return head.withUnsafeBufferPointer { buf -> HeadError? in
-            if kind == .request { parsedMethod = Method(buf, startLineStart, methodEnd) }
+            // `.get` when the request line was read in one go and began with `GET SP`.
+            if kind == .request && parsedMethod == .other { parsedMethod = Method(buf, startLineStart, methodEnd) }
             var hosts = 0
             var codings = 0
             var chunkedCount = 0

@@ -408,8 +408,18 @@ public struct HeadParser: Sendable {
         let headEnd = min(bytes.count, limits.maxHeaderBytes &- base)
         // Bytes before `lineEnd` are within both limits (the CR is exempt from the request-line limit).
         let lineEnd = min(headEnd, first &+ min(limits.maxRequestLine, headEnd))
-        guard ByteClass.isTchar(bytes[first]) else { return nil }
-        var j = Self.tokenEnd(bytes, from: first &+ 1, to: lineEnd)
+        var j: Int
+        var method = Method.other
+        // `GET SP`, the usual start, as one word; any other method as a token (and its case found at the end).
+        if first &+ 4 <= lineEnd, let raw = bytes.baseAddress,
+            raw.loadUnaligned(fromByteOffset: first, as: UInt32.self) == 0x2054_4547
+        {
+            j = first &+ 3
+            method = .get
+        } else {
+            guard ByteClass.isTchar(bytes[first]) else { return nil }
+            j = Self.tokenEnd(bytes, from: first &+ 1, to: lineEnd)
+        }
         guard j &+ 1 < lineEnd && bytes[j] == ByteClass.sp else { return nil }
         let methodEnd = j
         j &+= 1
@@ -429,6 +439,7 @@ public struct HeadParser: Sendable {
                 && bytes[version &+ 9] == ByteClass.lf
         else { return nil }
         startLineStart = base &+ first
+        parsedMethod = method
         self.methodEnd = base &+ methodEnd
         self.targetStart = base &+ targetStart
         targetEnd = base &+ j
