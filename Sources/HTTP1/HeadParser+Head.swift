@@ -5,12 +5,13 @@ extension HeadParser {
     mutating func interpretFields() -> HeadError? {
         let head = storage  // a second reference, so `self` can be mutated while the bytes are read
         return head.withUnsafeBufferPointer { buf -> HeadError? in
-            if kind == .request { parsedMethod = Method(buf, startLineStart, methodEnd) }
+            // `.get` when the request line was read in one go and began with `GET SP`.
+            if kind == .request && parsedMethod == .other { parsedMethod = Method(buf, startLineStart, methodEnd) }
             var hosts = 0
             var codings = 0
             var chunkedCount = 0
             var otherCoding = false
-            for index in 0..<fields.count {
+            for index in 0..<fieldCount {
                 let field = fields[index]
                 let (start, end) = (field.valueStart, field.valueEnd)
                 switch field.known {
@@ -26,6 +27,15 @@ extension HeadParser {
                         return true
                     }
                 case .connection:
+                    // The usual single token first; any other value as the list it is (RFC 9110 §7.6.1).
+                    if equalsKnownName(buf, start, end, "keep-alive") {
+                        connectionKeepAlive = true
+                        continue
+                    }
+                    if equalsKnownName(buf, start, end, "close") {
+                        connectionClose = true
+                        continue
+                    }
                     forEachListElement(buf, start, end) { s, e in
                         if equalsKnownName(buf, s, e, "close") {
                             connectionClose = true
@@ -39,6 +49,12 @@ extension HeadParser {
                         return true
                     }
                 case .contentLength:
+                    // The usual single number first (all digits: a list of one).
+                    if let value = parseDecimal(buf, start, end) {
+                        if let previous = contentLength, previous != value { return .conflictingContentLength }
+                        contentLength = value
+                        continue
+                    }
                     var failure: HeadError?
                     // Content-Length = 1*DIGIT; a list of identical values is one value (RFC 9110 §8.6).
                     forEachListElement(buf, start, end) { s, e in
@@ -134,40 +150,39 @@ extension HeadParser {
     public var reason: ArraySlice<UInt8> { storage[reasonStart..<reasonEnd] }
 
     /// The whole head as received, start line to final CRLF (leading empty lines included).
-    @inlinable public var headBytes: ArraySlice<UInt8> { storage[0..<storage.count] }
+    @inlinable public var headBytes: ArraySlice<UInt8> { storage[0..<headLength] }
 
     /// Calls `body` with the bytes of `headBytes` in place (no slice is made, so nothing is retained).
     @inlinable
     public func withUnsafeHeadBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        storage.withUnsafeBufferPointer(body)
+        storage.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<headLength])) }
     }
 
     /// Number of bytes of `headBytes`.
-    @inlinable public var headByteCount: Int { storage.count }
+    @inlinable public var headByteCount: Int { headLength }
 
     /// Bytes of storage the parser keeps across `reset()`.
     public var retainedBytes: Int { storage.capacity }
 
     // MARK: Fields
 
-    /// Number of header fields, in the order received.
-    @inlinable public var fieldCount: Int { fields.count }
-
     /// Name of field `index` as received.
     public func name(at index: Int) -> ArraySlice<UInt8> {
-        storage[fields[index].nameStart..<fields[index].nameEnd]
+        let field = span(at: index)
+        return storage[field.nameStart..<field.nameEnd]
     }
 
     /// Value of field `index` without leading and trailing whitespace (RFC 9110 §5.5).
     public func value(at index: Int) -> ArraySlice<UInt8> {
-        storage[fields[index].valueStart..<fields[index].valueEnd]
+        let field = span(at: index)
+        return storage[field.valueStart..<field.valueEnd]
     }
 
     /// Index of the first field named `name`, compared case-insensitively (RFC 9110 §5.1); `name` is lowercase.
     public func firstIndex(ofField name: StaticString) -> Int? {
         storage.withUnsafeBufferPointer { buf in
-            for index in 0..<fields.count
-            where equalsLowercase(buf, fields[index].nameStart, fields[index].nameEnd, name) {
+            for index in 0..<fieldCount where equalsLowercase(buf, fields[index].nameStart, fields[index].nameEnd, name)
+            {
                 return index
             }
             return nil
@@ -195,11 +210,24 @@ extension HeadParser {
     /// Offsets of `reason`.
     @inlinable public var reasonRange: Range<Int> { reasonStart..<reasonEnd }
     /// Offsets of `name(at:)`.
-    @inlinable public func nameRange(at index: Int) -> Range<Int> { fields[index].nameStart..<fields[index].nameEnd }
+    @inlinable public func nameRange(at index: Int) -> Range<Int> {
+        let field = span(at: index)
+        return field.nameStart..<field.nameEnd
+    }
     /// Which known name field `index` has (any case); `.other` for the rest.
-    @inlinable public func knownName(at index: Int) -> KnownField { fields[index].known }
+    @inlinable public func knownName(at index: Int) -> KnownField { span(at: index).known }
     /// Offsets of `value(at:)`.
-    @inlinable public func valueRange(at index: Int) -> Range<Int> { fields[index].valueStart..<fields[index].valueEnd }
+    @inlinable public func valueRange(at index: Int) -> Range<Int> {
+        let field = span(at: index)
+        return field.valueStart..<field.valueEnd
+    }
+
+    /// Field `index` of this head (spans past `fieldCount` are stale: out of range like any other index).
+    @inlinable @inline(__always)
+    func span(at index: Int) -> FieldSpan {
+        precondition(UInt(bitPattern: index) < UInt(bitPattern: fieldCount), "field index out of range")
+        return fields.withUnsafeBufferPointer { $0[index] }
+    }
 
     // MARK: Semantics
 

@@ -8,11 +8,11 @@ public enum Method: Sendable, Equatable {
     /// Method for the exact (case-sensitive, RFC 9110 §9.1) method token bytes.
     init(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) {
         func matches(_ literal: StaticString) -> Bool {
-            guard end - start == literal.utf8CodeUnitCount else { return false }
-            for i in 0..<literal.utf8CodeUnitCount where bytes[start + i] != literal.utf8Start[i] { return false }
+            guard end &- start == literal.utf8CodeUnitCount else { return false }
+            for i in 0..<literal.utf8CodeUnitCount where bytes[start &+ i] != literal.utf8Start[i] { return false }
             return true
         }
-        switch end - start {
+        switch end &- start {
         case 3: self = matches("GET") ? .get : matches("PUT") ? .put : .other
         case 4: self = matches("POST") ? .post : matches("HEAD") ? .head : .other
         case 5: self = matches("PATCH") ? .patch : matches("TRACE") ? .trace : .other

@@ -21,9 +21,38 @@ public enum KnownField: UInt8, Sendable, Equatable {
     /// Length of the longest name with a case (`proxy-authorization`).
     static let longest = 19
 
-    /// The name `bytes[start..<end]` (bytes the parser accepted as a field name).
+    /// The name `bytes[start..<end]` (bytes the parser accepted as a field name, at least one).
     @inline(__always)
     init(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) {
+        // Most names are none of these: their first letter and length rule them out without a comparison.
+        guard Self.mayBeKnown(first: bytes[start], length: end &- start) else {
+            self = .other
+            return
+        }
+        self.init(comparing: bytes, start, end)
+    }
+
+    /// Whether a name of `length` bytes beginning with `first` can be one with a case: the lengths of the names with
+    /// a case, by first letter (any case). Tests check every name with a case passes.
+    @inline(__always)
+    static func mayBeKnown(first: UInt8, length: Int) -> Bool {
+        let lengths: UInt32
+        switch first | 0x20 {
+        case 0x63: lengths = 1 << 10 | 1 << 14  // connection, content-length
+        case 0x68: lengths = 1 << 4 | 1 << 14  // host, http2-settings
+        case 0x6B: lengths = 1 << 10  // keep-alive
+        case 0x70: lengths = 1 << 16 | 1 << 19  // proxy-connection, proxy-authorization
+        case 0x74: lengths = 1 << 2 | 1 << 17  // te, transfer-encoding
+        case 0x75: lengths = 1 << 7  // upgrade
+        case 0x78: lengths = 1 << 9 | 1 << 12 | 1 << 15 | 1 << 17  // x-real-ip, x-request-id, x-forwarded-…
+        default: lengths = 0
+        }
+        return UInt(bitPattern: length) < 32 && (lengths >> UInt32(truncatingIfNeeded: length)) & 1 == 1
+    }
+
+    /// The name `bytes[start..<end]` compared with each name of its length.
+    @inline(never)
+    init(comparing bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) {
         switch end &- start {
         case 2 where equalsKnownName(bytes, start, end, "te"): self = .te
         case 4 where equalsKnownName(bytes, start, end, "host"): self = .host

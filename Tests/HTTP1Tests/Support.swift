@@ -19,6 +19,7 @@ struct HeadSummary: Equatable, CustomStringConvertible {
     var status: Int
     var reason: String
     var fields: [String]
+    var known: [KnownField]
     var keepAlive: Bool
     var upgrade: Bool
     var webSocket: Bool
@@ -34,6 +35,7 @@ struct HeadSummary: Equatable, CustomStringConvertible {
         status = parser.status
         reason = text(parser.reason)
         fields = (0..<parser.fieldCount).map { text(parser.name(at: $0)) + ": " + text(parser.value(at: $0)) }
+        known = (0..<parser.fieldCount).map { parser.knownName(at: $0) }
         keepAlive = parser.keepAlive
         upgrade = parser.upgrade
         webSocket = parser.isWebSocketUpgrade
