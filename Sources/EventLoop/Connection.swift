@@ -205,6 +205,11 @@ public final class Connection: EventHandler {
         if mustLook { loop.retryLater(token) }
     }
 
+    /// Reads what the socket holds now, without waiting for its readiness event (which may be on its way): for a
+    /// decision that must not miss bytes already sent, such as closing idle connections. Does nothing on a closed or
+    /// paused connection, or one doing completion I/O.
+    public func readNow() { ready([.readable]) }
+
     public func ready(_ events: ReadyEvents) {
         if state.contains(.closed) { return }
         if failure != 0 {

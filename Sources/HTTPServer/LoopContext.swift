@@ -87,7 +87,12 @@ final class LoopContext: AcceptHandler, @unchecked Sendable {
     func closeIdle() {
         draining = true
         // Closing removes from `connections`: walk a copy.
-        for connection in connections where connection.isIdle { connection.connection?.close() }
+        for connection in connections where connection.isIdle {
+            // A request may have arrived that no event has reported yet (sent just before this call): read it first,
+            // and close only a connection still between requests.
+            connection.connection?.readNow()
+            if connection.isIdle { connection.connection?.close() }
+        }
     }
 
     // MARK: Parsers

@@ -403,6 +403,29 @@ extension Router {
         #expect(waitUntil { (try? RawClient(port: server.port)) == nil })
     }
 
+    /// A request that reached the socket but not yet the server (its readiness event not handled) when `closeIdle`
+    /// runs: the connection is read first and is not idle. The loop is held in a task while the client connects and
+    /// sends, so that the accept and `closeIdle` come in consecutive turns, before the read event is ever handled.
+    @Test func closeIdleReadsWhatArrivedFirst() throws {
+        let server = try TestServer(router: testRouter())
+        defer { server.stop() }
+        let holding = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        server.loop.execute {
+            holding.store(true, ordering: .releasing)
+            while !release.load(ordering: .acquiring) { sched_yield() }
+        }
+        #expect(waitUntil { holding.load(ordering: .acquiring) })
+        let busy = try RawClient(port: server.port)
+        busy.send("GET / HTTP/1.1\r\nHo")
+        server.server.closeIdle()
+        release.store(true, ordering: .releasing)
+        busy.send("st: t\r\n\r\n")
+        let last = try busy.readResponse()
+        #expect(last.status == 200)
+        #expect(last.header("Connection") == "close")
+    }
+
     @Test func groupServesFromEveryLoop() throws {
         let group = try EventLoopGroup(loops: 2)
         let server = HTTPServer(router: testRouter())
