@@ -91,24 +91,26 @@ let package = Package(
         // MARK: Test support (child processes, condition waits); used by tests only
         .target(
             name: "TestSupport", dependencies: ["EventLoop", "Sys"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
+        // The seeded generator of the tests (no dependencies: the pure targets' tests use it too).
+        .target(name: "TestRandom", path: "Tests/TestRandom"),
 
         // MARK: Tests mirror targets
         .testTarget(
             name: "CModulesTests",
             dependencies: ["TestSupport", "CLinux", "COpenSSL", "CPCRE2", "CRdKafka", "CHiredis"]),
-        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestRandom"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "RingTests", dependencies: ["Ring", "JSON"]),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "JSON", "TestRandom"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "JSON", "Ring"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
-        .testTarget(name: "DNSTests", dependencies: ["DNS"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "TestRandom"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "DNS"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing"]),
         .testTarget(
             name: "ForwardingTests", dependencies: ["Forwarding", "HTTP1", "Routing", "GatewayConfig", "TestSupport"]),
         .testTarget(name: "SysTests", dependencies: ["Sys"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Sys", "TestSupport"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Sys", "TestSupport", "TestRandom"]),
         .testTarget(
             name: "HTTPServerTests",
             dependencies: ["HTTPServer", "HTTP1", "EventLoop", "Sys", "Metrics", "TestSupport"]),
@@ -138,11 +140,12 @@ let package = Package(
             name: "SocketNodeTests",
             dependencies: [
                 "SocketNode", "WebSocket", "Wire", "Ring", "JSON", "Redis", "Kafka", "EventLoop", "Sys", "TestSupport",
+                "TestRandom",
             ]),
         // The whole system as `make run` starts it (bench/stack.sh), driven only through the gateway.
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"]),
         .testTarget(name: "BenchToolTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "JSON"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "JSON", "TestRandom"]),
         .testTarget(name: "ArchitectureTests", dependencies: []),
     ]
 )

@@ -48,14 +48,12 @@ final class AtomicSlots: @unchecked Sendable {
 
     @inline(__always)
     private func address(shard: Int, slot: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        precondition(shard >= 0 && shard < shards, "metric shard index out of range")
-        precondition(slot >= 0 && slot < slotsPerShard)
-        return base + (shard * stride + slot)
+        writer.address(shard: shard, slot: slot)
     }
 
     @inline(__always)
     func add(shard: Int, slot: Int, _ amount: UInt64) {
-        address(shard: shard, slot: slot).pointee.wrappingAdd(amount, ordering: .relaxed)
+        writer.add(shard: shard, slot: slot, amount)
     }
 
     @inline(__always)
@@ -66,15 +64,7 @@ final class AtomicSlots: @unchecked Sendable {
     /// Adds `delta` to the `Double` stored as a bit pattern in the slot (compare-exchange loop, lock free).
     @inline(__always)
     func addDouble(shard: Int, slot: Int, _ delta: Double) {
-        let pointer = address(shard: shard, slot: slot)
-        var current = pointer.pointee.load(ordering: .relaxed)
-        while true {
-            let next = (Double(bitPattern: current) + delta).bitPattern
-            let (exchanged, original) = pointer.pointee.compareExchange(
-                expected: current, desired: next, ordering: .relaxed)
-            if exchanged { return }
-            current = original
-        }
+        writer.addDouble(shard: shard, slot: slot, delta)
     }
 
     func loadDouble(shard: Int, slot: Int) -> Double {
@@ -140,7 +130,7 @@ struct SlotWriter: @unchecked Sendable {
         pointer.pointee.store(sum.bitPattern, ordering: .relaxed)
     }
 
-    /// `AtomicSlots.addDouble`.
+    /// Adds `delta` to the `Double` stored as a bit pattern in the slot (compare-exchange loop, lock free).
     @inlinable @inline(__always)
     func addDouble(shard: Int, slot: Int, _ delta: Double) {
         let pointer = address(shard: shard, slot: slot)

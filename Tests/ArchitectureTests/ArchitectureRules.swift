@@ -30,7 +30,7 @@ let declaredLayers: [String: Layer] = [
     "Sys": .runtime, "EventLoop": .runtime, "HTTPServer": .runtime, "Resolver": .runtime, "TLS": .runtime,
     "Redis": .runtime, "Kafka": .runtime, "Kube": .runtime,
     "Gateway": .program, "Balancer": .program, "SocketNode": .program, "Bench": .program,
-    "TestSupport": .test,
+    "TestSupport": .test, "TestRandom": .test,
 ]
 
 /// C modules a pure target may use: they compute, they do no I/O.

@@ -1,21 +1,10 @@
 // The load tool's histogram against a sorted reference, its merging across workers, and the report's round trip.
 import Foundation
 import JSON
+import TestRandom
 import Testing
 
 @testable import Bench
-
-/// A deterministic generator (splitmix64) for test data.
-struct Mix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The exact percentile of sorted values: the smallest value with at least p % of the values at or below it.
 func reference(_ sorted: [UInt64], _ p: Double) -> UInt64 {
@@ -28,7 +17,7 @@ func reference(_ sorted: [UInt64], _ p: Double) -> UInt64 {
 
     /// Latency-like data: mostly hundreds of µs to tens of ms, a tail to seconds, a few exact small values.
     static func sample(_ seed: UInt64, count: Int) -> [UInt64] {
-        var mix = Mix(state: seed)
+        var mix = SplitMix64(seed: seed)
         return (0..<count).map { index in
             let roll = mix.next() % 1000
             if roll < 5 { return mix.next() % 256 }
@@ -67,7 +56,7 @@ func reference(_ sorted: [UInt64], _ p: Double) -> UInt64 {
 
     @Test func bucketsCoverEveryValueInOrder() {
         var previous = -1
-        var mix = Mix(state: 9)
+        var mix = SplitMix64(seed: 9)
         var values: [UInt64] = [0, 255, 256, 257, 511, 512, 1 << 40, UInt64.max]
         for _ in 0..<10_000 { values.append(mix.next() >> (mix.next() % 64)) }
         for value in values.sorted() {

@@ -1,6 +1,7 @@
 // Hostile and malformed messages: each must give its specific error, and random mutations must never crash.
 
 import DNS
+import TestRandom
 import Testing
 
 @Suite struct HostileTests {

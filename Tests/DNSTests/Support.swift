@@ -69,21 +69,6 @@ struct Bytes {
     var count: Int { bytes.count }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator so the fuzz test is reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func name(_ text: String) -> Name { try! Name(parsing: text) }
 
 func v4(_ text: String) -> IPAddress { IPAddress(parsing: text)! }

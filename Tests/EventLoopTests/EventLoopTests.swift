@@ -1,5 +1,6 @@
 import Synchronization
 import Sys
+import TestRandom
 import TestSupport
 import Testing
 
@@ -54,7 +55,7 @@ final class Dummy: EventHandler, @unchecked Sendable {
     @Test func heapOrderAndCancel() {
         var queue = TimerQueue()
         let recorder = Recorder()
-        var generator = SeededGenerator(state: 42)
+        var generator = SplitMix64(seed: 42)
         var ids: [TimerID] = []
         var deadlines: [UInt64] = []
         for tag in 0..<10_000 {

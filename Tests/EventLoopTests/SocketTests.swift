@@ -1,5 +1,6 @@
 import Synchronization
 import Sys
+import TestRandom
 import TestSupport
 import Testing
 
@@ -89,7 +90,7 @@ final class EchoClient: ConnectHandler, ConnectionHandler, @unchecked Sendable {
         let done = tally
         let failed = tally
         let connections = 2000
-        var generator = SeededGenerator(state: 7)
+        var generator = SplitMix64(seed: 7)
         var clients: [EchoClient] = []
         var expectedBytes = 0
         for stream in 0..<connections {

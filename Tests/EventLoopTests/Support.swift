@@ -10,18 +10,6 @@ func patternByte(stream: Int, offset: Int) -> UInt8 {
     UInt8(truncatingIfNeeded: (offset &* 131) ^ (offset >> 9) ^ (stream &* 7919))
 }
 
-/// SplitMix64, a seeded generator so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Echo server handler: echoes, pauses reading while the echo cannot be sent.
 final class EchoServer: AcceptHandler, ConnectionHandler {
     let accepted = Atomic<Int>(0)

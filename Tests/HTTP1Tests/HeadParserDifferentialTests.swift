@@ -1,22 +1,8 @@
 // Generated heads, common and hostile, parsed whole (the parser's whole-line fast paths) and byte by byte (none).
 
 import HTTP1
+import TestRandom
 import Testing
-
-/// A small deterministic generator (SplitMix64), so a failure names a seed that reproduces it.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-}
 
 /// Pieces a head is put together from: mostly well-formed, now and then one that departs from the common shape at
 /// a place a fast path has to notice (a limit, a stray byte, a line end that is not CRLF).
@@ -50,7 +36,7 @@ enum HeadPieces {
     static let badValues = ["a\u{0}b", "\u{1}", "a\u{7f}", "\u{7f}", "0123456\u{7f}", "01234567\u{1}"]
     static let lineEnds = ["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n", " \r\n"]
 
-    static func head(_ random: inout SplitMix, kind: HeadParser.Kind) -> [UInt8] {
+    static func head(_ random: inout SplitMix64, kind: HeadParser.Kind) -> [UInt8] {
         var text = ""
         if kind == .request && random.chance(5) { text += "\r\n" }
         if kind == .request {
@@ -81,7 +67,7 @@ enum HeadPieces {
 struct HeadParserDifferentialTests {
     @Test("generated heads parse the same whole, split in three and byte by byte", arguments: [0, 1, 2, 3])
     func generated(seed: UInt64) {
-        var random = SplitMix(state: seed &* 0x1234_5678_9ABC_DEF1)
+        var random = SplitMix64(seed: seed &* 0x1234_5678_9ABC_DEF1)
         var completed = 0
         var failed = 0
         for round in 0..<2500 {
@@ -115,7 +101,7 @@ struct HeadParserDifferentialTests {
 
     @Test("a parser reused after reset parses like a fresh one")
     func reuse() {
-        var random = SplitMix(state: 99)
+        var random = SplitMix64(seed: 99)
         var reused = HeadParser(kind: .request)
         for round in 0..<1000 {
             let bytes = HeadPieces.head(&random, kind: .request)

@@ -1,4 +1,5 @@
 // InboxCursor: each offset delivered once and in order, gaps filled by fetches, trimmed gaps skipped.
+import TestRandom
 import Testing
 
 @testable import SocketNode
@@ -141,7 +142,7 @@ import Testing
 
     /// Random interleavings of pushes, duplicates and fetches: the client always gets 1...n once and in order.
     @Test(arguments: 0..<200) func randomInterleavingsDeliverEachOffsetOnceInOrder(seed: Int) {
-        var random = SplitMix(seed: UInt64(seed))
+        var random = SplitMix64(seed: UInt64(seed) &+ 0x9E37_79B9_7F4A_7C15)
         let count = UInt64(1 + random.next() % 60)
         var h = Harness(after: 0, store: [], maxHeld: 1 + Int(random.next() % 8))
         var pending = Array(1...count)
@@ -188,18 +189,5 @@ import Testing
         }
         #expect(h.delivered == Array(1...count), "seed \(seed)")
         #expect(h.cursor.skipped == 0)
-    }
-}
-
-/// A small deterministic generator for the interleaving test.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
