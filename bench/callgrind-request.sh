@@ -31,19 +31,7 @@ nginx_start upstream "$UPSTREAM_PORT" "
     }"
 
 conf="$BENCH_TMP/gw.conf"
-cat >"$conf" <<EOF
-workers 1;
-listen 127.0.0.1:$GATEWAY_PORT;
-admin 127.0.0.1:$((GATEWAY_PORT + 1000));
-access_log off;
-upstream bench {
-    server 127.0.0.1:$UPSTREAM_PORT;
-    keepalive 64;
-}
-route default {
-    proxy http://bench;
-}
-EOF
+gateway_http_conf "$conf" "$GATEWAY_PORT" "$UPSTREAM_PORT" 1 "access_log off;"
 
 out="$BENCH_TMP/callgrind.out"
 bench_start gateway valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" --config "$conf" --workers 1

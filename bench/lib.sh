@@ -385,6 +385,30 @@ EOF2
 
 # gateway_ws_conf FILE LISTEN_PORT UPSTREAM_PORT [EVENTS]: an rtc-gateway config (one worker, admin on
 # LISTEN_PORT+1000) proxying WebSocket upgrades to one upstream, on the `events` backend EVENTS when given.
+# gateway_http_conf FILE PORT UPSTREAM_PORT WORKERS [LINE...]: the gateway's HTTP proxy configuration of the
+# benchmarks: WORKERS workers, one upstream with a keep-alive pool, every path proxied, admin on PORT + 1000; the
+# extra LINEs (e.g. `access_log off;`) go after the listener.
+gateway_http_conf() {
+  local file=$1 port=$2 upstream=$3 workers=$4
+  shift 4
+  {
+    echo "workers $workers;"
+    echo "listen 127.0.0.1:$port;"
+    echo "admin 127.0.0.1:$((port + 1000));"
+    local line
+    for line in "$@"; do echo "$line"; done
+    cat <<EOF
+upstream bench {
+    server 127.0.0.1:$upstream;
+    keepalive 64;
+}
+route default {
+    proxy http://bench;
+}
+EOF
+  } >"$file"
+}
+
 gateway_ws_conf() {
   {
     [[ -z "${4:-}" ]] || echo "events $4;"
@@ -546,20 +570,8 @@ backend be
   if [[ -n "${GATEWAY_BIN:-}" && -x "${GATEWAY_BIN:-}" ]]; then
     conf=${GATEWAY_CONF:-}
     if [[ -z "$conf" ]]; then
-      # One worker, one upstream with a keep-alive pool, every path proxied.
       conf="$BENCH_TMP/gateway-http.conf"
-      cat >"$conf" <<EOF
-workers $PROXY_WORKERS;
-listen 127.0.0.1:$GATEWAY_PORT;
-admin 127.0.0.1:$((GATEWAY_PORT + 1000));
-upstream bench {
-    server 127.0.0.1:$UPSTREAM_PORT;
-    keepalive 64;
-}
-route default {
-    proxy http://bench;
-}
-EOF
+      gateway_http_conf "$conf" "$GATEWAY_PORT" "$UPSTREAM_PORT" "$PROXY_WORKERS"
     fi
     bench_start gateway "$GATEWAY_BIN" --config "$conf" --workers "$PROXY_WORKERS"
     wait_port "$GATEWAY_PORT" "$BENCH_LAST_PID"

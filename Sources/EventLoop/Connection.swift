@@ -562,12 +562,11 @@ public final class Connection: EventHandler {
             sendingFrom = nil
             sending = 0
         }
+        loop.deregister(
+            fd, token: token, willClose: true, receiveArmed: state.contains(.receiveArmed), sendInFlight: sendInFlight)
         if state.contains(.completionIO) {
-            loop.deregisterCompletion(
-                fd, token: token, receiveArmed: state.contains(.receiveArmed), sendInFlight: sendInFlight)
             loop.closeByCompletion(fd)
         } else {
-            loop.deregister(fd, token: token, willClose: true)
             fd.close()
         }
         releasePending()

@@ -140,19 +140,18 @@ public final class EventLoop: @unchecked Sendable {
     /// Forgets a registration; later events carrying `token` are dropped. Pass `willClose: true` when the caller
     /// closes `fd` right after (closing removes it from epoll, saving the `epoll_ctl` call).
     public func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool) {
-        guard let removed = handlers.take(token) else { return }
-        retired.keep(removed)
-        try? selector.deregister(fd, token: token, willClose: willClose)
+        deregister(fd, token: token, willClose: willClose, receiveArmed: true, sendInFlight: true)
     }
 
-    /// `deregister` for a registration doing completion I/O, closed right after: cancels only what is in flight.
-    func deregisterCompletion(_ fd: FileDescriptor, token: UInt64, receiveArmed: Bool, sendInFlight: Bool) {
+    /// `deregister`, told which of a completion-I/O registration's receive and send are in flight: on io_uring only
+    /// those are cancelled (ignored otherwise).
+    func deregister(_ fd: FileDescriptor, token: UInt64, willClose: Bool, receiveArmed: Bool, sendInFlight: Bool) {
         guard let removed = handlers.take(token) else { return }
         retired.keep(removed)
         if case .ioURing(let selector) = selector {
             try? selector.deregister(fd, token: token, receiveArmed: receiveArmed, sendInFlight: sendInFlight)
         } else {
-            try? selector.deregister(fd, token: token, willClose: true)
+            try? selector.deregister(fd, token: token, willClose: willClose)
         }
     }
 

@@ -73,8 +73,9 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// Runs `call` until it does not fail with `EINTR`; returns its result, or `-errno` when it failed.
 ///
-/// Every system call in `Sys` goes through here (or `retryingRawEINTR`), so interrupted calls are retried in exactly one place and the
-/// hot paths branch on an integer instead of unwinding a thrown error for `EAGAIN`.
+/// Every system call in `Sys` goes through here, or through `retryingRawEINTR` for the shim's raw calls, so
+/// interrupted calls are retried in one of two places and the hot paths branch on an integer instead of unwinding a
+/// thrown error for `EAGAIN`.
 @inline(__always)
 func retryingEINTR(_ call: () -> Int) -> Int {
     while true {
