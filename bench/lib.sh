@@ -641,3 +641,56 @@ best_peer_rate() {
   [[ -n "$best" ]] || return 1
   printf '%.0f %s\n' "$best" "$who"
 }
+
+# callgrind_report PREFIX N UNIT: after `callgrind_control -d` of a process started with
+# --callgrind-out-file=PREFIX, waits for its dumps (PREFIX.1, ...) and prints the instructions of the whole process
+# (all threads) divided by N, and the calls per UNIT of the Swift runtime's reference-counting, exclusivity and
+# allocation entry points. TOP=1 adds the 30 functions with the highest self cost, INCLUSIVE=1 the 30 highest
+# inclusive costs; OUT (environment) keeps the dump files there.
+callgrind_report() {
+  local prefix=$1 n=$2 unit=$3 total=0 f t
+  local -a dumps
+  # The dump is written by the dumping thread shortly after callgrind_control returns: wait for it to appear.
+  for _ in $(seq 1 100); do
+    compgen -G "$prefix.*" >/dev/null && break
+    sleep 0.1
+  done
+  sleep 0.5
+  mapfile -t dumps < <(compgen -G "$prefix.*" || true)
+  ((${#dumps[@]})) || die "no callgrind dump written"
+
+  # Each dump holds every thread (callgrind does not separate them by default): its "summary:"/"totals:" line is the
+  # instructions of the whole process.
+  total=0
+  for f in "${dumps[@]}"; do
+    t=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+    total=$((total + ${t:-0}))
+  done
+  awk -v t="$total" -v n="$n" -v unit="$unit" 'BEGIN { printf "instructions per " unit ": %.0f (%d over %d " unit "s)\n", t / n, t, n }'
+
+  # Calls per UNIT of the runtime entry points (from the call-graph lines of every dump).
+  "$PY" "$BENCH_DIR/callgrind_calls.py" "$n" "$unit" "${dumps[@]}"
+
+  # Swift symbols readable when the toolchain's swift-demangle is on PATH.
+  demangle() {
+    if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi
+  }
+
+  if [[ "${TOP:-0}" == 1 ]]; then
+    echo
+    echo "top 30 functions by self cost (instructions over all $n ${unit}s):"
+    # (Functions still on the stack when the counters were zeroed show the whole total: left out.)
+    callgrind_annotate --threshold=100 "${dumps[@]}" 2>/dev/null | sed -n '/file:function/,$p' |
+      grep -v "(100.0%)" | demangle | head -n 32 || true
+  fi
+  if [[ "${INCLUSIVE:-0}" == 1 ]]; then
+    echo
+    echo "top 30 functions by inclusive cost:"
+    callgrind_annotate --inclusive=yes --threshold=100 "${dumps[@]}" 2>/dev/null | sed -n '/file:function/,$p' |
+      demangle | head -n 32 || true
+  fi
+  if [[ -n "${OUT:-}" ]]; then
+    for f in "${dumps[@]}"; do cp "$f" "$OUT.${f##*.}"; done
+    log "callgrind output kept in $OUT.*"
+  fi
+}
