@@ -99,7 +99,7 @@ let package = Package(
             name: "CModulesTests",
             dependencies: ["TestSupport", "CLinux", "COpenSSL", "CPCRE2", "CRdKafka", "CHiredis"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestRandom"]),
-        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestRandom"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RingTests", dependencies: ["Ring", "JSON", "TestRandom"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "JSON", "Ring"]),

@@ -8,7 +8,9 @@ import WebSocket
 ///
 /// Back-pressure: when one side's unsent bytes pass the loop's high-water mark, the other side stops being read
 /// until they drain. Half-close: an EOF from one side becomes a FIN to the other (after its pending bytes); the
-/// tunnel ends when both directions ended or either connection failed. An idle tunnel owns no buffer: this
+/// tunnel ends when both directions ended or either connection failed. Once a Close frame went each way (the
+/// closing handshake, RFC 6455 §7.1.1), nothing either side sends means anything more: the first EOF ends the
+/// tunnel, and the other peer's FIN is not waited for. An idle tunnel owns no buffer: this
 /// object, two `Connection`s and the loop's shared read buffer (on io_uring, its shared ring of provided buffers)
 /// are all there is.
 ///
@@ -41,8 +43,10 @@ final class Tunnel: ConnectionHandler, TimerHandler {
     private var log: TunnelLogFields?
     private var endReason: TunnelEnd.Reason?
     private var initiator = TunnelEnd.Initiator.gateway
-    /// Frames of the upstream → client direction, so a drain can put a Close between two of them.
+    /// Frames of the upstream → client direction, so a drain can put a Close between two of them; and of the
+    /// other direction until the client's Close (for the closing handshake).
     private var serverFrames = FrameBoundaries()
+    private var clientFrames = FrameBoundaries()
     /// A drain asked this tunnel to end: true once asked (the worker asks each tunnel once).
     private(set) var drainRequested = false
     /// The Close went to the client: its bytes are discarded until it closes too (or the drain window ends).
@@ -69,6 +73,7 @@ final class Tunnel: ConnectionHandler, TimerHandler {
         if connection === downstream {
             // After our Close, the client's bytes (its Close reply, late frames) have nowhere to go.
             if closingClient { return }
+            if !clientFrames.closeSeen { _ = clientFrames.advance(bytes) }
             log?.bytesIn &+= UInt64(bytes.count)
             upstream.write(bytes)
             worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(bytes.count))
@@ -121,8 +126,9 @@ final class Tunnel: ConnectionHandler, TimerHandler {
         let isDownstream = connection === downstream
         noteEnd(.closed, by: isDownstream ? .client : .upstream)
         ended |= isDownstream ? 1 : 2
-        // Both directions ended: closing sends the last FIN, a shutdown first would be one more system call.
-        if ended == 3 {
+        // Both directions ended, or the closing handshake is over: closing sends the last FIN (a shutdown first
+        // would be one more system call).
+        if ended == 3 || (serverFrames.closeSeen && clientFrames.closeSeen) {
             close()
         } else {
             (isDownstream ? upstream : downstream).shutdownWrite()

@@ -5,18 +5,22 @@
 ///
 /// Only the header is read: byte 1's mask bit and 7-bit length, then the 16- or 64-bit extended length and the
 /// masking key; payload bytes are skipped in bulk. Control frames may sit between the fragments of a message
-/// (RFC 6455 §5.4), so every frame boundary is a place for a Close.
+/// (RFC 6455 §5.4), so every frame boundary is a place for a Close. It also notes when a Close frame began in
+/// this direction (`closeSeen`), so that a relay knows when the closing handshake has gone both ways.
 public struct FrameBoundaries: Sendable, Equatable {
     /// Payload bytes of the current frame still to come.
     private var remaining: UInt64 = 0
+    /// The payload length being read from the header.
+    private var length: UInt64 = 0
     /// Header bytes of the current frame seen so far (0 between frames).
     private var headerSeen: UInt8 = 0
     /// Length of the current header once byte 1 was seen (2 before).
     private var headerLength: UInt8 = 2
     /// Where the extended payload length ends in the header (2 when there is none).
     private var extendedEnd: UInt8 = 2
-    /// The payload length being read from the header.
-    private var length: UInt64 = 0
+
+    /// A Close frame (opcode 0x8) began in this direction: its first header byte was followed.
+    public private(set) var closeSeen = false
 
     public init() {}
 
@@ -38,9 +42,34 @@ public struct FrameBoundaries: Sendable, Equatable {
                 offset += step
                 continue
             }
+            // A whole header in `bytes` (14 bytes is the longest): read at once. Otherwise byte by byte, across reads.
+            if headerSeen == 0 && count - offset >= 14 {
+                offset += readWholeHeader(bytes, at: offset)
+                continue
+            }
             let byte = bytes[offset]
             offset += 1
             readHeaderByte(byte)
+        }
+    }
+
+    /// Reads the header at `bytes[start...]` (at least 14 bytes there) and returns its length.
+    private mutating func readWholeHeader(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int {
+        if bytes[start] & 0x0F == 0x8 { closeSeen = true }
+        let second = bytes[start + 1]
+        let masked = second & 0x80 != 0 ? 4 : 0
+        switch second & 0x7F {
+        case 126:
+            remaining = UInt64(bytes[start + 2]) << 8 | UInt64(bytes[start + 3])
+            return 4 + masked
+        case 127:
+            var value: UInt64 = 0
+            for index in (start + 2)..<(start + 10) { value = value << 8 | UInt64(bytes[index]) }
+            remaining = value
+            return 10 + masked
+        case let short:
+            remaining = UInt64(short)
+            return 2 + masked
         }
     }
 
@@ -49,6 +78,7 @@ public struct FrameBoundaries: Sendable, Equatable {
         headerSeen += 1
         switch position {
         case 0:
+            if byte & 0x0F == 0x8 { closeSeen = true }
             length = 0
             headerLength = 2
             extendedEnd = 2

@@ -111,6 +111,88 @@ import Testing
         #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
     }
 
+    /// The client's Close (masked, code 1000) and the upstream's (unmasked, code 1000): RFC 6455 §5.5.1.
+    static let clientClose: [UInt8] = [0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]
+    static let serverClose: [UInt8] = [0x88, 0x02, 0x03, 0xE8]
+
+    /// Writes all of `bytes` to `fd` and reads exactly `count` bytes from `other` (blocking, with the timeout).
+    static func pass(_ bytes: [UInt8], from fd: Int32, to other: Int32) -> [UInt8] {
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { return [] }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while received.count < bytes.count {
+            let count = buffer.withUnsafeMutableBytes {
+                read(other, $0.baseAddress, min($0.count, bytes.count - received.count))
+            }
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        return received
+    }
+
+    /// The closing handshake went both ways (a data frame, then the client's Close and the upstream's): the
+    /// upstream's FIN ends the tunnel, both sockets close, and it leaves the books while the client has not closed.
+    /// Before, the FIN became a half-close and the tunnel waited for the client's.
+    @Test func closingHandshakeBothWaysEndsTheTunnelAtTheFirstEOF() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.socketPair()
+        let server = try Self.socketPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        // A masked text frame whose payload looks like Close headers, then the Closes.
+        let text: [UInt8] = [0x81, 0x84, 0, 0, 0, 0, 0x88, 0x02, 0x88, 0x00]
+        #expect(Self.pass(text, from: client.peer, to: server.peer) == text)
+        #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
+        #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
+        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+        #expect(Self.readToEnd(client.peer) == 0)
+        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
+        #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
+        // The upstream got the gateway's FIN too.
+        #expect(Self.readToEnd(server.peer) == 0)
+    }
+
+    /// A Close one way only (the upstream's, then its FIN; the client has not answered): still a half-close, the
+    /// client's Close reply reaches the upstream, and the tunnel ends with the client's FIN.
+    @Test func aCloseOneWayOnlyStaysAHalfClose() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.socketPair()
+        let server = try Self.socketPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
+        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+        #expect(Self.readToEnd(client.peer) == 0)
+        let halfOpen = try running.sync {
+            Books(
+                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
+                upstreamClosed: tunnel.upstream.isClosed)
+        }
+        #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
+        #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
+        #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
+        #expect(Self.readToEnd(server.peer) == 0)
+        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
+    }
+
     struct Books {
         let tunnels: Int
         let downstreamClosed: Bool

@@ -1,4 +1,5 @@
 // Frame boundaries of a relayed stream: every header form, split at every byte, and stopping at the first boundary.
+import TestRandom
 import Testing
 import WebSocket
 
@@ -82,5 +83,49 @@ struct FrameBoundariesTests {
         _ = bytes[0..<1].withUnsafeBytes { tracker2.advance($0) }
         #expect(bytes[1..<50000].withUnsafeBytes { tracker2.advance($0, stopAtBoundary: true) } == nil)
         #expect(bytes[50000...].withUnsafeBytes { tracker2.advance($0, stopAtBoundary: true) } == bytes.count - 50000)
+    }
+
+    /// Random streams (every header form, masked or not, Close frames among them, payloads full of 0x88 bytes) fed
+    /// in random pieces, some stopping at their first boundary: a piece ends between frames exactly when a frame
+    /// ends there, a stop is at the first frame end in the piece, and `closeSeen` turns true exactly when the first
+    /// byte of the first Close frame has been fed, whether the header arrived whole (read at once) or split across
+    /// pieces (byte by byte).
+    @Test(arguments: 0..<40)
+    func randomStreamsInRandomPieces(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        var stream: [UInt8] = []
+        var ends: [Int] = []
+        var firstClose: Int?
+        for _ in 0..<(1 + random.below(12)) {
+            let opcode: UInt8 = random.pick([0, 1, 2, 8, 9, 10])
+            let payload = random.pick([0, 1, 2, 5, 125, 126, 127, 300, 65535, 65536, 70000])
+            if opcode == 8 && firstClose == nil { firstClose = stream.count }
+            var bytes = frame(opcode, payload: payload, masked: random.chance(50))
+            // Payload bytes that look like a Close header must not count.
+            for index in stride(from: bytes.count - payload, to: bytes.count, by: 3) { bytes[index] = 0x88 }
+            stream += bytes
+            ends.append(stream.count)
+        }
+        let boundaries = [0] + ends
+        var tracker = FrameBoundaries()
+        var offset = 0
+        while offset < stream.count {
+            let end = min(stream.count, offset + 1 + random.below(random.chance(50) ? 20 : 100_000))
+            if random.chance(50) {
+                // Stop at the first boundary at or after `offset`, when it is in the piece; then the rest.
+                let cut = stream[offset..<end].withUnsafeBytes { tracker.advance($0, stopAtBoundary: true) }
+                let first = boundaries.first { $0 >= offset }.flatMap { $0 <= end ? $0 : nil }
+                #expect(cut.map { offset + $0 } == first, "seed \(seed) at \(offset)")
+                let fed = cut.map { offset + $0 } ?? end
+                #expect(tracker.closeSeen == (firstClose.map { $0 < fed } ?? false), "seed \(seed) at \(fed)")
+                if fed < end { _ = stream[fed..<end].withUnsafeBytes { tracker.advance($0) } }
+            } else {
+                _ = stream[offset..<end].withUnsafeBytes { tracker.advance($0) }
+            }
+            #expect(tracker.isAtBoundary == boundaries.contains(end), "seed \(seed) at \(end)")
+            #expect(tracker.closeSeen == (firstClose.map { $0 < end } ?? false), "seed \(seed) at \(end)")
+            offset = end
+        }
+        #expect(tracker.closeSeen == (firstClose != nil))
     }
 }
