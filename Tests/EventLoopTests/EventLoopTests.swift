@@ -81,6 +81,72 @@ final class Dummy: EventHandler, @unchecked Sendable {
         #expect(Set(fired).count == 1000)
     }
 
+    /// Random schedules, cancels, moves (earlier and later) and pops, with many equal deadlines, against a model:
+    /// a pop never fires a timer before its time nor one that was cancelled or already fired, a drain leaves no
+    /// timer that is due, every timer fires or is cancelled exactly once, and timers never moved fire in
+    /// (deadline, scheduling order) within a drain.
+    @Test(arguments: 0..<400)
+    func randomOperationsKeepTheHeapsPromises(seed: UInt64) {
+        var queue = TimerQueue(capacity: 4)
+        let recorder = Recorder()
+        var random = SplitMix64(seed: seed)
+        // tag → (due, moved, id); tags are scheduling order.
+        var live: [UInt64: (due: UInt64, moved: Bool, id: TimerID)] = [:]
+        var done = Set<UInt64>()
+        var nextTag: UInt64 = 0
+        var now: UInt64 = 0
+        for _ in 0..<3000 {
+            switch random.below(10) {
+            case 0..<4:
+                let due = now + UInt64(random.below(50))
+                let id = queue.schedule(deadline: due, handler: recorder, tag: nextTag, closure: nil)
+                live[nextTag] = (due, false, id)
+                nextTag += 1
+            case 4, 5:
+                guard !live.isEmpty else { continue }
+                let tag = random.pick(live.keys.sorted())
+                let cancelled = queue.cancel(live[tag]!.id)
+                let again = queue.cancel(live[tag]!.id)
+                #expect(cancelled && !again)
+                live[tag] = nil
+                done.insert(tag)
+            case 6, 7:
+                guard !live.isEmpty else { continue }
+                let tag = random.pick(live.keys.sorted())
+                let due = now + UInt64(random.below(60))
+                let moved = queue.move(live[tag]!.id, to: due)
+                #expect(moved)
+                live[tag]!.due = due
+                live[tag]!.moved = true
+            default:
+                now += UInt64(random.below(30))
+                var fired: [UInt64] = []
+                while let next = queue.popExpired(now: now) {
+                    guard case .handler(_, let tag) = next else { continue }
+                    fired.append(tag)
+                }
+                for tag in fired {
+                    #expect(live[tag] != nil && live[tag]!.due <= now, "seed \(seed): tag \(tag) fired early or twice")
+                }
+                let unmoved = fired.compactMap { tag in live[tag].flatMap { $0.moved ? nil : ($0.due, tag) } }
+                #expect(unmoved.map(\.1) == unmoved.sorted { $0 < $1 }.map(\.1), "seed \(seed): order")
+                for tag in fired {
+                    live[tag] = nil
+                    done.insert(tag)
+                }
+                #expect(live.values.allSatisfy { $0.due > now }, "seed \(seed): a due timer was left")
+                #expect(queue.count == live.count)
+            }
+        }
+        while let next = queue.popExpired(now: .max) {
+            if case .handler(_, let tag) = next {
+                #expect(live.removeValue(forKey: tag) != nil)
+                done.insert(tag)
+            }
+        }
+        #expect(live.isEmpty && done.count == Int(nextTag))
+    }
+
     @Test func loopTimersFireInOrderAndCancelledNever() throws {
         let running = try RunningLoop()
         defer { running.stop() }
