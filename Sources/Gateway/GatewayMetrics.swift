@@ -35,7 +35,7 @@ public final class GatewayMetrics: Sendable {
     let configHash: GaugeFamily
     /// DNS queries, cache hits and failures of every loop's resolver.
     let resolver: ResolverMetrics
-    private let podTunnels = Mutex<[String: (count: Int, gauge: Gauge)]>([:])
+    private let podTunnels = Mutex<[String: UpstreamTunnels]>([:])
     private let currentHash = Mutex<String>("")
 
     /// Registers every family in `registry` (whose shard count covers every loop).
@@ -107,29 +107,45 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// A tunnel to `upstream` opened.
-    func tunnelOpened(upstream: String) {
+    /// A tunnel to `upstream` opened: returns the host's entry, which the tunnel hands back when it closes (so a
+    /// close looks nothing up).
+    func tunnelOpened(upstream: String) -> UpstreamTunnels {
         podTunnels.withLock { table in
-            var entry = table[upstream] ?? (0, tunnelsByUpstream.labels(upstream))
+            let entry: UpstreamTunnels
+            if let existing = table[upstream] {
+                entry = existing
+            } else {
+                entry = UpstreamTunnels(label: upstream, gauge: tunnelsByUpstream.labels(upstream))
+                table[upstream] = entry
+            }
             entry.count += 1
             entry.gauge.add(1)
-            table[upstream] = entry
+            return entry
         }
     }
 
-    /// A tunnel to `upstream` closed; the label leaves the output when no tunnel to it remains.
-    func tunnelClosed(upstream: String) {
+    /// A tunnel to `entry`'s host closed; the label leaves the output when no tunnel to it remains.
+    func tunnelClosed(_ entry: UpstreamTunnels) {
         podTunnels.withLock { table in
-            guard var entry = table[upstream] else { return }
             entry.count -= 1
             entry.gauge.sub(1)
-            if entry.count <= 0 {
-                table[upstream] = nil
-                _ = tunnelsByUpstream.remove(upstream)
-            } else {
-                table[upstream] = entry
-            }
+            guard entry.count <= 0 else { return }
+            table[entry.label] = nil
+            _ = tunnelsByUpstream.remove(entry.label)
         }
+    }
+}
+
+/// The open tunnels to one upstream host over all workers, for `rtc_gateway_tunnels_by_upstream`. `count` is only
+/// read and written under `GatewayMetrics.podTunnels`' lock.
+final class UpstreamTunnels: @unchecked Sendable {
+    let label: String
+    let gauge: Gauge
+    var count = 0
+
+    init(label: String, gauge: Gauge) {
+        self.label = label
+        self.gauge = gauge
     }
 }
 

@@ -23,8 +23,9 @@ final class Tunnel: ConnectionHandler, TimerHandler {
     let worker: Worker
     let downstream: Connection
     let upstream: Connection
-    /// The upstream host (pod) for `rtc_gateway_tunnels_by_upstream`.
+    /// The upstream host (pod) for `rtc_gateway_tunnels_by_upstream`, and its entry there while in the books.
     let label: String
+    var upstreamTunnels: UpstreamTunnels?
     let peer: SocketAddress
     /// Index in `worker.tunnels`.
     var slot = -1

@@ -284,7 +284,7 @@ final class Worker: AcceptHandler, TimerHandler {
         armTunnel(tunnel)
         metrics.tunnel.add(shard: index, 1)
         metrics.tunnelsActive.add(shard: index, 1)
-        metrics.tunnelOpened(upstream: tunnel.label)
+        tunnel.upstreamTunnels = metrics.tunnelOpened(upstream: tunnel.label)
     }
 
     func remove(_ tunnel: Tunnel) {
@@ -292,7 +292,7 @@ final class Worker: AcceptHandler, TimerHandler {
         loop.disarm(&tunnel.deadline)
         metrics.tunnel.sub(shard: index, 1)
         metrics.tunnelsActive.sub(shard: index, 1)
-        metrics.tunnelClosed(upstream: tunnel.label)
+        if let entry = tunnel.upstreamTunnels { metrics.tunnelClosed(entry) }
         connectionClosed(peer: tunnel.peer)
         checkDrained()
     }
