@@ -505,8 +505,20 @@ final class Exchange<Transport: ExchangeTransport> {
         guard upstream != nil else { return }
         // The matcher is shared by the loop: if another request matched since this one's `dispatch` (while this
         // one waited for DNS or a connect), match again so it holds this request's captures.
+        // (In place, as in `dispatch`: `snapshot.routes` read here was a copy, each of its arrays retained.)
         if worker.matcherHolder != ObjectIdentifier(self) {
-            _ = request.path.withUnsafeBytes { snapshot.routes.match(path: $0, matcher: worker.matcher) }
+            withSnapshot { current in
+                worker.withMatcher { matcher in
+                    Self.inPlace(&request) { request in
+                        let pathRange = request.pathRange
+                        request.withUnsafeHeadBytes { head in
+                            _ = current.routes.match(
+                                path: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: head[pathRange])),
+                                matcher: matcher)
+                        }
+                    }
+                }
+            }
             worker.matcherHolder = ObjectIdentifier(self)
         }
         let group = context.group

@@ -54,6 +54,20 @@ import Testing
         #expect(h.downstream.text.hasSuffix("hello"))
     }
 
+    /// The loop's matcher is shared: when another request matched while this one waited for its connect, the
+    /// upstream head is still rewritten with this request's captures (the route is matched again).
+    @Test func capturesAreThisRequestsAfterAnotherMatchedMeanwhile() throws {
+        let h = try ExchangeHarness()
+        h.send(get("/r/first"))
+        #expect(h.phase == .connecting)
+        // Another request of the loop matches meanwhile.
+        let other = Array("/r/second".utf8)
+        #expect(h.worker.snapshot.routes.match(path: other, matcher: h.worker.matcher) != nil)
+        h.worker.matcherHolder = ObjectIdentifier(h.transport)
+        let upstream = try h.acceptConnect()
+        #expect(upstream.text.hasPrefix("GET /got/first HTTP/1.1\r\n"), "\(upstream.text)")
+    }
+
     /// Keep-alive: the second request gets a fresh context and the pooled upstream (no new connect).
     @Test func keepAliveNextRequestReusesThePooledUpstream() throws {
         let h = try ExchangeHarness()

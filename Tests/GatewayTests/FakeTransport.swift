@@ -212,6 +212,10 @@ final class ExchangeHarness {
         route exact /a {
             proxy http://two;
         }
+        route regex "^/r/(?<name>[a-z]+)$" {
+            proxy http://two;
+            rewrite /got/$name;
+        }
         route default {
             return 404;
         }
