@@ -29,6 +29,9 @@ extension EventHandler {
 public final class EventLoop: @unchecked Sendable {
     /// The readiness backend: an enum, not an existential, so the wait and the per-event reads are direct calls.
     let selector: LoopSelector
+    /// The io_uring selector again (nil on epoll), unretained: binding it out of `selector` retained and released it
+    /// around every call (twice per relayed message on io_uring). `selector` keeps it alive as long as the loop.
+    private let uring: Unmanaged<URingSelector>?
     /// Which backend this loop runs on.
     public var backend: EventsBackend.Kind {
         switch selector {
@@ -81,12 +84,15 @@ public final class EventLoop: @unchecked Sendable {
         throws(Errno)
     {
         switch backend.resolved().kind {
-        case .epoll: selector = .epoll(try EpollSelector(capacity: eventCapacity))
+        case .epoll:
+            selector = .epoll(try EpollSelector(capacity: eventCapacity))
+            uring = nil
         case .ioURing:
-            selector = .ioURing(
-                try URingSelector(
-                    capacity: eventCapacity, receiveBufferCount: receiveBuffers.count,
-                    receiveBufferSize: receiveBuffers.size))
+            let ring = try URingSelector(
+                capacity: eventCapacity, receiveBufferCount: receiveBuffers.count,
+                receiveBufferSize: receiveBuffers.size)
+            selector = .ioURing(ring)
+            uring = Unmanaged.passUnretained(ring)
         }
         wake = try FileDescriptor.eventFD()
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
@@ -158,21 +164,27 @@ public final class EventLoop: @unchecked Sendable {
     /// Switches a registration to completion I/O (io_uring loops only; false on epoll or when the loop cannot):
     /// see `Connection.switchToCompletionIO`.
     func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) -> Bool {
-        guard case .ioURing(let selector) = selector else { return false }
-        do { try selector.switchToCompletionIO(fd, token: token) } catch { return false }
-        return true
+        guard let uring else { return false }
+        return uring._withUnsafeGuaranteedRef { ring in
+            do { try ring.switchToCompletionIO(fd, token: token) } catch { return false }
+            return true
+        }
     }
 
     /// Arms the multishot receive of a registration doing completion I/O.
     func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
-        guard case .ioURing(let selector) = selector else { return }
-        try selector.armReceive(fd, token: token)
+        guard let uring else { return }
+        let failure: Errno? = uring._withUnsafeGuaranteedRef { ring in
+            do throws(Errno) { try ring.armReceive(fd, token: token) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
     }
 
     /// Cancels it (the receive ends with a receipt of ECANCELED, or of what it was completing).
     func cancelReceive(_ token: UInt64) {
-        guard case .ioURing(let selector) = selector else { return }
-        try? selector.cancelReceive(token)
+        guard let uring else { return }
+        uring._withUnsafeGuaranteedRef { ring in _ = try? ring.cancelReceive(token) }
     }
 
     /// Calls the registration's `beforeWait` just before the loop's next wait (once per call).
@@ -182,39 +194,43 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Submits a send for a registration doing completion I/O (io_uring only).
     func submitSend(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
-        guard case .ioURing(let selector) = selector else { throw Errno.notSupported }
-        try selector.send(fd, bytes, token: token)
+        guard let uring else { throw Errno.notSupported }
+        let failure: Errno? = uring._withUnsafeGuaranteedRef { ring in
+            do throws(Errno) { try ring.send(fd, bytes, token: token) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
     }
 
     /// Closes a deregistered descriptor of a connection doing completion I/O: with the next submission on io_uring
     /// (no close(2) of its own), at once on epoll.
     func closeByCompletion(_ fd: FileDescriptor) {
-        guard case .ioURing(let selector) = selector else { return fd.close() }
-        selector.close(fd)
+        guard let uring else { return fd.close() }
+        uring._withUnsafeGuaranteedRef { $0.close(fd) }
     }
 
     /// Shuts down the writing side with the next submission (io_uring); false when it must be done at once.
     func shutdownWriteByCompletion(_ fd: FileDescriptor) -> Bool {
-        guard case .ioURing(let selector) = selector else { return false }
-        return selector.shutdownWrite(fd)
+        guard let uring else { return false }
+        return uring._withUnsafeGuaranteedRef { $0.shutdownWrite(fd) }
     }
 
     /// Lends the provided buffer that `bytes` (received by completion) lie in to a send of them: its id, or -1 when
     /// they are elsewhere, the loop is on epoll, or too many buffers are lent. Ended by `giveBackReceiveBuffer`.
     func lendReceiveBuffer(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        guard case .ioURing(let selector) = selector else { return -1 }
-        return selector.lend(bytes)
+        guard let uring else { return -1 }
+        return uring._withUnsafeGuaranteedRef { $0.lend(bytes) }
     }
 
     func giveBackReceiveBuffer(_ id: Int32) {
-        guard case .ioURing(let selector) = selector else { return }
-        selector.giveBack(id)
+        guard let uring else { return }
+        uring._withUnsafeGuaranteedRef { $0.giveBack(id) }
     }
 
     /// Hands over the memory of a send still in flight whose connection closed (freed when the send completes).
     func orphanSend(_ memory: UnsafeMutableRawPointer, token: UInt64) {
-        guard case .ioURing(let selector) = selector else { return }
-        selector.orphan(memory, token: token)
+        guard let uring else { return }
+        uring._withUnsafeGuaranteedRef { $0.orphan(memory, token: token) }
     }
 
     // MARK: Output buffers

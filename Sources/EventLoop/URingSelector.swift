@@ -64,6 +64,9 @@ public final class URingSelector: Selector {
     private let delivered: UnsafeMutablePointer<UInt16>
     private var deliveredCount = 0
     private var buffers: ProvidedBufferRing?
+    /// The same ring, unretained, for the calls made per relayed message (`lend`, `giveBack`): binding `buffers`
+    /// retained and released it around each. `buffers` holds it from its creation to the selector's end.
+    private var buffersRef: Unmanaged<ProvidedBufferRing>?
     /// Memory of sends still in flight whose connection closed: (the send's user data, the memory), freed when the
     /// send completes.
     private var orphans: [(UInt64, UnsafeMutableRawPointer)] = []
@@ -167,9 +170,11 @@ public final class URingSelector: Selector {
         guard registrations[index].pollData & Self.completionTag == 0 else { return }
         if buffers == nil {
             if !ring.enabled { try ring.enable() }
-            buffers = try ProvidedBufferRing(
+            let made = try ProvidedBufferRing(
                 ring: ring, group: Self.bufferGroup, count: receiveBufferCount, bufferSize: receiveBufferSize,
                 incremental: true)
+            buffers = made
+            buffersRef = Unmanaged.passUnretained(made)
         }
         let old = registrations[index].pollData
         try ring.pollRemove(old, userData: old | Self.removalTag)
@@ -203,13 +208,16 @@ public final class URingSelector: Selector {
     /// Lends the provided buffer `bytes` lie in to a send that reads them in place (see `ProvidedBufferRing.lend`):
     /// its id, or -1 when they are not in one or half the ring is lent already.
     public func lend(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        guard let buffers, let base = bytes.baseAddress, let id = buffers.id(containing: base) else { return -1 }
-        return buffers.lend(id) ? Int32(id) : -1
+        guard let buffersRef, let base = bytes.baseAddress else { return -1 }
+        return buffersRef._withUnsafeGuaranteedRef { buffers in
+            guard let id = buffers.id(containing: base) else { return -1 }
+            return buffers.lend(id) ? Int32(id) : -1
+        }
     }
 
     /// Ends a `lend`.
     public func giveBack(_ id: Int32) {
-        buffers?.giveBack(UInt16(truncatingIfNeeded: id))
+        buffersRef?._withUnsafeGuaranteedRef { $0.giveBack(UInt16(truncatingIfNeeded: id)) }
     }
 
     /// Provided buffers lent to sends in flight or queued; lends made; the most buffers lent at once.
