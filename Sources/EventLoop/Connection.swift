@@ -116,7 +116,13 @@ public final class Connection: EventHandler {
         static let receiveCancelling = State(rawValue: 2048)
         /// Its pending bytes are sent just before the loop's next wait.
         static let sendQueued = State(rawValue: 4096)
+        /// The bytes being delivered to `received` are the last before the peer's FIN (see `endOfInputFollows`).
+        static let endFollows = State(rawValue: 8192)
     }
+
+    /// Inside `received` only: true when the peer's FIN follows these bytes (a hang-up came with the readiness and
+    /// the read emptied the socket), so `readEOF` comes next, in the same turn.
+    public var endOfInputFollows: Bool { state.contains(.endFollows) }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
     public init(loop: EventLoop, fd: FileDescriptor, handler: any ConnectionHandler) throws(Errno) {
@@ -250,7 +256,9 @@ public final class Connection: EventHandler {
             switch result {
             case .count(let count):
                 let wasPaused = state.contains(.readingPaused)
+                if drain && count < buffer.count { state.insert(.endFollows) }
                 callee?.received(self, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                state.remove(.endFollows)
                 if !state.isDisjoint(with: [.closed, .readingPaused]) {
                     // Paused by this callback after a short read (and no pending hang-up): the socket is empty.
                     if !wasPaused && state.contains(.readingPaused) && count < buffer.count && !drain {
@@ -378,7 +386,15 @@ public final class Connection: EventHandler {
     /// Sends `bytes` now; whatever the socket does not take is copied to the pending buffer and sent on
     /// writability. May call `writabilityChanged(false)` before returning. Errors close the connection on the next
     /// loop iteration (never inside this call).
-    public func write(_ bytes: UnsafeRawBufferPointer) {
+    public func write(_ bytes: UnsafeRawBufferPointer) { write(bytes, flags: .noSignal) }
+
+    /// `write` of bytes that the caller ends at once with `close`, `closeWhenFlushed` or `shutdownWrite`: sent with
+    /// MSG_MORE, so the kernel holds them until the FIN and sends both in one segment (one segment less per
+    /// connection end that arrives with its last bytes). Anything written later without it sends them too.
+    public func writeBeforeEnd(_ bytes: UnsafeRawBufferPointer) { write(bytes, flags: [.noSignal, .more]) }
+
+    @inline(__always)
+    private func write(_ bytes: UnsafeRawBufferPointer, flags: MessageFlags) {
         guard state.isDisjoint(with: [.closed, .writeShut, .shutdownRequested, .closeWhenFlushed]), failure == 0 else {
             return
         }
@@ -404,7 +420,7 @@ public final class Connection: EventHandler {
         }
         var sent = 0
         do {
-            if case .count(let count) = try fd.send(bytes) { sent = count }
+            if case .count(let count) = try fd.send(bytes, flags: flags) { sent = count }
         } catch {
             fail(error)
             return

@@ -76,7 +76,8 @@ final class Tunnel: ConnectionHandler, TimerHandler {
             if closingClient { return }
             if !clientFrames.closeSeen { _ = clientFrames.advance(bytes) }
             log?.bytesIn &+= UInt64(bytes.count)
-            upstream.write(bytes)
+            // The client's last bytes before its FIN: held for the FIN that `readEOF` sends next, one segment.
+            if connection.endOfInputFollows { upstream.writeBeforeEnd(bytes) } else { upstream.write(bytes) }
             worker.metrics.bytesUpstream.increment(ownShard: worker.index, by: UInt64(bytes.count))
         } else if drainRequested {
             // Relay up to the next frame boundary, then the Close; the rest is dropped.
@@ -89,7 +90,7 @@ final class Tunnel: ConnectionHandler, TimerHandler {
         } else {
             _ = serverFrames.advance(bytes)
             log?.bytesOut &+= UInt64(bytes.count)
-            downstream.write(bytes)
+            if connection.endOfInputFollows { downstream.writeBeforeEnd(bytes) } else { downstream.write(bytes) }
             worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(bytes.count))
         }
     }

@@ -193,6 +193,71 @@ import Testing
         #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
     }
 
+    /// A connected TCP pair over loopback: the gateway's end (nonblocking, for the loop) and the test's end
+    /// (blocking, 5 s receive timeout).
+    static func tcpPair() throws -> (gateway: FileDescriptor, peer: Int32) {
+        let listening = try Socket.listener(at: .loopback(port: 0)).release()
+        defer { listening.close() }
+        let address = try listening.localAddress()
+        let peer = try FileDescriptor.socket(.tcp, for: address)
+        _ = try peer.connect(to: address)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if let (accepted, _) = try listening.accept() {
+                let fd = peer.rawValue
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                return (accepted, fd)
+            }
+            usleep(1000)
+        }
+        throw HarnessError(description: "no connection to accept")
+    }
+
+    /// Segments `fd` received so far: `tcpi_segs_in` of Linux's `struct tcp_info` (linux/tcp.h; glibc's copy of
+    /// the struct stops before it), a 32-bit counter at byte 140.
+    static func segmentsIn(_ fd: Int32) -> UInt32 {
+        var info = [UInt8](repeating: 0, count: 256)
+        var length = socklen_t(info.count)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0, length >= 144 else { return 0 }
+        return info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 140, as: UInt32.self) }
+    }
+
+    /// The upstream's last bytes and its FIN arrive together: the client gets both in one TCP segment (the bytes are
+    /// written with MSG_MORE and the FIN joins them), not the bytes and then a segment with the FIN alone.
+    @Test func lastBytesAndTheirFINReachTheClientInOneSegment() throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try Self.tcpPair()
+        let server = try Self.tcpPair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, _) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        // The tunnel relays (and the client has nothing unacknowledged left to be answered).
+        #expect(Self.pass(Array("hello".utf8), from: server.peer, to: client.peer) == Array("hello".utf8))
+        let before = Self.segmentsIn(client.peer)
+        #expect(before > 0)
+        // Written while the loop runs this closure: the bytes and the FIN are both there when it next looks.
+        try running.sync {
+            let bye = Array("bye".utf8)
+            #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
+            #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+        }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+        #expect(count == 3)
+        #expect(Self.readToEnd(client.peer) == 0)
+        #expect(Self.segmentsIn(client.peer) - before == 1)
+    }
+
     struct Books {
         let tunnels: Int
         let downstreamClosed: Bool
