@@ -35,13 +35,16 @@ public final class Connector: EventHandler, TimerHandler {
     /// The connect timeout, on the loop's timer heap like every other deadline.
     private var deadline = Deadline()
 
-    /// Starts connecting to `address`; `handler.connectCompleted` runs later on `loop`.
-    /// Socket creation errors (e.g. EMFILE) are thrown here.
+    /// Starts connecting to `address`; `handler.connectCompleted` runs later on `loop`. `options` are set on the
+    /// socket before it connects (failures to set one are ignored). Socket creation errors (e.g. EMFILE) are thrown
+    /// here.
     @discardableResult
     public static func connect(
-        loop: EventLoop, to address: SocketAddress, timeout: Duration, handler: any ConnectHandler, tag: UInt64 = 0
+        loop: EventLoop, to address: SocketAddress, timeout: Duration, handler: any ConnectHandler, tag: UInt64 = 0,
+        options: [SocketOption] = []
     ) throws(Errno) -> Connector {
         let fd = try FileDescriptor.socket(.tcp, for: address)
+        for option in options { try? fd.set(option) }
         let connector = Connector(loop: loop, fd: fd, handler: handler, tag: tag)
         do {
             connector.token = try loop.register(fd, interest: [.readable, .writable], handler: connector)

@@ -28,13 +28,16 @@ public final class Listener: EventHandler, TimerHandler {
     var injectedErrors: [Errno] = []
 
     /// `noDelay`: TCP_NODELAY on the listening socket, which every accepted socket inherits (Linux copies it at
-    /// accept): one `setsockopt` per listener instead of one per connection.
+    /// accept): one `setsockopt` per listener instead of one per connection. `delayedAck`: TCP_QUICKACK off on it,
+    /// which accepted sockets also inherit, so they start in delayed-ACK mode: a request's ACK rides on its answer
+    /// instead of going alone first (a new socket otherwise answers its first segments at once).
     public init(
         loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = true, noDelay: Bool = false,
-        handler: any AcceptHandler
+        delayedAck: Bool = false, handler: any AcceptHandler
     ) throws(Errno) {
         let socket = try Socket.listener(at: address, backlog: backlog, reusePort: reusePort)
         if noDelay { try socket.fd.set(.noDelay(true)) }
+        if delayedAck { try socket.fd.set(.quickAck(false)) }
         self.address = try socket.fd.localAddress()
         self.loop = loop
         self.handler = handler

@@ -77,8 +77,15 @@ struct LoopTransport: ExchangeTransport {
     ) throws(Errno)
         -> Connector
     {
-        try Connector.connect(loop: exchange.worker.loop, to: address, timeout: timeout, handler: exchange, tag: tag)
+        try Connector.connect(
+            loop: exchange.worker.loop, to: address, timeout: timeout, handler: exchange, tag: tag,
+            options: Self.upstreamOptions)
     }
+
+    /// Set on every upstream socket before it connects. TCP_NODELAY: a head and then its body are two writes, and
+    /// without it the body would wait for the head's ACK. TCP_QUICKACK off: the handshake's last ACK waits for the
+    /// request head and goes out with it (one segment less per new upstream connection).
+    static let upstreamOptions: [SocketOption] = [.noDelay(true), .quickAck(false)]
 
     func takeIdle(_ address: SocketAddress, for exchange: LoopExchange) -> Connection? {
         guard let pooled = exchange.worker.withPool({ $0.take(address) }) else { return nil }
@@ -156,8 +163,6 @@ extension Exchange: ConnectionHandler, ConnectHandler, ResolveHandler where Tran
         }
         switch result {
         case .connected(let fd):
-            // A head and then its body are two writes: without TCP_NODELAY the body would wait for the head's ACK.
-            try? fd.set(.noDelay(true))
             // Keep the connector's epoll registration (no deregister + register on the upgrade path).
             if let adopted = connector?.connection(handler: self) {
                 connectAnswered(.connected(adopted))

@@ -101,7 +101,8 @@ final class Worker: AcceptHandler, TimerHandler {
             // Small writes (a response head, a WebSocket frame) go out at once: Nagle's algorithm would hold one
             // back until the peer ACKs the previous one, which a delayed ACK can stall for 40 ms (RFC 1122
             // §4.2.3.2). Set on the listener, TCP_NODELAY comes with every accepted socket.
-            let listener = try LoopListener(loop: loop, address: address, backlog: 4096, noDelay: true, handler: self)
+            let listener = try LoopListener(
+                loop: loop, address: address, backlog: 4096, noDelay: true, delayedAck: true, handler: self)
             listeners.append(listener)
             bound.append(listener.address)
         }

@@ -43,6 +43,9 @@ public enum SocketOption: Sendable {
     case reuseAddress(Bool)
     case reusePort(Bool)
     case noDelay(Bool)
+    /// TCP_QUICKACK: false enters delayed-ACK mode, so an ACK waits to ride on the next data sent. Not permanent
+    /// (tcp(7)); set before `connect`, it also holds back the handshake's last ACK for the first data.
+    case quickAck(Bool)
     case keepAlive(Bool)
     case receiveBuffer(Int32)
     case sendBuffer(Int32)
@@ -196,6 +199,7 @@ extension FileDescriptor {
         case .reuseAddress(let on): try apply(SOL_SOCKET, SO_REUSEADDR, on ? 1 : 0)
         case .reusePort(let on): try apply(SOL_SOCKET, SO_REUSEPORT, on ? 1 : 0)
         case .noDelay(let on): try apply(Int32(IPPROTO_TCP), TCP_NODELAY, on ? 1 : 0)
+        case .quickAck(let on): try apply(Int32(IPPROTO_TCP), TCP_QUICKACK, on ? 1 : 0)
         case .keepAlive(let on): try apply(SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0)
         case .receiveBuffer(let size): try apply(SOL_SOCKET, SO_RCVBUF, size)
         case .sendBuffer(let size): try apply(SOL_SOCKET, SO_SNDBUF, size)
@@ -208,6 +212,14 @@ extension FileDescriptor {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) }
+        return value != 0
+    }
+
+    /// getsockopt(TCP_QUICKACK): false while the socket is in delayed-ACK ("pingpong") mode.
+    public func quickAck() throws(Errno) -> Bool {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), TCP_QUICKACK, &value, &length) }
         return value != 0
     }
 

@@ -221,6 +221,29 @@ final class EchoClient: ConnectHandler, ConnectionHandler, @unchecked Sendable {
         try running.sync { swapper.clients.forEach { $0.close() } }
     }
 
+    /// Options passed to `connect` are on the socket it hands over (set before the connect).
+    @Test(arguments: [true, false])
+    func connectSetsTheOptionsGiven(noDelay: Bool) throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let listening = try Socket.listener(at: .loopback(port: 0)).release()
+        defer { listening.close() }
+        let address = try listening.localAddress()
+        let outcome = Outcome()
+        try running.sync {
+            _ = try Connector.connect(
+                loop: running.loop, to: address, timeout: .seconds(5), handler: outcome,
+                options: noDelay ? [.noDelay(true), .quickAck(false)] : [])
+        }
+        #expect(waitUntil(timeout: .seconds(5)) { outcome.result.withLock { $0 != nil } })
+        guard case .connected(let fd) = outcome.result.withLock({ $0 }) else {
+            Issue.record("not connected")
+            return
+        }
+        defer { fd.close() }
+        #expect(try fd.noDelay() == noDelay)
+    }
+
     @Test func connectRefused() throws {
         let running = try RunningLoop()
         defer { running.stop() }
@@ -417,12 +440,15 @@ final class SlowReader: ConnectHandler, ConnectionHandler, TimerHandler, @unchec
     func closed(_ connection: Connection, error: Errno?) { self.connection = nil }
 }
 
-/// Records TCP_NODELAY of each accepted socket.
+/// Records TCP_NODELAY and TCP_QUICKACK of each accepted socket.
 final class NoDelayRecorder: AcceptHandler, @unchecked Sendable {
     let seen = Mutex<[Bool]>([])
+    let quickAck = Mutex<[Bool]>([])
     func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
         let on = (try? fd.noDelay()) ?? false
+        let quick = (try? fd.quickAck()) ?? true
         seen.withLock { $0.append(on) }
+        quickAck.withLock { $0.append(quick) }
         fd.close()
     }
 }
@@ -447,5 +473,27 @@ final class NoDelayRecorder: AcceptHandler, @unchecked Sendable {
         }
         #expect(waitUntil(timeout: .seconds(10)) { recorder.seen.withLock { $0.count } == 3 })
         #expect(recorder.seen.withLock { $0 } == [noDelay, noDelay, noDelay])
+    }
+
+    /// TCP_QUICKACK off on the listener: accepted sockets start in delayed-ACK mode (a request's ACK waits for the
+    /// answer); without it they start answering at once.
+    @Test(arguments: [true, false])
+    func acceptedSocketsInheritDelayedAck(delayedAck: Bool) throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let recorder = NoDelayRecorder()
+        let port = try running.sync {
+            try Listener(loop: running.loop, address: .loopback(port: 0), delayedAck: delayedAck, handler: recorder)
+                .address.port
+        }
+        var clients: [FileDescriptor] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<3 {
+            let client = try FileDescriptor.socket(.tcp, for: .loopback(port: port))
+            _ = try client.connect(to: .loopback(port: port))
+            clients.append(client)
+        }
+        #expect(waitUntil(timeout: .seconds(10)) { recorder.quickAck.withLock { $0.count } == 3 })
+        #expect(recorder.quickAck.withLock { $0 } == [!delayedAck, !delayedAck, !delayedAck])
     }
 }
