@@ -30,7 +30,9 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     /// The loop of the pooled connections (a pool serves one worker).
     private unowned(unsafe) var loop: EventLoop?
 
-    /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
+    /// An idle connection to `address`, now owned by the caller (who must `lend(to:)` it to its user, or
+    /// `setHandler`). Lent, it keeps the pool as its owning handler, and `put` gives it back without a reference
+    /// count.
     func take(_ address: SocketAddress) -> Connection? {
         guard let bucket = bucket(address) else { return nil }
         return bucket._withUnsafeGuaranteedRef { bucket in
@@ -43,7 +45,8 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
 
     /// Keeps `connection` for reuse until `deadline` if fewer than `capacity` connections to `address` are idle;
     /// closes it otherwise.
-    func put(_ connection: Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
+    /// `connection` is moved in (appended to a bucket without a reference count).
+    func put(_ connection: consuming Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
         guard !connection.isClosed else { return }
         let reference: Unmanaged<Bucket>
         if let existing = self.bucket(address) {
@@ -55,13 +58,14 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
             idle[address] = bucket
             reference = Unmanaged.passUnretained(bucket)
         }
+        var moving = Optional(connection)
         reference._withUnsafeGuaranteedRef { bucket in
-            put(connection, deadline: deadline, capacity: capacity, into: bucket)
+            put(moving.take()!, deadline: deadline, capacity: capacity, into: bucket)
         }
     }
 
     @inline(__always)
-    private func put(_ connection: Connection, deadline: UInt64, capacity: Int, into bucket: Bucket) {
+    private func put(_ connection: consuming Connection, deadline: UInt64, capacity: Int, into bucket: Bucket) {
         guard bucket.connections.count < capacity else {
             connection.close()
             return
@@ -70,14 +74,14 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
         // Never pooled paused (its last user may have paused it for a slow client): a pooled connection must see
         // the server's close, and its next user must see the response.
         connection.resumeReading()
-        bucket.connections.append(connection)
-        bucket.deadlines.append(deadline)
-        count += 1
         if deadline < expiryAt {
             loop = connection.loop
             expiryAt = deadline
             connection.loop.arm(&expiry, at: deadline, handler: self)
         }
+        bucket.connections.append(consume connection)
+        bucket.deadlines.append(deadline)
+        count += 1
     }
 
     /// The bucket of `address`, if any.
