@@ -29,12 +29,16 @@ import Routing
 ///   ignored: the gateway owns those.
 public struct RequestRewriter: Sendable {
     let routes: [RoutePlan]
+    /// `routes` unretained, for `writeUpstreamHead`: a plan loaded from the array's memory was retained and released
+    /// around the call. Alive as long as `routes`, which holds the same objects.
+    private let unretainedRoutes: [Unmanaged<RoutePlan>]
 
     /// Plans for every route of `config.routes`.
     public init(config: GatewayConfig) {
         routes = config.routes.routes.map { route in
             RoutePlan(route: route, upstream: { config.upstream(named: $0) })
         }
+        unretainedRoutes = routes.map { Unmanaged.passUnretained($0) }
     }
 
     /// Most bytes `writeUpstreamHead` writes for `request` (a complete request head) on `route` with a client
@@ -85,11 +89,11 @@ public struct RequestRewriter: Sendable {
         clientAddress: UnsafeRawBufferPointer,
         scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
     ) {
-        // The plan is borrowed from the array's memory (bound to a local, it was copied: its arrays retained).
-        routes.withUnsafeBufferPointer { plans in
+        // The plan is borrowed, not retained (see `unretainedRoutes`).
+        unretainedRoutes[route]._withUnsafeGuaranteedRef { plan in
             request.withUnsafeHeadBytes { buf in
                 Self.write(
-                    plan: plans[route], buf: buf, request: request, server: server, matcher: matcher,
+                    plan: plan, buf: buf, request: request, server: server, matcher: matcher,
                     clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, requestID: &requestID,
                     into: &out)
             }
