@@ -67,6 +67,10 @@ final class Exchange<Transport: ExchangeTransport> {
     var deadlineTimer = Deadline()
 
     private var context = RequestContext()
+    /// The current request's rendered dynamic (per-pod) upstream host; nil for a named upstream. Part of the
+    /// request (cleared with `context`), kept beside it so that `RequestContext` is plain data: replacing it whole
+    /// then destroys nothing, where a String in it cost a call into the runtime per request, even when empty.
+    private var dynamicHost: String?
     private var snapshot: Snapshot
     private var request: HeadParser
     private var response = Worker.noResponseParser
@@ -119,6 +123,13 @@ final class Exchange<Transport: ExchangeTransport> {
     @inline(__always)
     private func withUpstream<Result>(_ body: (Link) -> Result) -> Result {
         Unmanaged.passUnretained(upstream.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Initializes `slot`, which holds nil (nothing to release), with `link`: a store released the old value, nil
+    /// or not.
+    @inline(__always)
+    private static func move(_ link: consuming Link, intoNil slot: UnsafeMutablePointer<Link?>) {
+        slot.initialize(to: link)
     }
 
     /// Whether `link` is the downstream link.
@@ -389,8 +400,9 @@ final class Exchange<Transport: ExchangeTransport> {
             request.path.withUnsafeBytes { path in
                 host.render(captures: worker.matcher, path: path, into: &name)
             }
-            context.upstreamHost = String(decoding: name, as: UTF8.self)
-            resolve(context.upstreamHost)
+            let host = String(decoding: name, as: UTF8.self)
+            dynamicHost = host
+            resolve(host)
         case .respond:
             answerRoute(context.route)
         }
@@ -453,8 +465,13 @@ final class Exchange<Transport: ExchangeTransport> {
         context.upstreamAddress = address
         context.attempts += 1
         if let pooled = transport.takeIdle(address, for: self) {
-            // Moved in: a copy retained it and released the binding.
-            upstream = consume pooled
+            // Moved in: a copy retained it and released the binding. A store also releases the old value, nil
+            // (as it always is here) included: into nil the link is moved without one.
+            if upstream == nil {
+                Self.move(pooled, intoNil: &upstream)
+            } else {
+                upstream = consume pooled
+            }
             context.reusedUpstream = true
             sendRequest()
             return
@@ -726,6 +743,7 @@ final class Exchange<Transport: ExchangeTransport> {
         if snapshot !== worker.snapshot { snapshot = worker.snapshot }
         generation &+= 1
         context = RequestContext()
+        if dynamicHost != nil { dynamicHost = nil }
         releaseBody()
         phase = .idle
         deadline = now &+ worker.clientKeepaliveTimeout
@@ -768,7 +786,7 @@ final class Exchange<Transport: ExchangeTransport> {
         worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(rest.count))
         returnParsers()
         let group = context.group
-        let label = context.upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : context.upstreamHost
+        let label = dynamicHost ?? (group.map { snapshot.groups[$0].name } ?? "")
         var log: TunnelLogFields?
         if worker.accessLog != nil {
             let route = context.route
@@ -932,7 +950,9 @@ final class Exchange<Transport: ExchangeTransport> {
         let route = context.route
         withSnapshot { worker.countRequest(route: route, status: status, snapshot: $0) }
         let duration = now &- context.startedAt
-        worker.metrics.requestDuration.observe(ownShard: worker.index, Double(duration) / 1e9)
+        // Through an unretained reference: the histogram was retained and released around its second write.
+        let seconds = Double(duration) / 1e9
+        worker.withRequestDuration { $0.observe(ownShard: worker.index, seconds) }
         if log && worker.accessLog != nil {
             worker.logRequest(
                 peer: peer, request: request, context: context, snapshot: snapshot, durationNanoseconds: duration)

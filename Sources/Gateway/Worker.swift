@@ -46,6 +46,12 @@ final class Worker: AcceptHandler, TimerHandler {
     func withPool<Result>(_ body: (UpstreamPool) -> Result) -> Result {
         Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef(body)
     }
+    /// Calls `body` with the request-duration histogram, not retained around the call; the shared metrics hold it
+    /// for the process's whole life.
+    @inline(__always)
+    func withRequestDuration<Result>(_ body: (Histogram) -> Result) -> Result {
+        Unmanaged.passUnretained(shared.metrics.requestDuration)._withUnsafeGuaranteedRef(body)
+    }
     let resolver: Resolver
     private var exchanges: [LoopExchange] = []
     private(set) var tunnels: [Tunnel] = []
