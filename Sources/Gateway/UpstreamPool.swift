@@ -36,7 +36,9 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     func take(_ address: SocketAddress) -> Connection? {
         guard let bucket = bucket(address) else { return nil }
         return bucket._withUnsafeGuaranteedRef { bucket in
-            guard let connection = bucket.connections.popLast() else { return nil }
+            // `removeLast` after the check (the generic `popLast` was a call).
+            guard !bucket.connections.isEmpty else { return nil }
+            let connection = bucket.connections.removeLast()
             bucket.deadlines.removeLast()
             count -= 1
             return connection
