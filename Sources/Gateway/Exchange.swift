@@ -42,15 +42,20 @@ final class Exchange<Transport: ExchangeTransport> {
     let transport: Transport
     /// Index in `worker.exchanges`.
     var slot = -1
-    private(set) var phase: RequestPhase = .idle {
-        didSet {
-            let new = phase.kind
+    private(set) var phase: RequestPhase {
+        get { storedPhase }
+        // Inlined where the phase is set, so that the new phase's kind is known there (worked out from the stored
+        // enum with payloads, as an observer did, it was a chain of compares per change).
+        @inline(__always) set {
+            let new = newValue.kind
+            storedPhase = newValue
             if new != phaseKind {
                 worker.phaseChanged(from: phaseKind, to: new)
                 phaseKind = new
             }
         }
     }
+    private var storedPhase: RequestPhase = .idle
     /// `phase.kind`, kept with it: telling the cases of an enum with payloads apart is a chain of compares.
     private(set) var phaseKind: RequestPhase.Kind = .idle
     /// When the current phase times out (monotonic ns; 0: never). Setting it is a store and a compare: the timer on

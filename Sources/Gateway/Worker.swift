@@ -314,20 +314,20 @@ final class Worker: AcceptHandler, TimerHandler {
     private var publishedCounts = StateCounts()
 
     struct StateCounts {
-        var idle = 0
-        var reading = 0
-        var waiting = 0
-        var writing = 0
+        /// Open exchanges per phase (indexed by `RequestPhase.Kind.rawValue`): a change is one indexed add, and the
+        /// phases are grouped into the gauges' states only when they are published (a switch per change cost more).
+        private var byKind = InlineArray<10, Int>(repeating: 0)
+
+        var idle: Int { self[.idle] }
+        var reading: Int { self[.head] + self[.body] }
+        var waiting: Int { self[.resolving] + self[.connecting] + self[.sending] + self[.awaiting] }
+        var writing: Int { self[.relaying] + self[.closing] }
+
+        private subscript(_ kind: RequestPhase.Kind) -> Int { byKind[Int(kind.rawValue)] }
 
         @inline(__always)
         mutating func add(_ phase: RequestPhase.Kind, _ delta: Int) {
-            switch phase {
-            case .idle: idle += delta
-            case .head, .body: reading += delta
-            case .resolving, .connecting, .sending, .awaiting: waiting += delta
-            case .relaying, .closing: writing += delta
-            case .closed: break
-            }
+            byKind[Int(phase.rawValue)] &+= delta
         }
     }
 
