@@ -89,7 +89,8 @@ struct LoopTransport: ExchangeTransport {
     }
 
     func putIdle(
-        _ link: consuming Connection, address: SocketAddress, capacity: Int, deadline: UInt64, from exchange: LoopExchange
+        _ link: consuming Connection, address: SocketAddress, capacity: Int, deadline: UInt64,
+        from exchange: LoopExchange
     ) {
         // The pool resumes reading: a connection is never pooled paused. Moved all the way into the pool's bucket.
         var moving = Optional(link)
