@@ -89,12 +89,22 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     /// The bucket of `address`, if any.
     @inline(__always)
     private func bucket(_ address: SocketAddress) -> Unmanaged<Bucket>? {
-        if let lastBucket, lastAddress == address { return lastBucket }
+        if let lastBucket, Self.isLastAddress(lastAddress, address) { return lastBucket }
         guard let bucket = idle[address] else { return nil }
         let reference = Unmanaged.passUnretained(bucket)
         lastAddress = address
         lastBucket = reference
         return reference
+    }
+
+    /// `last == address`, with IPv4 addresses compared inline (the derived `==` of an optional was two calls; this
+    /// runs twice per pooled request).
+    @inline(__always)
+    private static func isLastAddress(_ last: SocketAddress?, _ address: SocketAddress) -> Bool {
+        if case .v4(let lastHost, let lastPort)? = last, case .v4(let host, let port) = address {
+            return lastHost == host && lastPort == port
+        }
+        return last == address
     }
 
     func timerFired(tag: UInt64) {
