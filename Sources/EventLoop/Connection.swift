@@ -208,6 +208,13 @@ public final class Connection: EventHandler {
 
     public func resumeReading() {
         guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
+        resumePausedReading()
+    }
+
+    /// `resumeReading` past its checks, out of line: most calls find reading not paused, and return before the
+    /// register saves this part needs.
+    @inline(never)
+    private func resumePausedReading() {
         if state.contains(.completionIO) {
             state.remove(.readingPaused)
             // A receive still armed (its cancel not completed yet) is armed again when its ECANCELED comes.
