@@ -46,12 +46,19 @@ public struct RequestRewriter: Sendable {
     /// received, one byte longer, or as an `X-Forwarded-For` element with its `, `), the route's fixed text and
     /// templates (`RoutePlan.fixedBound`, each capture at most the whole path), the client address twice and the
     /// longest request id.
-    @inline(__always)
+    // Inlinable, reading the parser in the caller: a call passed the parser by address, and a caller whose parser
+    // is a class's stored property copied all 225 bytes of it first. The route's part needs no parser.
+    @inlinable @inline(__always)
     public func upstreamHeadBound(request: borrowing HeadParser, route: Int, clientAddressCount: Int) -> Int {
+        request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount &+ RequestID.maximumLength
+            &+ routeBound(route, pathCount: request.pathRange.count)
+    }
+
+    /// The route's part of `upstreamHeadBound`: its fixed text and templates, each capture at most the whole path.
+    @usableFromInline
+    func routeBound(_ route: Int, pathCount: Int) -> Int {
         routes.withUnsafeBufferPointer { plans in
-            request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount
-                &+ RequestID.maximumLength &+ plans[route].fixedBound
-                &+ plans[route].captureReferences &* request.pathRange.count
+            plans[route].fixedBound &+ plans[route].captureReferences &* pathCount
         }
     }
 
