@@ -22,9 +22,10 @@ extension ConnectionHandler {
 
 /// A connection's handler, called without reference counting: its dynamic type (a metatype, which needs none) and
 /// the object's address. A call through a stored existential retains and releases the handler around it (two
-/// locked instructions per read). Valid while the handler is alive: the connection holds it, and one it lets go
-/// is kept by its loop until the next turn begins (`EventLoop.retire`), so a handler that replaces or closes
-/// itself from inside one of its callbacks is not freed under that callback.
+/// locked instructions per read). Valid while the handler is alive: the connection holds it (or, for one it is lent
+/// to, `lend(to:)`'s caller keeps it alive), and one it lets go is kept by its loop until the next turn begins
+/// (`EventLoop.retire`), so a handler that replaces or closes itself from inside one of its callbacks is not freed
+/// under that callback.
 struct HandlerCallee {
     let type: any ConnectionHandler.Type
     let object: UnsafeMutableRawPointer
@@ -71,7 +72,8 @@ public final class Connection: EventHandler {
     // ends when the connection closes, which the loop's stop also does.
     public let loop: EventLoop
     public let fd: FileDescriptor
-    /// Owns the handler; calls go through `callee` (see `HandlerCallee`).
+    /// Owns the handler; calls go through `callee` (see `HandlerCallee`), which is another object while the
+    /// connection is lent (`lend(to:)`).
     private var handler: AnyObject?
     private var callee: HandlerCallee?
     private var token: UInt64 = 0
@@ -153,12 +155,27 @@ public final class Connection: EventHandler {
     public var isClosed: Bool { state.contains(.closed) }
 
     /// Hands the connection to another handler (e.g. an upstream connection going back to a keep-alive pool).
+    /// Giving it back to the handler that holds it (one that lent it with `lend(to:)`) costs no reference count.
     public func setHandler(_ handler: any ConnectionHandler) {
         guard !state.contains(.closed) else { return }
+        if handler === self.handler {
+            callee = HandlerCallee(handler)
+            return
+        }
         // The one replaced may be running (this is called from its own callbacks): kept until the next turn.
         if let old = self.handler.take() { loop.retire(old) }
         self.handler = handler
         callee = HandlerCallee(handler)
+    }
+
+    /// Delivers the events to `borrower` from now on, not retained: the current handler stays the connection's
+    /// owner (held strongly), and gets it back with `setHandler(owner)`, which then costs no reference count (a
+    /// keep-alive pool lending a connection to one request after another). The caller guarantees that `borrower`
+    /// outlives its use: before it goes, it gives the connection back, hands it to another handler or closes it
+    /// (the loop keeps a connection's owner until the next turn when the connection closes).
+    public func lend(to borrower: any ConnectionHandler) {
+        guard !state.contains(.closed) else { return }
+        callee = HandlerCallee(borrower)
     }
 
     /// Closes once every pending byte is sent (at once when none is pending); reading stops now. The handler's
@@ -197,6 +214,13 @@ public final class Connection: EventHandler {
 
     public func resumeReading() {
         guard state.contains(.readingPaused), !state.contains(.closeWhenFlushed) else { return }
+        resumePausedReading()
+    }
+
+    /// `resumeReading` past its checks, out of line: most calls find reading not paused, and return before the
+    /// register saves this part needs.
+    @inline(never)
+    private func resumePausedReading() {
         if state.contains(.completionIO) {
             state.remove(.readingPaused)
             // A receive still armed (its cancel not completed yet) is armed again when its ECANCELED comes.

@@ -29,12 +29,16 @@ import Routing
 ///   ignored: the gateway owns those.
 public struct RequestRewriter: Sendable {
     let routes: [RoutePlan]
+    /// `routes` unretained, for `writeUpstreamHead`: a plan loaded from the array's memory was retained and released
+    /// around the call. Alive as long as `routes`, which holds the same objects.
+    private let unretainedRoutes: [Unmanaged<RoutePlan>]
 
     /// Plans for every route of `config.routes`.
     public init(config: GatewayConfig) {
         routes = config.routes.routes.map { route in
             RoutePlan(route: route, upstream: { config.upstream(named: $0) })
         }
+        unretainedRoutes = routes.map { Unmanaged.passUnretained($0) }
     }
 
     /// Most bytes `writeUpstreamHead` writes for `request` (a complete request head) on `route` with a client
@@ -42,12 +46,19 @@ public struct RequestRewriter: Sendable {
     /// received, one byte longer, or as an `X-Forwarded-For` element with its `, `), the route's fixed text and
     /// templates (`RoutePlan.fixedBound`, each capture at most the whole path), the client address twice and the
     /// longest request id.
-    @inline(__always)
+    // Inlinable, reading the parser in the caller: a call passed the parser by address, and a caller whose parser
+    // is a class's stored property copied all 225 bytes of it first. The route's part needs no parser.
+    @inlinable @inline(__always)
     public func upstreamHeadBound(request: borrowing HeadParser, route: Int, clientAddressCount: Int) -> Int {
+        request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount &+ RequestID.maximumLength
+            &+ routeBound(route, pathCount: request.pathRange.count)
+    }
+
+    /// The route's part of `upstreamHeadBound`: its fixed text and templates, each capture at most the whole path.
+    @usableFromInline
+    func routeBound(_ route: Int, pathCount: Int) -> Int {
         routes.withUnsafeBufferPointer { plans in
-            request.headByteCount &+ 3 &* request.fieldCount &+ 2 &* clientAddressCount
-                &+ RequestID.maximumLength &+ plans[route].fixedBound
-                &+ plans[route].captureReferences &* request.pathRange.count
+            plans[route].fixedBound &+ plans[route].captureReferences &* pathCount
         }
     }
 
@@ -85,11 +96,11 @@ public struct RequestRewriter: Sendable {
         clientAddress: UnsafeRawBufferPointer,
         scheme: Scheme, requestIDs: inout RequestIDGenerator, requestID: inout RequestID?, into out: inout HeadOutput
     ) {
-        // The plan is borrowed from the array's memory (bound to a local, it was copied: its arrays retained).
-        routes.withUnsafeBufferPointer { plans in
+        // The plan is borrowed, not retained (see `unretainedRoutes`).
+        unretainedRoutes[route]._withUnsafeGuaranteedRef { plan in
             request.withUnsafeHeadBytes { buf in
                 Self.write(
-                    plan: plans[route], buf: buf, request: request, server: server, matcher: matcher,
+                    plan: plan, buf: buf, request: request, server: server, matcher: matcher,
                     clientAddress: clientAddress, scheme: scheme, requestIDs: &requestIDs, requestID: &requestID,
                     into: &out)
             }

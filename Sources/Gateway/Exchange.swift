@@ -42,31 +42,45 @@ final class Exchange<Transport: ExchangeTransport> {
     let transport: Transport
     /// Index in `worker.exchanges`.
     var slot = -1
-    private(set) var phase: RequestPhase = .idle {
-        didSet {
-            let new = phase.kind
+    private(set) var phase: RequestPhase {
+        get { storedPhase }
+        // Inlined where the phase is set, so that the new phase's kind is known there (worked out from the stored
+        // enum with payloads, as an observer did, it was a chain of compares per change).
+        @inline(__always) set {
+            let new = newValue.kind
+            storedPhase = newValue
             if new != phaseKind {
                 worker.phaseChanged(from: phaseKind, to: new)
                 phaseKind = new
             }
         }
     }
+    private var storedPhase: RequestPhase = .idle
     /// `phase.kind`, kept with it: telling the cases of an enum with payloads apart is a chain of compares.
     private(set) var phaseKind: RequestPhase.Kind = .idle
     /// When the current phase times out (monotonic ns; 0: never). Setting it is a store and a compare: the timer on
     /// the loop's heap is moved only when the deadline comes earlier than `armedAt` (`Worker.deadlineMoved`); one
     /// that fires before the deadline sets itself again for it (`Worker.exchangeTimerFired`).
-    var deadline: UInt64 = 0 {
-        didSet {
-            if deadline != 0 && (armedAt == 0 || deadline < armedAt) { worker.deadlineMoved(self) }
+    var deadline: UInt64 {
+        get { storedDeadline }
+        // Inlined where it is set (five times per request; an observer was a call each time, and `deadline = 0` is
+        // then a store).
+        @inline(__always) set {
+            storedDeadline = newValue
+            if newValue != 0 && (armedAt == 0 || newValue < armedAt) { worker.deadlineMoved(self) }
         }
     }
+    private var storedDeadline: UInt64 = 0
     /// When `deadlineTimer` fires (0: not armed). Invariant: while `deadline` is not 0 and the exchange is in the
     /// worker's books, `armedAt` is not 0 and not after `deadline`.
     var armedAt: UInt64 = 0
     var deadlineTimer = Deadline()
 
     private var context = RequestContext()
+    /// The current request's rendered dynamic (per-pod) upstream host; nil for a named upstream. Part of the
+    /// request (cleared with `context`), kept beside it so that `RequestContext` is plain data: replacing it whole
+    /// then destroys nothing, where a String in it cost a call into the runtime per request, even when empty.
+    private var dynamicHost: String?
     private var snapshot: Snapshot
     private var request: HeadParser
     private var response = Worker.noResponseParser
@@ -119,6 +133,13 @@ final class Exchange<Transport: ExchangeTransport> {
     @inline(__always)
     private func withUpstream<Result>(_ body: (Link) -> Result) -> Result {
         Unmanaged.passUnretained(upstream.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Initializes `slot`, which holds nil (nothing to release), with `link`: a store released the old value, nil
+    /// or not.
+    @inline(__always)
+    private static func move(_ link: consuming Link, intoNil slot: UnsafeMutablePointer<Link?>) {
+        slot.initialize(to: link)
     }
 
     /// Whether `link` is the downstream link.
@@ -389,8 +410,9 @@ final class Exchange<Transport: ExchangeTransport> {
             request.path.withUnsafeBytes { path in
                 host.render(captures: worker.matcher, path: path, into: &name)
             }
-            context.upstreamHost = String(decoding: name, as: UTF8.self)
-            resolve(context.upstreamHost)
+            let host = String(decoding: name, as: UTF8.self)
+            dynamicHost = host
+            resolve(host)
         case .respond:
             answerRoute(context.route)
         }
@@ -453,8 +475,13 @@ final class Exchange<Transport: ExchangeTransport> {
         context.upstreamAddress = address
         context.attempts += 1
         if let pooled = transport.takeIdle(address, for: self) {
-            // Moved in: a copy retained it and released the binding.
-            upstream = consume pooled
+            // Moved in: a copy retained it and released the binding. A store also releases the old value, nil
+            // (as it always is here) included: into nil the link is moved without one.
+            if upstream == nil {
+                Self.move(pooled, intoNil: &upstream)
+            } else {
+                upstream = consume pooled
+            }
             context.reusedUpstream = true
             sendRequest()
             return
@@ -738,6 +765,7 @@ final class Exchange<Transport: ExchangeTransport> {
         if snapshot !== worker.snapshot { snapshot = worker.snapshot }
         generation &+= 1
         context = RequestContext()
+        if dynamicHost != nil { dynamicHost = nil }
         releaseBody()
         phase = .idle
         deadline = now &+ worker.clientKeepaliveTimeout
@@ -780,7 +808,7 @@ final class Exchange<Transport: ExchangeTransport> {
         worker.metrics.bytesDownstream.increment(ownShard: worker.index, by: UInt64(rest.count))
         returnParsers()
         let group = context.group
-        let label = context.upstreamHost.isEmpty ? (group.map { snapshot.groups[$0].name } ?? "") : context.upstreamHost
+        let label = dynamicHost ?? (group.map { snapshot.groups[$0].name } ?? "")
         var log: TunnelLogFields?
         if worker.accessLog != nil {
             let route = context.route
@@ -944,7 +972,9 @@ final class Exchange<Transport: ExchangeTransport> {
         let route = context.route
         withSnapshot { worker.countRequest(route: route, status: status, snapshot: $0) }
         let duration = now &- context.startedAt
-        worker.metrics.requestDuration.observe(ownShard: worker.index, Double(duration) / 1e9)
+        // Through an unretained reference: the histogram was retained and released around its second write.
+        let seconds = Double(duration) / 1e9
+        worker.withRequestDuration { $0.observe(ownShard: worker.index, seconds) }
         if log && worker.accessLog != nil {
             worker.logRequest(
                 peer: peer, request: request, context: context, snapshot: snapshot, durationNanoseconds: duration)

@@ -73,9 +73,9 @@ struct RequestContext {
     /// The upstream group and its server, for a named upstream.
     var group: Int?
     var server = 0
-    /// The port of a dynamic (per-pod) upstream, and the rendered host name.
+    /// The port of a dynamic (per-pod) upstream (its rendered host name is `Exchange.dynamicHost`: this value holds
+    /// nothing reference-counted).
     var dynamicPort: UInt16 = 0
-    var upstreamHost = ""
     /// The address tried last (nil: none chosen yet).
     var upstreamAddress: SocketAddress?
     var connectStartedAt: UInt64 = 0

@@ -53,7 +53,8 @@ protocol ExchangeTransport {
     /// An idle keep-alive connection to `address`, now delivering its events to `exchange`.
     func takeIdle(_ address: SocketAddress, for exchange: Exchange<Self>) -> Link?
     /// Keeps `link` for another request to `address` (or closes it when `capacity` idle ones are kept).
-    func putIdle(_ link: Link, address: SocketAddress, capacity: Int, deadline: UInt64, from exchange: Exchange<Self>)
+    func putIdle(
+        _ link: consuming Link, address: SocketAddress, capacity: Int, deadline: UInt64, from exchange: Exchange<Self>)
     /// The upgrade succeeded: both links become a tunnel, and the exchange leaves the worker's books.
     func handOver(_ exchange: Exchange<Self>, downstream: Link, upstream: Link, label: String, log: TunnelLogFields?)
     /// The downstream connection closed: the exchange leaves the worker's books.
@@ -89,15 +90,18 @@ struct LoopTransport: ExchangeTransport {
 
     func takeIdle(_ address: SocketAddress, for exchange: LoopExchange) -> Connection? {
         guard let pooled = exchange.worker.withPool({ $0.take(address) }) else { return nil }
-        pooled.setHandler(exchange)
+        // Lent: the pool stays its owner, and gets it back in `putIdle` (the exchange puts or closes it first).
+        pooled.lend(to: exchange)
         return pooled
     }
 
     func putIdle(
-        _ link: Connection, address: SocketAddress, capacity: Int, deadline: UInt64, from exchange: LoopExchange
+        _ link: consuming Connection, address: SocketAddress, capacity: Int, deadline: UInt64,
+        from exchange: LoopExchange
     ) {
-        // The pool resumes reading: a connection is never pooled paused.
-        exchange.worker.withPool { $0.put(link, address: address, capacity: capacity, deadline: deadline) }
+        // The pool resumes reading: a connection is never pooled paused. Moved all the way into the pool's bucket.
+        var moving = Optional(link)
+        exchange.worker.withPool { $0.put(moving.take()!, address: address, capacity: capacity, deadline: deadline) }
     }
 
     func handOver(

@@ -30,11 +30,15 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
     /// The loop of the pooled connections (a pool serves one worker).
     private unowned(unsafe) var loop: EventLoop?
 
-    /// An idle connection to `address`, now owned by the caller (who must `setHandler`).
+    /// An idle connection to `address`, now owned by the caller (who must `lend(to:)` it to its user, or
+    /// `setHandler`). Lent, it keeps the pool as its owning handler, and `put` gives it back without a reference
+    /// count.
     func take(_ address: SocketAddress) -> Connection? {
         guard let bucket = bucket(address) else { return nil }
         return bucket._withUnsafeGuaranteedRef { bucket in
-            guard let connection = bucket.connections.popLast() else { return nil }
+            // `removeLast` after the check (the generic `popLast` was a call).
+            guard !bucket.connections.isEmpty else { return nil }
+            let connection = bucket.connections.removeLast()
             bucket.deadlines.removeLast()
             count -= 1
             return connection
@@ -43,7 +47,8 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
 
     /// Keeps `connection` for reuse until `deadline` if fewer than `capacity` connections to `address` are idle;
     /// closes it otherwise.
-    func put(_ connection: Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
+    /// `connection` is moved in (appended to a bucket without a reference count).
+    func put(_ connection: consuming Connection, address: SocketAddress, capacity: Int, deadline: UInt64) {
         guard !connection.isClosed else { return }
         let reference: Unmanaged<Bucket>
         if let existing = self.bucket(address) {
@@ -55,13 +60,14 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
             idle[address] = bucket
             reference = Unmanaged.passUnretained(bucket)
         }
+        var moving = Optional(connection)
         reference._withUnsafeGuaranteedRef { bucket in
-            put(connection, deadline: deadline, capacity: capacity, into: bucket)
+            put(moving.take()!, deadline: deadline, capacity: capacity, into: bucket)
         }
     }
 
     @inline(__always)
-    private func put(_ connection: Connection, deadline: UInt64, capacity: Int, into bucket: Bucket) {
+    private func put(_ connection: consuming Connection, deadline: UInt64, capacity: Int, into bucket: Bucket) {
         guard bucket.connections.count < capacity else {
             connection.close()
             return
@@ -70,25 +76,35 @@ final class UpstreamPool: ConnectionHandler, TimerHandler {
         // Never pooled paused (its last user may have paused it for a slow client): a pooled connection must see
         // the server's close, and its next user must see the response.
         connection.resumeReading()
-        bucket.connections.append(connection)
-        bucket.deadlines.append(deadline)
-        count += 1
         if deadline < expiryAt {
             loop = connection.loop
             expiryAt = deadline
             connection.loop.arm(&expiry, at: deadline, handler: self)
         }
+        bucket.connections.append(consume connection)
+        bucket.deadlines.append(deadline)
+        count += 1
     }
 
     /// The bucket of `address`, if any.
     @inline(__always)
     private func bucket(_ address: SocketAddress) -> Unmanaged<Bucket>? {
-        if let lastBucket, lastAddress == address { return lastBucket }
+        if let lastBucket, Self.isLastAddress(lastAddress, address) { return lastBucket }
         guard let bucket = idle[address] else { return nil }
         let reference = Unmanaged.passUnretained(bucket)
         lastAddress = address
         lastBucket = reference
         return reference
+    }
+
+    /// `last == address`, with IPv4 addresses compared inline (the derived `==` of an optional was two calls; this
+    /// runs twice per pooled request).
+    @inline(__always)
+    private static func isLastAddress(_ last: SocketAddress?, _ address: SocketAddress) -> Bool {
+        if case .v4(let lastHost, let lastPort)? = last, case .v4(let host, let port) = address {
+            return lastHost == host && lastPort == port
+        }
+        return last == address
     }
 
     func timerFired(tag: UInt64) {

@@ -46,6 +46,12 @@ final class Worker: AcceptHandler, TimerHandler {
     func withPool<Result>(_ body: (UpstreamPool) -> Result) -> Result {
         Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef(body)
     }
+    /// Calls `body` with the request-duration histogram, not retained around the call; the shared metrics hold it
+    /// for the process's whole life.
+    @inline(__always)
+    func withRequestDuration<Result>(_ body: (Histogram) -> Result) -> Result {
+        Unmanaged.passUnretained(shared.metrics.requestDuration)._withUnsafeGuaranteedRef(body)
+    }
     let resolver: Resolver
     private var exchanges: [LoopExchange] = []
     private(set) var tunnels: [Tunnel] = []
@@ -178,32 +184,37 @@ final class Worker: AcceptHandler, TimerHandler {
     func withClientAddress<Result>(_ peer: SocketAddress, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         switch peer {
         case .v4(let address, _):
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { text in
+            return withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { text in
+                // Each octet's digits and a dot, as one 4-byte store from `octetText` (the bytes past its digits and
+                // dot are overwritten by the next octet's, or lie past the end): at most 4 × 4 bytes are written.
                 var count = 0
-                for shift in stride(from: 24 as UInt32, through: 0, by: -8) {
-                    let octet = UInt8(truncatingIfNeeded: address >> shift)
-                    if octet >= 100 {
-                        text[count] = 0x30 &+ octet / 100
-                        count &+= 1
-                    }
-                    if octet >= 10 {
-                        text[count] = 0x30 &+ (octet / 10) % 10
-                        count &+= 1
-                    }
-                    text[count] = 0x30 &+ octet % 10
-                    count &+= 1
-                    if shift != 0 {
-                        text[count] = UInt8(ascii: ".")
-                        count &+= 1
+                Self.octetText.withUnsafeBufferPointer { table in
+                    for shift in stride(from: 24 as UInt32, through: 0, by: -8) {
+                        let octet = UInt8(truncatingIfNeeded: address >> shift)
+                        text.storeBytes(of: table[Int(octet)], toByteOffset: count, as: UInt32.self)
+                        count &+= octet >= 100 ? 4 : octet >= 10 ? 3 : 2
                     }
                 }
-                return body(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: text[0..<count])))
+                // Without the last dot.
+                return body(UnsafeRawBufferPointer(rebasing: text[0..<(count &- 1)]))
             }
         case .v6:
             clientAddress.removeAll(keepingCapacity: true)
             clientAddress.append(contentsOf: peer.hostText.utf8)
             return clientAddress.withUnsafeBytes(body)
         }
+    }
+
+    /// The decimal digits of every octet followed by a dot, as the bytes of a little-endian word in memory order
+    /// (`7` is `7.`, `127` is `127.`; the bytes after the dot are zero).
+    private static let octetText: [UInt32] = (0...255).map { octet in
+        var word: UInt32 = 0
+        var shift: UInt32 = 0
+        for byte in Array(String(octet).utf8) + [UInt8(ascii: ".")] {
+            word |= UInt32(byte) << shift
+            shift += 8
+        }
+        return word
     }
 
     // MARK: Head parsers
@@ -304,25 +315,33 @@ final class Worker: AcceptHandler, TimerHandler {
     private var publishedCounts = StateCounts()
 
     struct StateCounts {
-        var idle = 0
-        var reading = 0
-        var waiting = 0
-        var writing = 0
+        /// Open exchanges per phase (indexed by `RequestPhase.Kind.rawValue`): a change is one indexed add, and the
+        /// phases are grouped into the gauges' states only when they are published (a switch per change cost more).
+        private var byKind = InlineArray<10, Int>(repeating: 0)
 
+        var idle: Int { self[.idle] }
+        var reading: Int { self[.head] + self[.body] }
+        var waiting: Int { self[.resolving] + self[.connecting] + self[.sending] + self[.awaiting] }
+        var writing: Int { self[.relaying] + self[.closing] }
+
+        private subscript(_ kind: RequestPhase.Kind) -> Int { byKind[Int(kind.rawValue)] }
+
+        @inline(__always)
         mutating func add(_ phase: RequestPhase.Kind, _ delta: Int) {
-            switch phase {
-            case .idle: idle += delta
-            case .head, .body: reading += delta
-            case .resolving, .connecting, .sending, .awaiting: waiting += delta
-            case .relaying, .closing: writing += delta
-            case .closed: break
-            }
+            byKind[Int(phase.rawValue)] &+= delta
         }
     }
 
     func phaseChanged(from old: RequestPhase.Kind?, to new: RequestPhase.Kind?) {
         if let old { stateCounts.add(old, -1) }
         if let new { stateCounts.add(new, 1) }
+    }
+
+    /// `phaseChanged` for an exchange's move between two phases (inlined there: four per request).
+    @inline(__always)
+    func phaseChanged(from old: RequestPhase.Kind, to new: RequestPhase.Kind) {
+        stateCounts.add(old, -1)
+        stateCounts.add(new, 1)
     }
 
     /// Moves the by-state gauges to this worker's current counts (each worker writes only its own shard).

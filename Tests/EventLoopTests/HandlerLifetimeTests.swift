@@ -82,3 +82,92 @@ final class Sink: ConnectionHandler {
         #expect(waitUntil { (try? running.sync {}) != nil && record.deinitialized.load(ordering: .relaxed) })
     }
 }
+
+/// What `HandlerLifetimeTests.aLentConnectionReachesItsBorrowerThenGoesBackToItsOwner` reads.
+final class LendingRecord: Sendable {
+    let ownerReads = Atomic<Int>(0)
+    let borrowerReads = Atomic<Int>(0)
+    let ownerClosed = Atomic<Bool>(false)
+    let ownerDeinitialized = Atomic<Bool>(false)
+}
+
+/// Accepts one connection and gives it a `LendingOwner` that nothing else references.
+final class LendingAcceptor: AcceptHandler, @unchecked Sendable {
+    let record: LendingRecord
+    init(record: LendingRecord) { self.record = record }
+
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        _ = try? Connection(loop: listener.loop, fd: fd, handler: LendingOwner(record: record))
+    }
+}
+
+/// On its first bytes, lends its connection to a `LendingBorrower` (which it holds, as a pool holds nothing of a
+/// request but the request holds its connection); the borrower gives it back on the next bytes.
+final class LendingOwner: ConnectionHandler {
+    let record: LendingRecord
+    var borrower: LendingBorrower?
+    init(record: LendingRecord) { self.record = record }
+    deinit { record.ownerDeinitialized.store(true, ordering: .relaxed) }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        if record.ownerReads.add(1, ordering: .relaxed).newValue == 1 {
+            let borrower = LendingBorrower(record: record, owner: self)
+            self.borrower = borrower
+            connection.lend(to: borrower)
+        }
+    }
+
+    func closed(_ connection: Connection, error: Errno?) {
+        record.ownerClosed.store(true, ordering: .relaxed)
+    }
+}
+
+final class LendingBorrower: ConnectionHandler {
+    let record: LendingRecord
+    weak var owner: LendingOwner?
+    init(record: LendingRecord, owner: LendingOwner) {
+        self.record = record
+        self.owner = owner
+    }
+
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        record.borrowerReads.add(1, ordering: .relaxed)
+        if let owner { connection.setHandler(owner) }
+    }
+
+    func closed(_ connection: Connection, error: Errno?) {}
+}
+
+extension HandlerLifetimeTests {
+    /// A lent connection delivers to its borrower, which the connection does not hold; the owner stays its handler
+    /// throughout (the only reference to it is the connection's), gets it back, and goes once it closes.
+    @Test func aLentConnectionReachesItsBorrowerThenGoesBackToItsOwner() throws {
+        let record = LendingRecord()
+        let acceptor = LendingAcceptor(record: record)
+        let running = try RunningLoop(loop: try EventLoop())
+        defer { running.stop() }
+        let port = try running.sync {
+            try Listener(loop: running.loop, address: .loopback(port: 0), handler: acceptor).address.port
+        }
+        let fd = try connectedLoopbackSocket(port: port, receiveTimeout: 20)
+        var closed = false
+        defer { if !closed { Glibc.close(fd) } }
+        var byte: UInt8 = 1
+        #expect(Glibc.send(fd, &byte, 1, 0) == 1)
+        #expect(waitUntil { record.ownerReads.load(ordering: .relaxed) == 1 })
+        #expect(Glibc.send(fd, &byte, 1, 0) == 1)
+        #expect(waitUntil { record.borrowerReads.load(ordering: .relaxed) == 1 })
+        let ownerReadsWhileLent = record.ownerReads.load(ordering: .relaxed)
+        #expect(ownerReadsWhileLent == 1)
+        #expect(Glibc.send(fd, &byte, 1, 0) == 1)
+        #expect(waitUntil { record.ownerReads.load(ordering: .relaxed) == 2 })
+        let borrowerReadsAfter = record.borrowerReads.load(ordering: .relaxed)
+        #expect(borrowerReadsAfter == 1)
+        let ownerFreedWhileOpen = record.ownerDeinitialized.load(ordering: .relaxed)
+        #expect(!ownerFreedWhileOpen)
+        Glibc.close(fd)
+        closed = true
+        #expect(waitUntil { record.ownerClosed.load(ordering: .relaxed) })
+        #expect(waitUntil { (try? running.sync {}) != nil && record.ownerDeinitialized.load(ordering: .relaxed) })
+    }
+}
