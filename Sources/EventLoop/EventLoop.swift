@@ -171,6 +171,21 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Switches a listening registration to a multishot accept (io_uring loops only; false on epoll or when the
+    /// ring cannot): see `Listener`. Armed again with `armAccept`, cancelled with `cancelReceive`.
+    func acceptByCompletion(_ fd: FileDescriptor, token: UInt64) -> Bool {
+        guard let uring else { return false }
+        return uring._withUnsafeGuaranteedRef { ring in
+            do { try ring.acceptByCompletion(fd, token: token) } catch { return false }
+            return true
+        }
+    }
+
+    func armAccept(_ fd: FileDescriptor, token: UInt64) -> Bool {
+        guard let uring else { return false }
+        return uring._withUnsafeGuaranteedRef { ring in (try? ring.armAccept(fd, token: token)) != nil }
+    }
+
     /// Arms the multishot receive of a registration doing completion I/O.
     func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         guard let uring else { return }

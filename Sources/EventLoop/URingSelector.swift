@@ -182,6 +182,28 @@ public final class URingSelector: Selector {
         registrations[index].interest = []
     }
 
+    /// Switches a live listening registration to a multishot accept: its poll is removed, and each accepted socket
+    /// (non-blocking, close-on-exec) comes as a receipt whose result is the new descriptor. No accept4(2) per
+    /// connection, nor a wake-up to find the listener readable. Cancelled like a receive (`cancelReceive`).
+    public func acceptByCompletion(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+        guard isLive(token) else { throw Errno.badFileDescriptor }
+        let index = Self.index(token)
+        if registrations[index].pollData & Self.completionTag == 0 {
+            // Only queued: a listener is often made before its loop's thread runs, and the ring is enabled (its
+            // single issuer fixed) by that thread's first wait.
+            let old = registrations[index].pollData
+            try ring.pollRemove(old, userData: old | Self.removalTag)
+            registrations[index].pollData = token | Self.completionTag
+            registrations[index].interest = []
+        }
+        try armAccept(fd, token: token)
+    }
+
+    /// Arms the multishot accept again (after it ended, or was cancelled for a pause).
+    public func armAccept(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
+        try ring.acceptMultishot(fd, userData: token | Self.receiveTag)
+    }
+
     /// Sends `bytes` for a registration doing completion I/O (without SIGPIPE); the memory must stay valid until
     /// the `.sent` event, or be handed to `orphan` if the registration goes first.
     public func send(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
@@ -323,7 +345,12 @@ public final class URingSelector: Selector {
                     }
                     bytes = UnsafeRawBufferPointer(taken.bytes)
                 }
-                guard isLive(token) else { continue }
+                guard isLive(token) else {
+                    // A receive with bytes always names its buffer: without one, this is a multishot accept's
+                    // socket, arrived after its listener went. Nobody takes it.
+                    if completion.bufferID == nil && completion.result > 0 { FileDescriptor(completion.result).close() }
+                    continue
+                }
                 ready[kept] = (token, .received)
                 receipts[kept] = Receipt(result: completion.result, bytes: bytes, more: completion.more)
                 kept += 1

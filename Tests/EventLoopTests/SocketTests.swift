@@ -497,3 +497,52 @@ final class NoDelayRecorder: AcceptHandler, @unchecked Sendable {
         #expect(recorder.quickAck.withLock { $0 } == [!delayedAck, !delayedAck, !delayedAck])
     }
 }
+
+/// Records the peer address of each accepted socket (and closes it).
+final class PeerRecorder: AcceptHandler, @unchecked Sendable {
+    let peers = Mutex<[SocketAddress?]>([])
+    func accepted(_ fd: FileDescriptor, peer: SocketAddress?, listener: Listener) {
+        peers.withLock { $0.append(peer) }
+        fd.close()
+    }
+}
+
+@Suite struct ListenerAcceptTests {
+    /// On either backend (io_uring: one multishot accept instead of accept4 per connection): every connection comes
+    /// with its peer's address; a pause stops taking connections (they wait in the kernel's queue) and a resume takes
+    /// them.
+    @Test(arguments: [EventsBackend.epoll, .ioURing])
+    func acceptsWithPeerAddressesAndPauses(backend: EventsBackend) throws {
+        let running = try RunningLoop(loop: try EventLoop(backend: backend))
+        defer { running.stop() }
+        let recorder = PeerRecorder()
+        let box = try running.sync {
+            UncheckedBox(try Listener(loop: running.loop, address: .loopback(port: 0), handler: recorder))
+        }
+        let listener = box.value
+        #expect(try running.sync { listener.acceptsByCompletion } == (backend == .ioURing))
+        var clients: [FileDescriptor] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<3 {
+            let client = try FileDescriptor.socket(.tcp, for: listener.address)
+            _ = try client.connect(to: listener.address)
+            clients.append(client)
+        }
+        #expect(waitUntil(timeout: .seconds(5)) { recorder.peers.withLock { $0.count } == 3 })
+        let expected = try clients.map { try $0.localAddress() }
+        #expect(recorder.peers.withLock { $0 } == expected)
+        try running.sync { listener.pause() }
+        // The multishot accept's cancel has completed (nothing on epoll).
+        #expect(waitUntil(timeout: .seconds(5)) { (try? running.sync { !listener.isAcceptArmed }) == true })
+        let late = try FileDescriptor.socket(.tcp, for: listener.address)
+        clients.append(late)
+        _ = try late.connect(to: listener.address)
+        // A few loop turns: an accept still armed would have delivered it by now.
+        for _ in 0..<3 { try running.sync {} }
+        #expect(recorder.peers.withLock { $0.count } == 3)
+        try running.sync { listener.resume() }
+        #expect(waitUntil(timeout: .seconds(5)) { recorder.peers.withLock { $0.count } == 4 })
+        #expect(recorder.peers.withLock { $0.last } == (try late.localAddress()))
+        try running.sync { listener.close() }
+    }
+}
