@@ -62,6 +62,32 @@ import Testing
         return (worker, tunnel)
     }
 
+    typealias Pair = (gateway: FileDescriptor, peer: Int32)
+
+    /// A running loop whose worker has one tunnel between the gateway's ends of two fresh pairs (`makePair`: socket
+    /// pairs, or TCP over loopback); `body` gets the loop, the worker, the tunnel and both pairs, which are all stopped
+    /// or closed after it.
+    static func withTunnel(
+        _ makePair: () throws -> Pair = socketPair,
+        _ body: (RunningLoop, Worker, Tunnel, Pair, Pair) throws -> Void
+    ) throws {
+        let running = try RunningLoop()
+        defer { running.stop() }
+        let client = try makePair()
+        let server = try makePair()
+        defer {
+            close(client.peer)
+            close(server.peer)
+        }
+        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
+            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            return Unchecked((worker, tunnel))
+        }
+        let (worker, tunnel) = held.value
+        defer { _ = try? running.sync { worker.stop() } }
+        try body(running, worker, tunnel, client, server)
+    }
+
     /// Polls `condition` (on the loop) for up to 2 s.
     static func waitUntil(_ running: RunningLoop, _ condition: @escaping () -> Bool) throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(2)
@@ -75,40 +101,27 @@ import Testing
     /// Half-close: the client's FIN reaches the upstream and the tunnel stays (both sockets open, the other
     /// direction still relays); the upstream's FIN ends it, and only then does it leave the books.
     @Test func halfClosedTunnelStaysInTheBooksUntilBothDirectionsEnd() throws {
-        let running = try RunningLoop()
-        defer { running.stop() }
-        let client = try Self.socketPair()
-        let server = try Self.socketPair()
-        defer {
-            close(client.peer)
-            close(server.peer)
+        try Self.withTunnel { running, worker, tunnel, client, server in
+            #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
+            // The upstream sees the client's FIN, relayed.
+            #expect(Self.readToEnd(server.peer) == 0)
+            let halfOpen = try Self.books(running, worker, tunnel)
+            #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
+            // The other direction still works.
+            let bye = Array("bye".utf8)
+            #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+            #expect(count == 3)
+            let tunnelCount = try running.sync { worker.tunnels.count }
+            #expect(tunnelCount == 1)
+            #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+            #expect(Self.readToEnd(client.peer) == 0)
+            let emptied = try Self.waitUntil(running) { worker.tunnels.isEmpty }
+            #expect(emptied)
+            let bothClosed = try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed }
+            #expect(bothClosed)
         }
-        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
-            return Unchecked((worker, tunnel))
-        }
-        let (worker, tunnel) = held.value
-        defer { _ = try? running.sync { worker.stop() } }
-        #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
-        // The upstream sees the client's FIN, relayed.
-        #expect(Self.readToEnd(server.peer) == 0)
-        let halfOpen = try running.sync {
-            Books(
-                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
-                upstreamClosed: tunnel.upstream.isClosed)
-        }
-        #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
-        // The other direction still works.
-        let bye = Array("bye".utf8)
-        #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
-        var buffer = [UInt8](repeating: 0, count: 16)
-        let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
-        #expect(count == 3)
-        #expect(try running.sync { worker.tunnels.count } == 1)
-        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
-        #expect(Self.readToEnd(client.peer) == 0)
-        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
-        #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
     }
 
     /// The client's Close (masked, code 1000) and the upstream's (unmasked, code 1000): RFC 6455 §5.5.1.
@@ -134,63 +147,38 @@ import Testing
     /// upstream's FIN ends the tunnel, both sockets close, and it leaves the books while the client has not closed.
     /// Before, the FIN became a half-close and the tunnel waited for the client's.
     @Test func closingHandshakeBothWaysEndsTheTunnelAtTheFirstEOF() throws {
-        let running = try RunningLoop()
-        defer { running.stop() }
-        let client = try Self.socketPair()
-        let server = try Self.socketPair()
-        defer {
-            close(client.peer)
-            close(server.peer)
+        try Self.withTunnel { running, worker, tunnel, client, server in
+            // A masked text frame whose payload looks like Close headers, then the Closes.
+            let text: [UInt8] = [0x81, 0x84, 0, 0, 0, 0, 0x88, 0x02, 0x88, 0x00]
+            #expect(Self.pass(text, from: client.peer, to: server.peer) == text)
+            #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
+            #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
+            #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+            #expect(Self.readToEnd(client.peer) == 0)
+            let emptied = try Self.waitUntil(running) { worker.tunnels.isEmpty }
+            #expect(emptied)
+            let bothClosed = try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed }
+            #expect(bothClosed)
+            // The upstream got the gateway's FIN too.
+            #expect(Self.readToEnd(server.peer) == 0)
         }
-        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
-            return Unchecked((worker, tunnel))
-        }
-        let (worker, tunnel) = held.value
-        defer { _ = try? running.sync { worker.stop() } }
-        // A masked text frame whose payload looks like Close headers, then the Closes.
-        let text: [UInt8] = [0x81, 0x84, 0, 0, 0, 0, 0x88, 0x02, 0x88, 0x00]
-        #expect(Self.pass(text, from: client.peer, to: server.peer) == text)
-        #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
-        #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
-        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
-        #expect(Self.readToEnd(client.peer) == 0)
-        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
-        #expect(try running.sync { tunnel.downstream.isClosed && tunnel.upstream.isClosed })
-        // The upstream got the gateway's FIN too.
-        #expect(Self.readToEnd(server.peer) == 0)
     }
 
     /// A Close one way only (the upstream's, then its FIN; the client has not answered): still a half-close, the
     /// client's Close reply reaches the upstream, and the tunnel ends with the client's FIN.
     @Test func aCloseOneWayOnlyStaysAHalfClose() throws {
-        let running = try RunningLoop()
-        defer { running.stop() }
-        let client = try Self.socketPair()
-        let server = try Self.socketPair()
-        defer {
-            close(client.peer)
-            close(server.peer)
+        try Self.withTunnel { running, worker, tunnel, client, server in
+            #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
+            #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+            #expect(Self.readToEnd(client.peer) == 0)
+            let halfOpen = try Self.books(running, worker, tunnel)
+            #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
+            #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
+            #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
+            #expect(Self.readToEnd(server.peer) == 0)
+            let emptied = try Self.waitUntil(running) { worker.tunnels.isEmpty }
+            #expect(emptied)
         }
-        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
-            return Unchecked((worker, tunnel))
-        }
-        let (worker, tunnel) = held.value
-        defer { _ = try? running.sync { worker.stop() } }
-        #expect(Self.pass(Self.serverClose, from: server.peer, to: client.peer) == Self.serverClose)
-        #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
-        #expect(Self.readToEnd(client.peer) == 0)
-        let halfOpen = try running.sync {
-            Books(
-                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
-                upstreamClosed: tunnel.upstream.isClosed)
-        }
-        #expect(halfOpen.tunnels == 1 && !halfOpen.downstreamClosed && !halfOpen.upstreamClosed)
-        #expect(Self.pass(Self.clientClose, from: client.peer, to: server.peer) == Self.clientClose)
-        #expect(shutdown(client.peer, Int32(SHUT_WR)) == 0)
-        #expect(Self.readToEnd(server.peer) == 0)
-        #expect(try Self.waitUntil(running) { worker.tunnels.isEmpty })
     }
 
     /// A connected TCP pair over loopback: the gateway's end (nonblocking, for the loop) and the test's end
@@ -227,41 +215,38 @@ import Testing
     /// The upstream's last bytes and its FIN arrive together: the client gets both in one TCP segment (the bytes are
     /// written with MSG_MORE and the FIN joins them), not the bytes and then a segment with the FIN alone.
     @Test func lastBytesAndTheirFINReachTheClientInOneSegment() throws {
-        let running = try RunningLoop()
-        defer { running.stop() }
-        let client = try Self.tcpPair()
-        let server = try Self.tcpPair()
-        defer {
-            close(client.peer)
-            close(server.peer)
+        try Self.withTunnel(Self.tcpPair) { running, worker, _, client, server in
+            // The tunnel relays (and the client has nothing unacknowledged left to be answered).
+            #expect(Self.pass(Array("hello".utf8), from: server.peer, to: client.peer) == Array("hello".utf8))
+            let before = Self.segmentsIn(client.peer)
+            #expect(before > 0)
+            // Written while the loop runs this closure: the bytes and the FIN are both there when it next looks.
+            try running.sync {
+                let bye = Array("bye".utf8)
+                #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
+                #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
+            }
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+            #expect(count == 3)
+            #expect(Self.readToEnd(client.peer) == 0)
+            #expect(Self.segmentsIn(client.peer) - before == 1)
         }
-        let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
-            return Unchecked((worker, tunnel))
-        }
-        let (worker, _) = held.value
-        defer { _ = try? running.sync { worker.stop() } }
-        // The tunnel relays (and the client has nothing unacknowledged left to be answered).
-        #expect(Self.pass(Array("hello".utf8), from: server.peer, to: client.peer) == Array("hello".utf8))
-        let before = Self.segmentsIn(client.peer)
-        #expect(before > 0)
-        // Written while the loop runs this closure: the bytes and the FIN are both there when it next looks.
-        try running.sync {
-            let bye = Array("bye".utf8)
-            #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
-            #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
-        }
-        var buffer = [UInt8](repeating: 0, count: 16)
-        let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
-        #expect(count == 3)
-        #expect(Self.readToEnd(client.peer) == 0)
-        #expect(Self.segmentsIn(client.peer) - before == 1)
     }
 
     struct Books {
         let tunnels: Int
         let downstreamClosed: Bool
         let upstreamClosed: Bool
+    }
+
+    /// The worker's tunnel count and which of the tunnel's sockets are closed, read on the loop.
+    static func books(_ running: RunningLoop, _ worker: Worker, _ tunnel: Tunnel) throws -> Books {
+        try running.sync {
+            Books(
+                tunnels: worker.tunnels.count, downstreamClosed: tunnel.downstream.isClosed,
+                upstreamClosed: tunnel.upstream.isClosed)
+        }
     }
 
     /// Reproduction: "a closed tunnel leaves the worker's books only when both its sockets are closed". The tunnel is
