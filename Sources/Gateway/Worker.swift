@@ -255,12 +255,12 @@ final class Worker: AcceptHandler, TimerHandler {
             return
         }
         metrics.accepted.increment(shard: index)
-        metrics.active.add(shard: index, 1)
+        metrics.active.add(ownShard: index, 1)
         let exchange = LoopExchange(worker: self, peer: peer, transport: LoopTransport())
         do {
             exchange.downstream = try Connection(loop: loop, fd: fd, handler: exchange)
         } catch {
-            metrics.active.sub(shard: index, 1)
+            metrics.active.sub(ownShard: index, 1)
             shared.release(peer: peer, limits: snapshot.config.limits)
             return
         }
@@ -278,7 +278,7 @@ final class Worker: AcceptHandler, TimerHandler {
 
     /// A downstream connection ended (exchange or tunnel).
     func connectionClosed(peer: SocketAddress) {
-        metrics.active.sub(shard: index, 1)
+        metrics.active.sub(ownShard: index, 1)
         shared.release(peer: peer, limits: snapshot.config.limits)
     }
 
@@ -294,16 +294,16 @@ final class Worker: AcceptHandler, TimerHandler {
     func add(_ tunnel: Tunnel) {
         tunnels.appendSlotted(tunnel)
         armTunnel(tunnel)
-        metrics.tunnel.add(shard: index, 1)
-        metrics.tunnelsActive.add(shard: index, 1)
+        metrics.tunnel.add(ownShard: index, 1)
+        metrics.tunnelsActive.add(ownShard: index, 1)
         tunnel.upstreamTunnels = metrics.tunnelOpened(upstream: tunnel.label)
     }
 
     func remove(_ tunnel: Tunnel) {
         guard tunnels.removeSlotted(tunnel) else { return }
         loop.disarm(&tunnel.deadline)
-        metrics.tunnel.sub(shard: index, 1)
-        metrics.tunnelsActive.sub(shard: index, 1)
+        metrics.tunnel.sub(ownShard: index, 1)
+        metrics.tunnelsActive.sub(ownShard: index, 1)
         if let entry = tunnel.upstreamTunnels { metrics.tunnelClosed(entry) }
         connectionClosed(peer: tunnel.peer)
         checkDrained()
@@ -348,11 +348,11 @@ final class Worker: AcceptHandler, TimerHandler {
     private func publishStateCounts() {
         let now = stateCounts
         let before = publishedCounts
-        if now.idle != before.idle { metrics.idle.add(shard: index, Double(now.idle - before.idle)) }
-        if now.reading != before.reading { metrics.reading.add(shard: index, Double(now.reading - before.reading)) }
-        if now.waiting != before.waiting { metrics.waiting.add(shard: index, Double(now.waiting - before.waiting)) }
+        if now.idle != before.idle { metrics.idle.add(ownShard: index, Double(now.idle - before.idle)) }
+        if now.reading != before.reading { metrics.reading.add(ownShard: index, Double(now.reading - before.reading)) }
+        if now.waiting != before.waiting { metrics.waiting.add(ownShard: index, Double(now.waiting - before.waiting)) }
         if now.writing != before.writing {
-            metrics.relaying.add(shard: index, Double(now.writing - before.writing))
+            metrics.relaying.add(ownShard: index, Double(now.writing - before.writing))
         }
         publishedCounts = now
     }

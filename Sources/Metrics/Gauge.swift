@@ -11,9 +11,12 @@ import Synchronization
 public final class Gauge: Sendable {
     private let slots: AtomicSlots
     private let base = Atomic<UInt64>(0.0.bitPattern)
+    /// `slots`' memory, for `add(ownShard:_:)` (alive as long as `slots`, which this object holds).
+    @usableFromInline let writer: SlotWriter
 
     init(shards: Int) {
         slots = AtomicSlots(shards: shards, slotsPerShard: 1)
+        writer = slots.writer
     }
 
     /// Adds `delta` on the caller's shard (its event-loop index, `0..<registry.shards`).
@@ -24,6 +27,20 @@ public final class Gauge: Sendable {
     /// Subtracts `delta` on the caller's shard.
     public func sub(shard: Int, _ delta: Double) {
         slots.addDouble(shard: shard, slot: 0, -delta)
+    }
+
+    /// `add(shard:_:)` for a shard of this gauge that only the calling thread writes (a loop's own shard, never
+    /// written by another thread; the shard-less `add`/`sub` write shard 0): inlined, no call, no locked
+    /// instruction.
+    @inlinable @inline(__always)
+    public func add(ownShard shard: Int, _ delta: Double) {
+        writer.addDoubleOwned(shard: shard, slot: 0, delta)
+    }
+
+    /// `sub(shard:_:)` for a shard only the calling thread writes (see `add(ownShard:_:)`).
+    @inlinable @inline(__always)
+    public func sub(ownShard shard: Int, _ delta: Double) {
+        writer.addDoubleOwned(shard: shard, slot: 0, -delta)
     }
 
     /// Adds `delta` on shard 0; safe from any thread.

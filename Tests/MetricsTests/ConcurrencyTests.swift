@@ -90,6 +90,21 @@ import Testing
                 """)
     }
 
+    /// Gauges moved by loops on their own shards (a relaxed load and store, no locked instruction) while shard 0
+    /// takes shard-less moves from every thread: exact at the end.
+    @Test func gaugeMovesOnOwnShardsAndSharedShardZero() async throws {
+        let registry = Registry(shards: Self.writers + 1)
+        let active = try registry.gauge("active", help: "Connections.")
+        await onThreads(Self.writers) { index in
+            for _ in 0..<Self.iterations {
+                active.add(ownShard: index + 1, 2)
+                active.sub(ownShard: index + 1, 1)
+                active.add(1)
+            }
+        }
+        #expect(active.value == Double(2 * Self.writers * Self.iterations))
+    }
+
     @Test func familyLookupsFromManyThreadsShareOneChild() async throws {
         let registry = Registry(shards: Self.writers)
         let family = try registry.counter("lookups_total", help: "Lookups.", labelNames: ["pod"])
