@@ -161,45 +161,40 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the io_uring selector, not retained around the call (see `uring`); nil on an epoll loop.
+    @inline(__always)
+    private func withRing<Result>(_ body: (URingSelector) throws(Errno) -> Result) throws(Errno) -> Result? {
+        guard let uring else { return nil }
+        let outcome: Swift.Result<Result, Errno> = uring._withUnsafeGuaranteedRef { ring in
+            do throws(Errno) { return .success(try body(ring)) } catch { return .failure(error) }
+        }
+        return try outcome.get()
+    }
+
     /// Switches a registration to completion I/O (io_uring loops only; false on epoll or when the loop cannot):
     /// see `Connection.switchToCompletionIO`.
     func switchToCompletionIO(_ fd: FileDescriptor, token: UInt64) -> Bool {
-        guard let uring else { return false }
-        return uring._withUnsafeGuaranteedRef { ring in
-            do { try ring.switchToCompletionIO(fd, token: token) } catch { return false }
-            return true
-        }
+        (try? withRing { ring throws(Errno) in try ring.switchToCompletionIO(fd, token: token) }) != nil
     }
 
     /// Switches a listening registration to a multishot accept (io_uring loops only; false on epoll or when the
     /// ring cannot): see `Listener`. Armed again with `armAccept`, cancelled with `cancelReceive`.
     func acceptByCompletion(_ fd: FileDescriptor, token: UInt64) -> Bool {
-        guard let uring else { return false }
-        return uring._withUnsafeGuaranteedRef { ring in
-            do { try ring.acceptByCompletion(fd, token: token) } catch { return false }
-            return true
-        }
+        (try? withRing { ring throws(Errno) in try ring.acceptByCompletion(fd, token: token) }) != nil
     }
 
     func armAccept(_ fd: FileDescriptor, token: UInt64) -> Bool {
-        guard let uring else { return false }
-        return uring._withUnsafeGuaranteedRef { ring in (try? ring.armAccept(fd, token: token)) != nil }
+        (try? withRing { ring throws(Errno) in try ring.armAccept(fd, token: token) }) != nil
     }
 
     /// Arms the multishot receive of a registration doing completion I/O.
     func armReceive(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
-        guard let uring else { return }
-        let failure: Errno? = uring._withUnsafeGuaranteedRef { ring in
-            do throws(Errno) { try ring.armReceive(fd, token: token) } catch { return error }
-            return nil
-        }
-        if let failure { throw failure }
+        _ = try withRing { ring throws(Errno) in try ring.armReceive(fd, token: token) }
     }
 
     /// Cancels it (the receive ends with a receipt of ECANCELED, or of what it was completing).
     func cancelReceive(_ token: UInt64) {
-        guard let uring else { return }
-        uring._withUnsafeGuaranteedRef { ring in _ = try? ring.cancelReceive(token) }
+        _ = try? withRing { ring throws(Errno) in try ring.cancelReceive(token) }
     }
 
     /// Calls the registration's `beforeWait` just before the loop's next wait (once per call).
@@ -209,43 +204,35 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Submits a send for a registration doing completion I/O (io_uring only).
     func submitSend(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
-        guard let uring else { throw Errno.notSupported }
-        let failure: Errno? = uring._withUnsafeGuaranteedRef { ring in
-            do throws(Errno) { try ring.send(fd, bytes, token: token) } catch { return error }
-            return nil
+        guard try withRing({ ring throws(Errno) in try ring.send(fd, bytes, token: token) }) != nil else {
+            throw Errno.notSupported
         }
-        if let failure { throw failure }
     }
 
     /// Closes a deregistered descriptor of a connection doing completion I/O: with the next submission on io_uring
     /// (no close(2) of its own), at once on epoll.
     func closeByCompletion(_ fd: FileDescriptor) {
-        guard let uring else { return fd.close() }
-        uring._withUnsafeGuaranteedRef { $0.close(fd) }
+        if (try? withRing { ring in ring.close(fd) }) == nil { fd.close() }
     }
 
     /// Shuts down the writing side with the next submission (io_uring); false when it must be done at once.
     func shutdownWriteByCompletion(_ fd: FileDescriptor) -> Bool {
-        guard let uring else { return false }
-        return uring._withUnsafeGuaranteedRef { $0.shutdownWrite(fd) }
+        (try? withRing { ring in ring.shutdownWrite(fd) }) ?? false
     }
 
     /// Lends the provided buffer that `bytes` (received by completion) lie in to a send of them: its id, or -1 when
     /// they are elsewhere, the loop is on epoll, or too many buffers are lent. Ended by `giveBackReceiveBuffer`.
     func lendReceiveBuffer(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        guard let uring else { return -1 }
-        return uring._withUnsafeGuaranteedRef { $0.lend(bytes) }
+        (try? withRing { ring in ring.lend(bytes) }) ?? -1
     }
 
     func giveBackReceiveBuffer(_ id: Int32) {
-        guard let uring else { return }
-        uring._withUnsafeGuaranteedRef { $0.giveBack(id) }
+        _ = try? withRing { ring in ring.giveBack(id) }
     }
 
     /// Hands over the memory of a send still in flight whose connection closed (freed when the send completes).
     func orphanSend(_ memory: UnsafeMutableRawPointer, token: UInt64) {
-        guard let uring else { return }
-        uring._withUnsafeGuaranteedRef { $0.orphan(memory, token: token) }
+        _ = try? withRing { ring in ring.orphan(memory, token: token) }
     }
 
     // MARK: Output buffers

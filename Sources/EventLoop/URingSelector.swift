@@ -176,6 +176,11 @@ public final class URingSelector: Selector {
             buffers = made
             buffersRef = Unmanaged.passUnretained(made)
         }
+        try removePoll(index: index, token: token)
+    }
+
+    /// Takes the poll of the live registration at `index` away (queued), marking it as doing completion I/O.
+    private func removePoll(index: Int, token: UInt64) throws(Errno) {
         let old = registrations[index].pollData
         try ring.pollRemove(old, userData: old | Self.removalTag)
         registrations[index].pollData = token | Self.completionTag
@@ -188,14 +193,9 @@ public final class URingSelector: Selector {
     public func acceptByCompletion(_ fd: FileDescriptor, token: UInt64) throws(Errno) {
         guard isLive(token) else { throw Errno.badFileDescriptor }
         let index = Self.index(token)
-        if registrations[index].pollData & Self.completionTag == 0 {
-            // Only queued: a listener is often made before its loop's thread runs, and the ring is enabled (its
-            // single issuer fixed) by that thread's first wait.
-            let old = registrations[index].pollData
-            try ring.pollRemove(old, userData: old | Self.removalTag)
-            registrations[index].pollData = token | Self.completionTag
-            registrations[index].interest = []
-        }
+        // Only queued, the ring not enabled here: a listener is often made before its loop's thread runs, and the
+        // ring is enabled (its single issuer fixed) by that thread's first wait.
+        if registrations[index].pollData & Self.completionTag == 0 { try removePoll(index: index, token: token) }
         try armAccept(fd, token: token)
     }
 

@@ -108,11 +108,10 @@ struct LoopTransport: ExchangeTransport {
         _ exchange: LoopExchange, downstream: Connection, upstream: Connection, label: String, log: TunnelLogFields?
     ) {
         let worker = exchange.worker
-        let tunnel = Tunnel(
-            worker: worker, downstream: downstream, upstream: upstream, label: label, peer: exchange.peer, log: log)
+        let tunnel = Tunnel(worker: worker, downstream: downstream, upstream: upstream, peer: exchange.peer, log: log)
         // Out of this worker's exchanges and into its tunnels in one step: the sockets stay open throughout.
         worker.remove(exchange)
-        worker.add(tunnel)
+        worker.add(tunnel, upstream: label)
         downstream.setHandler(tunnel)
         upstream.setHandler(tunnel)
         downstream.resumeReading()

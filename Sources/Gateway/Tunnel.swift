@@ -23,8 +23,7 @@ final class Tunnel: ConnectionHandler, TimerHandler {
     let worker: Worker
     let downstream: Connection
     let upstream: Connection
-    /// The upstream host (pod) for `rtc_gateway_tunnels_by_upstream`, and its entry there while in the books.
-    let label: String
+    /// The upstream host's (pod's) entry in `rtc_gateway_tunnels_by_upstream` while in the books (`Worker.add`).
     var upstreamTunnels: UpstreamTunnels?
     let peer: SocketAddress
     /// Index in `worker.tunnels`.
@@ -57,15 +56,13 @@ final class Tunnel: ConnectionHandler, TimerHandler {
     static let goingAway: [UInt8] = [0x88, 0x02, 0x03, 0xE9]
 
     init(
-        worker: Worker, downstream: Connection, upstream: Connection, label: String, peer: SocketAddress,
-        log: TunnelLogFields?
+        worker: Worker, downstream: Connection, upstream: Connection, peer: SocketAddress, log: TunnelLogFields?
     ) {
         self.worker = worker
         self.log = log
         self.peer = peer
         self.downstream = downstream
         self.upstream = upstream
-        self.label = label
         lastActivity = worker.loop.now
     }
 

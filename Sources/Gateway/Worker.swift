@@ -291,12 +291,13 @@ final class Worker: AcceptHandler, TimerHandler {
         checkDrained()
     }
 
-    func add(_ tunnel: Tunnel) {
+    /// A tunnel to the upstream host `label` enters the books.
+    func add(_ tunnel: Tunnel, upstream label: String) {
         tunnels.appendSlotted(tunnel)
         armTunnel(tunnel)
         metrics.tunnel.add(ownShard: index, 1)
         metrics.tunnelsActive.add(ownShard: index, 1)
-        tunnel.upstreamTunnels = metrics.tunnelOpened(upstream: tunnel.label)
+        tunnel.upstreamTunnels = metrics.tunnelOpened(upstream: label)
     }
 
     func remove(_ tunnel: Tunnel) {

@@ -54,9 +54,8 @@ import Testing
         let downstream = try Connection(loop: loop, fd: client, handler: placeholder)
         let upstream = try Connection(loop: loop, fd: server, handler: placeholder)
         let tunnel = Tunnel(
-            worker: worker, downstream: downstream, upstream: upstream, label: "pod", peer: .loopback(port: 1),
-            log: nil)
-        worker.add(tunnel)
+            worker: worker, downstream: downstream, upstream: upstream, peer: .loopback(port: 1), log: nil)
+        worker.add(tunnel, upstream: "pod")
         downstream.setHandler(tunnel)
         upstream.setHandler(tunnel)
         return (worker, tunnel)
