@@ -301,6 +301,17 @@ up() {
     [ "$(curl -fsS --max-time 2 "http://$balancer_host:$balancer_port/api/v1/ring" | grep -o '"id":"socket-[0-9]*"' | wc -l)" -ge "$want" ]
   }
   wait_for 30 balancer count_ring_nodes
+  # ... and every node is in step with it: the same ring version in force, and its delivery topic's partitions
+  # assigned (its Kafka consumer group joined), so a message relayed to it at once is pushed at once.
+  node_in_step() {
+    local version metrics
+    version="$(curl -fsS --max-time 2 "http://$balancer_host:$balancer_port/api/v1/ring" |
+      grep -o '"version":[0-9]*' | head -1 | cut -d: -f2)"
+    metrics="$(curl -fsS --max-time 2 "http://$(socket_host "$1"):$socket_port/metrics")" || return 1
+    [ -n "$version" ] && grep -qx "rtc_socket_ring_version $version" <<< "$metrics" &&
+      grep -q '^rtc_socket_delivery_partitions [1-9]' <<< "$metrics"
+  }
+  for index in $(seq 1 "$nodes"); do wait_for 30 "socket-$index" node_in_step "$index"; done
   wait_for 10 gateway http_ok "http://$gateway_host:8080/ws/connect?clientId=stack-probe"
 
   local example

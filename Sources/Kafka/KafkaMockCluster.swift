@@ -40,6 +40,16 @@ public final class KafkaMockCluster: @unchecked Sendable {
         if status != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(status) }
     }
 
+    /// Takes broker `id` (1-based) down, dropping its connections and refusing new ones, or brings it back up.
+    public func setBroker(_ id: Int32, up: Bool) throws(KafkaError) {
+        let status = closed.withLock { closed in
+            closed
+                ? RD_KAFKA_RESP_ERR__DESTROY
+                : up ? rd_kafka_mock_broker_set_up(cluster, id) : rd_kafka_mock_broker_set_down(cluster, id)
+        }
+        if status != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(status) }
+    }
+
     /// Stops the brokers (clients see their connections drop) and releases the cluster. Idempotent.
     public func close() {
         closed.withLock { closed in

@@ -126,12 +126,17 @@ public final class Node: TimerHandler, @unchecked Sendable {
                 loop: loop, bootstrap: bootstrap, groupID: "rtc-socket.\(id)", topics: [Keys.deliveryTopic(id)],
                 // A node that dies holds its group for the session timeout: the balancer's re-route of its
                 // undelivered records waits that long, so keep it short (librdkafka's default is 45 s).
+                // The node creates its own topic as it subscribes (where the brokers allow auto-creation), so its
+                // group is joined with the topic's partitions and the first record relayed to it needs no rebalance.
                 config: [
                     "auto.offset.reset": "earliest", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
-                    "max.poll.interval.ms": "20000",
+                    "max.poll.interval.ms": "20000", "allow.auto.create.topics": "true",
                     "fetch.wait.max.ms": String(configuration.kafkaFetchWaitMilliseconds),
                 ],
                 handler: { [unowned self] message in self.relayed(message) })
+            deliveryConsumer?.onAssignment = { [unowned self] partitions in
+                self.metrics.deliveryPartitions.set(Double(partitions.count))
+            }
             // Every node reads every ring update: a group of its own, from the newest (the current ring is read
             // from Redis at start and on every heartbeat).
             ringConsumer = try KafkaConsumer(
@@ -144,6 +149,11 @@ public final class Node: TimerHandler, @unchecked Sendable {
                 handler: { [unowned self] message in
                     message.value.withUnsafeBytes { self.ringUpdate($0, source: "kafka") }
                 })
+            // Reading from the newest misses what was published before the group was joined (seconds after the
+            // start): the ring in Redis, read once the consumer holds its partition, covers that gap.
+            ringConsumer?.onAssignment = { [unowned self] partitions in
+                if !partitions.isEmpty { self.pollRing() }
+            }
         } catch {
             throw NodeStartError(message: "KAFKA_BOOTSTRAP \(bootstrap): \(error)")
         }

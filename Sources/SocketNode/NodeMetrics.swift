@@ -16,6 +16,7 @@ public final class NodeMetrics: Sendable {
     private let dropFamily: CounterFamily
     let resumes: Counter
     let ringVersion: Gauge
+    let deliveryPartitions: Gauge
     private let ringUpdateFamily: CounterFamily
     let moves: Counter
     let heartbeats: Counter
@@ -68,6 +69,9 @@ public final class NodeMetrics: Sendable {
             "rtc_socket_drops_total", help: "Messages refused or pushes not made, by reason.", labelNames: ["reason"])
         resumes = try registry.counter("rtc_socket_resumes_total", help: "Sessions opened with a resumeOffset.")
         ringVersion = try registry.gauge("rtc_socket_ring_version", help: "Version of the ring in force.")
+        deliveryPartitions = try registry.gauge(
+            "rtc_socket_delivery_partitions",
+            help: "Partitions of this node's delivery topic assigned to its consumer (0 until its group is joined).")
         ringUpdateFamily = try registry.counter(
             "rtc_socket_ring_updates_total", help: "Ring updates received, by outcome.", labelNames: ["outcome"])
         moves = try registry.counter(

@@ -326,6 +326,25 @@ final class Delivered: Sendable {
         #expect((try stack.metric(1, "rtc_socket_ring_version")) == 7)
     }
 
+    /// The ring consumer reads from the newest record, from when it has joined its group: what was published before
+    /// then is read from Redis at that moment, not only at the next heartbeat. The delivery consumer reports its
+    /// partitions once joined.
+    @Test func aRingPublishedBeforeTheConsumersJoinedIsInForceOnceTheyHave() throws {
+        // Heartbeats, and the poll of the ring that goes with each, once an hour: only the join reads it.
+        let stack = try SocketStack(extraEnvironment: ["HEARTBEAT_INTERVAL_SEC": "3000", "HEARTBEAT_TTL_SEC": "3600"])
+        defer { stack.stop() }
+        try stack.kafka.setBroker(1, up: false)
+        try stack.startNode(1)
+        try stack.publishRing(version: 5, nodes: EndToEndTests.twoNodes, wait: false)
+        #expect(try stack.metric(1, "rtc_socket_delivery_partitions") == 0)
+        #expect(try stack.metric(1, "rtc_socket_ring_version") == 0)
+
+        try stack.kafka.setBroker(1, up: true)
+        #expect(waitUntil(timeout: .seconds(60)) { (try? stack.metric(1, "rtc_socket_ring_version")) == 5 })
+        // Its delivery topic (which the mock cluster creates on first use, with 4 partitions) is all its own.
+        #expect(waitUntil(timeout: .seconds(60)) { (try? stack.metric(1, "rtc_socket_delivery_partitions")) == 4 })
+    }
+
     @Test func badFramesAreClosedWithTheirCodes() throws {
         let stack = try SocketStack(extraEnvironment: ["MAX_MESSAGE_BYTES": "1024"])
         defer { stack.stop() }

@@ -144,6 +144,13 @@ import Glibc
     @Test func aKilledNodesClientsResumeWhatWasSentInTheGap() throws {
         let stack = try LocalStack()
         defer { stack.stop() }
+        // Up means in step: each node has the balancer's ring and its delivery partitions, so the message below is
+        // relayed and pushed at once (a node still joining its group, or on an older ring, would hold or buffer it).
+        let version = try #require((try stack.ring()["version"] as? NSNumber)?.doubleValue)
+        for node in 1...2 {
+            #expect(try stack.metric(node: node, "rtc_socket_ring_version") == version)
+            #expect(try stack.metric(node: node, "rtc_socket_delivery_partitions") ?? 0 > 0)
+        }
         let recipient = try stack.clients(on: "socket-1", count: 1, prefix: "r")[0]
         let sender = try stack.clients(on: "socket-2", count: 1, prefix: "s")[0]
         let clients = try Clients()

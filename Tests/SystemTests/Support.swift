@@ -207,11 +207,13 @@ final class LocalStack {
 
     /// The ring the balancer serves: node ids.
     func ringNodes() throws -> [String] {
+        (try ring()["nodes"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+    }
+
+    /// The ring the balancer serves, as its JSON object.
+    func ring() throws -> [String: Any] {
         let text = try get("http://\(balancer)/api/v1/ring")
-        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-            let nodes = object["nodes"] as? [[String: Any]]
-        else { return [] }
-        return nodes.compactMap { $0["id"] as? String }
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
     }
 }
 
