@@ -83,7 +83,7 @@ final class Exchange<Transport: ExchangeTransport> {
     private var dynamicHost: String?
     private var snapshot: Snapshot
     private var request: HeadParser
-    private var response = Worker.noResponseParser
+    private var response = HeadParser(kind: .response, reserving: false)
     /// Whether `request` / `response` are parsers lent by the worker (else the memory-less placeholders).
     private var lentRequest = false
     private var lentResponse = false
@@ -108,7 +108,7 @@ final class Exchange<Transport: ExchangeTransport> {
         self.peer = peer
         self.transport = transport
         snapshot = worker.snapshot
-        request = Worker.noRequestParser
+        request = HeadParser(kind: .request, reserving: false)
     }
 
     private var now: UInt64 { worker.loop.now }
@@ -257,7 +257,7 @@ final class Exchange<Transport: ExchangeTransport> {
     private func consumeHead(_ bytes: UnsafeRawBufferPointer) -> Int {
         if case .idle = phase {
             if !lentRequest {
-                request = worker.lendRequestParser()
+                worker.lendRequestParser(into: &request)
                 lentRequest = true
             }
             // Answers before routing (400, 408, 414, 431, 505) count under no route, timed from the first byte.
@@ -586,7 +586,7 @@ final class Exchange<Transport: ExchangeTransport> {
         if lentResponse {
             response.reset()
         } else {
-            response = worker.lendResponseParser()
+            worker.lendResponseParser(into: &response)
             lentResponse = true
         }
         if context.requestBody.isDone {

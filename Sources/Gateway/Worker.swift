@@ -92,7 +92,6 @@ final class Worker: AcceptHandler, TimerHandler {
         self.resolver = resolver
         matcher = Matcher(captureCapacity: snapshot.captureCapacity)
         scratch.reserveCapacity(8192)
-        // Returning a parser must not allocate: the pools never grow past this.
         clientAddress.reserveCapacity(64)
         install(snapshot)
         loop.schedule(after: Self.sweepInterval, handler: self)
@@ -224,13 +223,11 @@ final class Worker: AcceptHandler, TimerHandler {
     // Enough for the heads in flight at once on a busy loop; more would only hold memory after a burst.
     private var requestParsers = HeadParserPool(kind: .request, capacity: 128)
     private var responseParsers = HeadParserPool(kind: .response, capacity: 128)
-    /// What an exchange holds while it has no parser lent: owns no memory.
-    static let noRequestParser = HeadParser(kind: .request, reserving: false)
-    static let noResponseParser = HeadParser(kind: .response, reserving: false)
 
-    func lendRequestParser() -> HeadParser { requestParsers.take(limits: headLimits) }
+    /// Lends a parser into `parser`, an exchange's placeholder (`HeadParser(kind:reserving: false)`, no memory).
+    func lendRequestParser(into parser: inout HeadParser) { requestParsers.lend(into: &parser, limits: headLimits) }
 
-    func lendResponseParser() -> HeadParser { responseParsers.take(limits: Limits()) }
+    func lendResponseParser(into parser: inout HeadParser) { responseParsers.lend(into: &parser, limits: Limits()) }
 
     func returnParser(_ parser: inout HeadParser) {
         if parser.kind == .request {
