@@ -120,10 +120,13 @@ public final class Connection: EventHandler {
         static let sendQueued = State(rawValue: 4096)
         /// The bytes being delivered to `received` are the last before the peer's FIN (see `endOfInputFollows`).
         static let endFollows = State(rawValue: 8192)
+        /// Completion I/O: the pending bytes were written by `writeBeforeEnd` last; their send carries MSG_MORE.
+        static let sendMore = State(rawValue: 16384)
     }
 
     /// Inside `received` only: true when the peer's FIN follows these bytes (a hang-up came with the readiness and
-    /// the read emptied the socket), so `readEOF` comes next, in the same turn.
+    /// the read emptied the socket; by completion, the end of file is the next receipt of the same wait), so
+    /// `readEOF` comes next, in the same turn.
     public var endOfInputFollows: Bool { state.contains(.endFollows) }
 
     /// Takes ownership of `fd` (nonblocking) and registers it with `loop`. On failure the fd is closed.
@@ -343,7 +346,8 @@ public final class Connection: EventHandler {
         let count = pendingEnd - pendingStart
         do {
             try loop.submitSend(
-                fd, UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(count)), token: token)
+                fd, UnsafeRawBufferPointer(start: buffer + Int(pendingStart), count: Int(count)), token: token,
+                more: state.contains(.sendMore))
         } catch {
             fail(error)
             return
@@ -387,7 +391,11 @@ public final class Connection: EventHandler {
         let result = receipt.result
         if result > 0 {
             // Reading stopped for good (`closeWhenFlushed`): what was in flight has nowhere to go.
-            if !state.contains(.closeWhenFlushed) { callee?.received(self, receipt.bytes) }
+            if !state.contains(.closeWhenFlushed) {
+                if receipt.endFollows { state.insert(.endFollows) }
+                callee?.received(self, receipt.bytes)
+                state.remove(.endFollows)
+            }
             if state.contains([.readingPaused, .receiveArmed]) && !state.contains(.receiveCancelling) {
                 state.insert(.receiveCancelling)
                 loop.cancelReceive(token)
@@ -423,6 +431,7 @@ public final class Connection: EventHandler {
             return
         }
         if state.contains(.completionIO) {
+            if flags.contains(.more) { state.insert(.sendMore) } else { state.remove(.sendMore) }
             if pending == nil && bytes.count > 0 && bytes.count <= loop.highWaterMark {
                 let id = loop.lendReceiveBuffer(bytes)
                 if id >= 0 {
@@ -460,7 +469,10 @@ public final class Connection: EventHandler {
         if pending != nil || state.contains(.completionIO) {
             append(head)
             append(body)
-            if state.contains(.completionIO) { queueSend() }
+            if state.contains(.completionIO) {
+                state.remove(.sendMore)
+                queueSend()
+            }
             return
         }
         var sent = 0

@@ -203,8 +203,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Submits a send for a registration doing completion I/O (io_uring only).
-    func submitSend(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
-        guard try withRing({ ring throws(Errno) in try ring.send(fd, bytes, token: token) }) != nil else {
+    func submitSend(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64, more: Bool) throws(Errno) {
+        guard try withRing({ ring throws(Errno) in try ring.send(fd, bytes, token: token, more: more) }) != nil else {
             throw Errno.notSupported
         }
     }

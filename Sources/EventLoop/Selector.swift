@@ -51,11 +51,14 @@ public struct Receipt {
     public var bytes: UnsafeRawBufferPointer
     /// The receive stays armed; when false it ended and must be armed again to read on.
     public var more: Bool
+    /// Received bytes that the peer's FIN follows: the end of file is the next receipt of the same wait.
+    public var endFollows: Bool
 
-    public init(result: Int32, bytes: UnsafeRawBufferPointer, more: Bool) {
+    public init(result: Int32, bytes: UnsafeRawBufferPointer, more: Bool, endFollows: Bool = false) {
         self.result = result
         self.bytes = bytes
         self.more = more
+        self.endFollows = endFollows
     }
 }
 

@@ -206,8 +206,9 @@ public final class URingSelector: Selector {
 
     /// Sends `bytes` for a registration doing completion I/O (without SIGPIPE); the memory must stay valid until
     /// the `.sent` event, or be handed to `orphan` if the registration goes first.
-    public func send(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64) throws(Errno) {
-        try ring.send(fd, bytes, userData: token | Self.sendTag)
+    /// `more`: MSG_MORE (the caller ends the connection's output next, and the FIN joins these bytes).
+    public func send(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, token: UInt64, more: Bool) throws(Errno) {
+        try ring.send(fd, bytes, userData: token | Self.sendTag, more: more)
     }
 
     /// Closes `fd` with the next submission (after the cancels `deregister` queued); falls back to close(2) when the
@@ -350,6 +351,14 @@ public final class URingSelector: Selector {
                     // socket, arrived after its listener went. Nobody takes it.
                     if completion.bufferID == nil && completion.result > 0 { FileDescriptor(completion.result).close() }
                     continue
+                }
+                // Bytes and then the end of file, one after the other (the receive found the peer's last bytes and
+                // its FIN at once): the bytes' receipt says so, for a handler that ends the other side's output with
+                // them. Looked for at the end of file only, in the entry before it: nothing per message.
+                if completion.result == 0 && kept > 0 && ready[kept - 1].token == token
+                    && ready[kept - 1].events == .received && receipts[kept - 1].result > 0
+                {
+                    receipts[kept - 1].endFollows = true
                 }
                 ready[kept] = (token, .received)
                 receipts[kept] = Receipt(result: completion.result, bytes: bytes, more: completion.more)

@@ -41,7 +41,9 @@ import Testing
     }
 
     /// A worker on `loop` (a loop thread call) with one tunnel between the two gateway ends, in its books.
-    static func tunnel(on loop: EventLoop, client: FileDescriptor, server: FileDescriptor) throws -> (Worker, Tunnel) {
+    static func tunnel(
+        on loop: EventLoop, client: FileDescriptor, server: FileDescriptor, completionIO: Bool = false
+    ) throws -> (Worker, Tunnel) {
         guard
             case .success(let config) = loadConfig(
                 text: ExchangeHarness.config, file: "fake.conf", environment: [:], cores: 1)
@@ -58,6 +60,11 @@ import Testing
         worker.add(tunnel, upstream: "pod")
         downstream.setHandler(tunnel)
         upstream.setHandler(tunnel)
+        // As the gateway's hand-over does (on an epoll loop this changes nothing).
+        if completionIO {
+            _ = downstream.switchToCompletionIO()
+            _ = upstream.switchToCompletionIO()
+        }
         return (worker, tunnel)
     }
 
@@ -67,7 +74,7 @@ import Testing
     /// pairs, or TCP over loopback); `body` gets the loop, the worker, the tunnel and both pairs, which are all stopped
     /// or closed after it.
     static func withTunnel(
-        _ makePair: () throws -> Pair = socketPair,
+        _ makePair: () throws -> Pair = socketPair, completionIO: Bool = false,
         _ body: (RunningLoop, Worker, Tunnel, Pair, Pair) throws -> Void
     ) throws {
         let running = try RunningLoop()
@@ -79,7 +86,8 @@ import Testing
             close(server.peer)
         }
         let held = try running.sync { () -> Unchecked<(Worker, Tunnel)> in
-            let (worker, tunnel) = try Self.tunnel(on: running.loop, client: client.gateway, server: server.gateway)
+            let (worker, tunnel) = try Self.tunnel(
+                on: running.loop, client: client.gateway, server: server.gateway, completionIO: completionIO)
             return Unchecked((worker, tunnel))
         }
         let (worker, tunnel) = held.value
@@ -212,9 +220,13 @@ import Testing
     }
 
     /// The upstream's last bytes and its FIN arrive together: the client gets both in one TCP segment (the bytes are
-    /// written with MSG_MORE and the FIN joins them), not the bytes and then a segment with the FIN alone.
-    @Test func lastBytesAndTheirFINReachTheClientInOneSegment() throws {
-        try Self.withTunnel(Self.tcpPair) { running, worker, _, client, server in
+    /// written with MSG_MORE and the FIN joins them), not the bytes and then a segment with the FIN alone. With
+    /// completion I/O (on an io_uring loop) the bytes and the end of file are two receipts of one wait.
+    @Test(arguments: [false, true])
+    func lastBytesAndTheirFINReachTheClientInOneSegment(completionIO: Bool) throws {
+        try Self.withTunnel(Self.tcpPair, completionIO: completionIO) { running, worker, tunnel, client, server in
+            let switched = try running.sync { tunnel.downstream.usesCompletionIO && tunnel.upstream.usesCompletionIO }
+            #expect(switched == (completionIO && running.loop.backend == .ioURing))
             // The tunnel relays (and the client has nothing unacknowledged left to be answered).
             #expect(Self.pass(Array("hello".utf8), from: server.peer, to: client.peer) == Array("hello".utf8))
             let before = Self.segmentsIn(client.peer)
