@@ -208,18 +208,16 @@ extension FileDescriptor {
     }
 
     /// getsockopt(TCP_NODELAY).
-    public func noDelay() throws(Errno) -> Bool {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) }
-        return value != 0
-    }
+    public func noDelay() throws(Errno) -> Bool { try tcpFlag(TCP_NODELAY) }
 
     /// getsockopt(TCP_QUICKACK): false while the socket is in delayed-ACK ("pingpong") mode.
-    public func quickAck() throws(Errno) -> Bool {
+    public func quickAck() throws(Errno) -> Bool { try tcpFlag(TCP_QUICKACK) }
+
+    /// An on/off option at the IPPROTO_TCP level.
+    private func tcpFlag(_ name: Int32) throws(Errno) -> Bool {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), TCP_QUICKACK, &value, &length) }
+        _ = try checked { getsockopt(rawValue, Int32(IPPROTO_TCP), name, &value, &length) }
         return value != 0
     }
 
