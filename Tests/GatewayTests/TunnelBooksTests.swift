@@ -30,11 +30,21 @@ import Testing
     }
 
     /// Reads `fd` until EOF (or an error / the receive timeout); returns the byte count.
+    /// read(2) on the test's blocking end, again after EINTR: with a receive timeout set, Linux ends a read that a
+    /// signal interrupts with EINTR even under SA_RESTART (socket(7)), and other tests' child processes signal this
+    /// process.
+    static func receive(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        while true {
+            let count = read(fd, buffer.baseAddress, buffer.count)
+            if count >= 0 || errno != EINTR { return count }
+        }
+    }
+
     static func readToEnd(_ fd: Int32) -> Int {
         var total = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { receive(fd, $0) }
             if count <= 0 { return total }
             total += count
         }
@@ -118,7 +128,7 @@ import Testing
             let bye = Array("bye".utf8)
             #expect(bye.withUnsafeBytes { write(server.peer, $0.baseAddress, $0.count) } == 3)
             var buffer = [UInt8](repeating: 0, count: 16)
-            let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { Self.receive(client.peer, $0) }
             #expect(count == 3)
             let tunnelCount = try running.sync { worker.tunnels.count }
             #expect(tunnelCount == 1)
@@ -139,7 +149,8 @@ import Testing
         var buffer = [UInt8](repeating: 0, count: 256)
         while received.count < bytes.count {
             let count = buffer.withUnsafeMutableBytes {
-                read(other, $0.baseAddress, min($0.count, bytes.count - received.count))
+                receive(
+                    other, UnsafeMutableRawBufferPointer(rebasing: $0[..<min($0.count, bytes.count - received.count)]))
             }
             if count <= 0 { break }
             received += buffer[0..<count]
@@ -232,7 +243,7 @@ import Testing
                 #expect(shutdown(server.peer, Int32(SHUT_WR)) == 0)
             }
             var buffer = [UInt8](repeating: 0, count: 16)
-            let count = buffer.withUnsafeMutableBytes { read(client.peer, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { Self.receive(client.peer, $0) }
             #expect(count == 3)
             #expect(Self.readToEnd(client.peer) == 0)
             #expect(Self.segmentsIn(client.peer) - before == 1)
